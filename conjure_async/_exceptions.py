@@ -1,0 +1,383 @@
+"""The one exception tree of conjure_async.
+
+Everything the library raises on purpose derives from :class:`ConjureError`.
+Vendor exceptions (httpx2, aiodocker, ``OSError``) are translated at the
+boundary where they occur and chained with ``raise ... from``.
+
+A tool's own failure (a command exiting non-zero, a file not found, bad
+arguments from the model) is *not* an exception: it becomes an ``is_error``
+tool result for the model. Only library misuse and infrastructure failures
+raise::
+
+    ConjureError
+    ├── MissingDependencyError      an optional extra is not installed (also ImportError)
+    ├── SkillError                  loading or validating skills
+    │   ├── SkillParseError         SKILL.md frontmatter cannot be parsed (file, line)
+    │   ├── SkillValidationError    one or more specification problems (all listed)
+    │   ├── SkillPackageError       an unsafe or malformed ``.skill`` package
+    │   ├── SkillResourceError      a resource path escapes its skill or cannot be read
+    │   └── SkillNotFoundError      no skill of that name
+    ├── SessionError                misuse of a session
+    │   ├── SessionStateError       not open / already closed / bad restored state
+    │   ├── ToolConflictError       two backends offer the same tool name
+    │   └── MaxIterationsError      a chat exceeded its iteration cap
+    ├── BackendError                an execution backend's infrastructure failed
+    │   ├── SandboxUnavailableError the requested sandbox (bwrap, Docker) cannot run
+    │   └── DockerError             Docker engine failures
+    │       ├── DockerUnavailableError  the engine cannot be reached
+    │       ├── ImageNotFoundError      the sandbox image is missing
+    │       └── ContainerDiedError      the session's container died (``oom_killed``)
+    └── ModelError                  the model (api callback) failed
+        ├── ModelResponseError      the model answered something unusable
+        └── APIError                an HTTP API call failed
+            ├── APIConnectionError  no response (connection reset, DNS, ...)
+            │   └── APITimeoutError the request timed out
+            └── APIStatusError      an error status or a mid-stream error event
+                ├── BadRequestError, AuthenticationError, PermissionDeniedError,
+                ├── NotFoundError, ConflictError, RequestTooLargeError,
+                └── RateLimitError, OverloadedError, InternalServerError
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BackendError",
+    "BadRequestError",
+    "ConflictError",
+    "ConjureError",
+    "ContainerDiedError",
+    "DockerError",
+    "DockerUnavailableError",
+    "ImageNotFoundError",
+    "InternalServerError",
+    "MaxIterationsError",
+    "MissingDependencyError",
+    "ModelError",
+    "ModelResponseError",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "SandboxUnavailableError",
+    "SessionError",
+    "SessionStateError",
+    "SkillError",
+    "SkillNotFoundError",
+    "SkillPackageError",
+    "SkillParseError",
+    "SkillResourceError",
+    "SkillValidationError",
+    "ToolConflictError",
+    "status_error_class",
+]
+
+
+class ConjureError(Exception):
+    """Base class of every exception conjure_async raises on purpose."""
+
+
+class MissingDependencyError(ConjureError, ImportError):
+    """An optional dependency is not installed; the message gives the pip command."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{package} is required for this feature: pip install 'conjure-async[{extra}]'"
+        )
+
+
+# --- skills -----------------------------------------------------------------
+
+
+class SkillError(ConjureError):
+    """Loading or validating a skill failed."""
+
+
+class SkillParseError(SkillError):
+    """A SKILL.md file could not be parsed.
+
+    Attributes:
+        path: The file that failed to parse.
+        line: The 1-indexed line where the problem was found, when known.
+        reason: What is wrong, without the location.
+    """
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+
+
+class SkillValidationError(SkillError):
+    """One or more skills break the Agent Skills specification.
+
+    Attributes:
+        problems: Every problem found, each a ``Diagnostic`` with file and field.
+    """
+
+    def __init__(self, problems: list[Any]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        super().__init__(f"{count} skill problem{'s' if count != 1 else ''}:\n{lines}")
+
+
+class SkillPackageError(SkillError):
+    """A ``.skill`` package is unsafe (zip-slip, symlink, bomb) or malformed."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class SkillResourceError(SkillError):
+    """A skill resource was requested outside its skill directory, or cannot be read.
+
+    Attributes:
+        path: The skill directory.
+        resource: The relative path that was requested.
+        reason: What is wrong.
+    """
+
+    def __init__(self, path: str, resource: str, reason: str) -> None:
+        self.path = path
+        self.resource = resource
+        self.reason = reason
+        super().__init__(f"{path}: {resource}: {reason}")
+
+
+class SkillNotFoundError(SkillError, KeyError):
+    """No skill with the requested name is registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "skill not found"
+
+
+# --- session ----------------------------------------------------------------
+
+
+class SessionError(ConjureError):
+    """The session was used in a way it does not support."""
+
+
+class SessionStateError(SessionError):
+    """The session is not open, already closed, or a restored state is invalid."""
+
+
+class ToolConflictError(SessionError):
+    """Two backends of one session offer a tool with the same name."""
+
+
+class MaxIterationsError(SessionError):
+    """A chat needed more model calls than ``max_iterations`` allows.
+
+    The history stays consistent: every tool call made has its result.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the chat exceeded max_iterations={limit} model calls")
+
+
+# --- backends ---------------------------------------------------------------
+
+
+class BackendError(ConjureError):
+    """An execution backend's infrastructure failed (not the tool itself)."""
+
+
+class SandboxUnavailableError(BackendError):
+    """The requested sandbox cannot run here (e.g. ``bwrap`` is not installed)."""
+
+
+class DockerError(BackendError):
+    """The Docker engine failed."""
+
+
+class DockerUnavailableError(DockerError):
+    """The Docker engine cannot be reached at the configured socket or host."""
+
+
+class ImageNotFoundError(DockerError):
+    """The configured sandbox image does not exist on the engine."""
+
+
+class ContainerDiedError(DockerError):
+    """The session's container stopped unexpectedly.
+
+    Attributes:
+        oom_killed: True when the kernel's OOM killer stopped it.
+        exit_code: The container's exit code when known.
+    """
+
+    def __init__(self, message: str, *, oom_killed: bool = False, exit_code: int | None = None):
+        self.oom_killed = oom_killed
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
+# --- model ------------------------------------------------------------------
+
+
+class ModelError(ConjureError):
+    """The model (the api callback) failed."""
+
+
+class ModelResponseError(ModelError):
+    """The model returned a response that cannot be used (garbage, wrong shape)."""
+
+
+class APIError(ModelError):
+    """An HTTP API call failed.
+
+    Attributes:
+        message: Human-readable description (never contains the API key).
+        request_id: The ``request-id`` the API reported, when any.
+    """
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.message = message
+        self.request_id = request_id
+        suffix = f" (request_id={request_id})" if request_id else ""
+        super().__init__(f"{message}{suffix}")
+
+
+class APIConnectionError(APIError):
+    """No response was received (connection refused or reset, protocol error)."""
+
+
+class APITimeoutError(APIConnectionError):
+    """The request timed out."""
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status, or sent an ``error`` event mid-stream.
+
+    Attributes:
+        status_code: The HTTP status (200 for a mid-stream error event).
+        error_type: The API's ``error.type`` (e.g. ``rate_limit_error``).
+        headers: The response headers (lower-cased names).
+    """
+
+    status: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_type: str | None = None,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.error_type = error_type
+        self.headers = dict(headers or {})
+        kind = f" {error_type}" if error_type else ""
+        super().__init__(f"HTTP {status_code}{kind}: {message}", request_id=request_id)
+        self.message = message
+
+
+class BadRequestError(APIStatusError):
+    """400 ``invalid_request_error``."""
+
+    status = 400
+
+
+class AuthenticationError(APIStatusError):
+    """401 ``authentication_error``."""
+
+    status = 401
+
+
+class PermissionDeniedError(APIStatusError):
+    """403 ``permission_error``."""
+
+    status = 403
+
+
+class NotFoundError(APIStatusError):
+    """404 ``not_found_error``."""
+
+    status = 404
+
+
+class ConflictError(APIStatusError):
+    """409 ``conflict_error``."""
+
+    status = 409
+
+
+class RequestTooLargeError(APIStatusError):
+    """413 ``request_too_large``."""
+
+    status = 413
+
+
+class RateLimitError(APIStatusError):
+    """429 ``rate_limit_error``."""
+
+    status = 429
+
+
+class InternalServerError(APIStatusError):
+    """5xx ``api_error``."""
+
+    status = 500
+
+
+class OverloadedError(APIStatusError):
+    """529 ``overloaded_error``."""
+
+    status = 529
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+        ConflictError,
+        RequestTooLargeError,
+        RateLimitError,
+        OverloadedError,
+    )
+    if cls.status is not None
+}
+_BY_TYPE: dict[str, type[APIStatusError]] = {
+    "invalid_request_error": BadRequestError,
+    "authentication_error": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "not_found_error": NotFoundError,
+    "conflict_error": ConflictError,
+    "request_too_large": RequestTooLargeError,
+    "rate_limit_error": RateLimitError,
+    "overloaded_error": OverloadedError,
+    "api_error": InternalServerError,
+}
+
+
+def status_error_class(status_code: int, error_type: str | None = None) -> type[APIStatusError]:
+    """Return the exception class for an HTTP status (or a mid-stream error type)."""
+    if status_code in _BY_STATUS:
+        return _BY_STATUS[status_code]
+    if status_code >= 500:
+        return InternalServerError
+    if error_type and error_type in _BY_TYPE:
+        return _BY_TYPE[error_type]
+    return APIStatusError

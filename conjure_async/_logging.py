@@ -1,0 +1,76 @@
+"""Quiet-by-default structured logging.
+
+The library never configures logging. Its events go:
+
+* through structlog (``structlog.get_logger("conjure_async")``) once the
+  application has configured structlog (``structlog.is_configured()``), so they
+  pass the application's processors with ``session_id``/``call_id`` bound;
+* otherwise to the standard library logger ``conjure_async``, rendered as
+  ``event key=value ...``. With nothing configured that prints warnings and
+  errors only (Python's last-resort handler), never debug chatter on stdout;
+  ``logging.basicConfig(level=logging.DEBUG)`` shows everything.
+
+See ``docs/adr/0003-quiet-logging.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import structlog
+
+__all__ = ["Logger", "get_logger"]
+
+_stdlib = logging.getLogger("conjure_async")
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+class Logger:
+    """A small bound logger; ``bind`` returns a new one with more context."""
+
+    __slots__ = ("_context",)
+
+    def __init__(self, context: dict[str, Any] | None = None) -> None:
+        self._context = context or {}
+
+    def bind(self, **context: Any) -> Logger:
+        """Return a logger with ``context`` added to every event."""
+        return Logger({**self._context, **context})
+
+    def _log(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        if structlog.is_configured():
+            log = structlog.get_logger("conjure_async")
+            getattr(log, level)(event, **self._context, **fields)
+            return
+        number = _LEVELS[level]
+        if _stdlib.isEnabledFor(number):
+            items = {**self._context, **fields}
+            rendered = " ".join(f"{k}={v!r}" for k, v in items.items())
+            _stdlib.log(number, "%s %s", event, rendered)
+
+    def debug(self, event: str, **fields: Any) -> None:
+        """Log a debug event."""
+        self._log("debug", event, fields)
+
+    def info(self, event: str, **fields: Any) -> None:
+        """Log an info event."""
+        self._log("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        """Log a warning event."""
+        self._log("warning", event, fields)
+
+    def error(self, event: str, **fields: Any) -> None:
+        """Log an error event."""
+        self._log("error", event, fields)
+
+
+def get_logger(**context: Any) -> Logger:
+    """Return the library's logger with ``context`` bound."""
+    return Logger(context)

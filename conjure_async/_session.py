@@ -1,0 +1,759 @@
+"""The session: history, the supervised conversation loop, and its events."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
+
+import anyio
+from anyio.abc import ObjectSendStream, TaskGroup
+
+from conjure_async._exceptions import (
+    BackendError,
+    MaxIterationsError,
+    ModelResponseError,
+    SessionStateError,
+    ToolConflictError,
+)
+from conjure_async._logging import Logger, get_logger
+from conjure_async._schema import schema_errors
+from conjure_async._telemetry import Telemetry
+from conjure_async.backends._base import (
+    Backend,
+    BackendContext,
+    ToolCall,
+    ToolChunk,
+    ToolContext,
+    ToolResult,
+)
+from conjure_async.events import (
+    CreatedFile,
+    ErrorEvent,
+    Event,
+    FileCreated,
+    ModelResponded,
+    Paused,
+    Reply,
+    TextDelta,
+    ToolCallRecord,
+    ToolFinished,
+    ToolOutput,
+    ToolStarted,
+    TurnFinished,
+)
+from conjure_async.messages import (
+    ContentBlock,
+    Message,
+    MessagesRequest,
+    MessagesResponse,
+    TextBlock,
+    ToolDefinition,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
+from conjure_async.models._base import ApiCallback, call_model
+from conjure_async.skills import available_skills_block
+
+__all__ = [
+    "AfterToolCall",
+    "BeforeToolCall",
+    "Deny",
+    "Rewrite",
+    "Session",
+]
+
+DepsT = TypeVar("DepsT")
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+STATE_VERSION = 1
+_TIMEOUT_TAIL = 4000
+_END_REASONS = frozenset({"end_turn", "stop_sequence", "max_tokens", "refusal"})
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    """Returned by a ``before_tool_call`` hook: do not run; tell the model why."""
+
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rewrite:
+    """Returned by a ``before_tool_call`` hook: run with this input instead."""
+
+    input: dict[str, Any]
+
+
+BeforeToolCall = Callable[[ToolCall, ToolContext[Any]], Awaitable[Deny | Rewrite | None]]
+"""``async (call, ctx) -> None | Deny | Rewrite``; ``None`` approves the call."""
+
+AfterToolCall = Callable[[ToolCall, ToolResult], Awaitable[ToolResult | None]]
+"""``async (call, result) -> None | ToolResult``; a result replaces the original."""
+
+
+@dataclass(slots=True)
+class _Route:
+    backend: Backend
+    definition: ToolDefinition
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+@dataclass(slots=True)
+class _Turn:
+    """Mutable bookkeeping of one chat."""
+
+    send: ObjectSendStream[Event | _Failure]
+    usage: Usage
+    records: list[ToolCallRecord]
+    files: list[CreatedFile]
+    iterations: int = 0
+    pauses: int = 0
+
+
+class Session(Generic[DepsT]):
+    """A conversation with Claude that can use skills on one or more backends.
+
+    Use it as an async context manager; it owns a task group for its lifetime
+    and closes every backend (processes, containers, work dirs) on exit, also
+    after an error or cancellation. Open and close it in the same task::
+
+        async with Session(LocalBackend(skills), model=model) as session:
+            reply = await session.chat("Analyze app.log")
+            async for event in session.stream("Now summarize"):
+                ...
+
+    Chats on one session run one at a time (a second ``chat`` waits for the
+    first). The history persists across chats; :meth:`reset` clears it.
+
+    Args:
+        backend: One backend or several; tools are routed by name.
+        model: The api callback: any ``async (MessagesRequest) -> MessagesResponse``.
+        model_name: The ``model`` sent in requests (default: the callback's
+            ``model_name`` attribute, else ``claude-sonnet-4-5``).
+        max_tokens: ``max_tokens`` of each request.
+        system: Text placed before the skills block in the system prompt.
+        max_iterations: Model calls allowed per chat before
+            :class:`MaxIterationsError`.
+        max_pause_continuations: ``pause_turn`` continuations per chat; past
+            it the turn ends with ``stop_reason="pause_turn"``.
+        tool_timeout: Seconds one tool call may run.
+        max_concurrent_tools: Tool calls running at once.
+        before_tool_call: Hook that may approve, deny or rewrite a call.
+        after_tool_call: Hook that may replace a result.
+        deps: The application's own objects, passed to tools as ``ctx.deps``.
+        session_id: Id for logs, spans and containers (default: random).
+        tracer_provider: OpenTelemetry provider (default: the global one).
+        capture_content: Put tool arguments and results on spans.
+        skills_instructions: Include usage instructions with the skills block.
+    """
+
+    def __init__(
+        self,
+        backend: Backend | Sequence[Backend] = (),
+        *,
+        model: ApiCallback,
+        model_name: str | None = None,
+        max_tokens: int = 4096,
+        system: str | None = None,
+        max_iterations: int = 25,
+        max_pause_continuations: int = 10,
+        tool_timeout: float = 120.0,
+        max_concurrent_tools: int = 8,
+        before_tool_call: BeforeToolCall | None = None,
+        after_tool_call: AfterToolCall | None = None,
+        deps: DepsT = None,  # type: ignore[assignment]
+        session_id: str | None = None,
+        tracer_provider: Any = None,
+        capture_content: bool = False,
+        skills_instructions: bool = True,
+    ) -> None:
+        self.backends: tuple[Backend, ...] = (
+            (backend,) if isinstance(backend, Backend) else tuple(backend)
+        )
+        if max_iterations < 1 or max_tokens < 1 or tool_timeout <= 0:
+            raise ValueError("max_iterations, max_tokens and tool_timeout must be positive")
+        self.model = model
+        self.model_name: str = model_name or getattr(model, "model_name", None) or DEFAULT_MODEL
+        self.max_tokens = max_tokens
+        self.system_prefix = system
+        self.max_iterations = max_iterations
+        self.max_pause_continuations = max_pause_continuations
+        self.tool_timeout = tool_timeout
+        self.before_tool_call = before_tool_call
+        self.after_tool_call = after_tool_call
+        self.deps: DepsT = deps
+        self.session_id = session_id or uuid.uuid4().hex
+        self.skills_instructions = skills_instructions
+        self._telemetry = Telemetry(tracer_provider, capture_content=capture_content)
+        self._limiter = anyio.CapacityLimiter(max_concurrent_tools)
+        self._lock = anyio.Lock()
+        self._log: Logger = get_logger(session_id=self.session_id)
+        self._history: list[Message] = []
+        self._usage = Usage()
+        self._files: list[CreatedFile] = []
+        self._routes: dict[str, _Route] = {}
+        self._tool_dicts: list[dict[str, Any]] = []
+        self._system: str | None = None
+        self._tg: TaskGroup | None = None
+        self._state = "new"
+        self._check_tool_names()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _check_tool_names(self) -> None:
+        for backend in self.backends:
+            for definition in backend.tools():
+                other = self._routes.get(definition.name)
+                if other is not None:
+                    raise ToolConflictError(
+                        f"tool {definition.name!r} is offered by both "
+                        f"{type(other.backend).__name__} ({other.backend.kind}) and "
+                        f"{type(backend).__name__} ({backend.kind})"
+                    )
+                self._routes[definition.name] = _Route(backend, definition)
+        self._tool_dicts = [r.definition.to_wire() for r in self._routes.values()]
+
+    async def __aenter__(self) -> Self:
+        if self._state != "new":
+            raise SessionStateError(f"a session can be opened once (it is {self._state})")
+        self._state = "opening"
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        opened: list[Backend] = []
+        try:
+            for backend in self.backends:
+                await backend.open(
+                    BackendContext(
+                        session_id=self.session_id,
+                        task_group=tg,
+                        logger=self._log.bind(backend=backend.kind),
+                    )
+                )
+                opened.append(backend)
+            self._system = self._build_system_prompt()
+        except BaseException as exc:
+            await self._close_backends(opened)
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            self._state = "closed"
+            raise
+        self._state = "open"
+        self._log.debug("session.opened", backends=[b.kind for b in self.backends])
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._state = "closing"
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        try:
+            # Only background work runs in the task group (each chat catches its
+            # own errors), so the body's exception is not fed into it: it
+            # propagates unchanged instead of wrapped in an ExceptionGroup.
+            await self._tg.__aexit__(None, None, None)
+        finally:
+            await self._close_backends(self.backends)
+            self._state = "closed"
+            self._log.debug("session.closed")
+        return None
+
+    async def _close_backends(self, backends: Sequence[Backend]) -> None:
+        with anyio.CancelScope(shield=True):
+            for backend in reversed(backends):
+                try:
+                    with anyio.fail_after(30):
+                        await backend.aclose()
+                except Exception as exc:  # noqa: BLE001 - closing must go on for the others
+                    self._log.error(
+                        "backend.close_failed", backend=backend.kind, error=repr(exc)
+                    )
+
+    def _build_system_prompt(self) -> str | None:
+        parts: list[str] = []
+        if self.system_prefix:
+            parts.append(self.system_prefix)
+        listings = [listing for b in self.backends for listing in b.skill_listings()]
+        if listings:
+            parts.append(available_skills_block(listings, instructions=self.skills_instructions))
+        parts.extend(note for b in self.backends if (note := b.prompt_notes()))
+        return "\n\n".join(parts) or None
+
+    def _ensure_open(self) -> TaskGroup:
+        if self._state != "open" or self._tg is None:
+            raise SessionStateError(
+                f"the session is {self._state}; use it inside 'async with Session(...)'"
+            )
+        return self._tg
+
+    # -- public state ------------------------------------------------------
+
+    @property
+    def history(self) -> list[Message]:
+        """A copy of the conversation history."""
+        return list(self._history)
+
+    @property
+    def usage(self) -> Usage:
+        """Token usage summed over every model call of this session."""
+        return self._usage
+
+    @property
+    def files(self) -> list[CreatedFile]:
+        """Every file created by tools in this session, tagged with its backend."""
+        return list(self._files)
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system prompt sent with each request (after the session opened)."""
+        return self._system
+
+    @property
+    def tools(self) -> list[dict[str, Any]]:
+        """The client tool definitions sent to the model."""
+        return list(self._tool_dicts)
+
+    def reset(self) -> None:
+        """Forget the conversation history (usage totals and files stay)."""
+        self._history.clear()
+
+    def dump_state(self) -> dict[str, Any]:
+        """Return the session's state as JSON-able data.
+
+        Covers the history, usage, created files and each backend's own state
+        (e.g. a hosted container id); :meth:`restore` resumes from it, in this
+        process or another.
+        """
+        return {
+            "version": STATE_VERSION,
+            "session_id": self.session_id,
+            "model_name": self.model_name,
+            "messages": [m.to_wire() for m in self._history],
+            "usage": self._usage.to_wire(),
+            "files": [f.model_dump(mode="json") for f in self._files],
+            "backends": [{"kind": b.kind, "state": b.dump_state()} for b in self.backends],
+        }
+
+    @classmethod
+    def restore(
+        cls,
+        state: dict[str, Any] | str,
+        *,
+        backend: Backend | Sequence[Backend] = (),
+        model: ApiCallback,
+        **options: Any,
+    ) -> Session[Any]:
+        """Create a session from :meth:`dump_state` output (a dict or its JSON).
+
+        The backends must be of the same kinds, in the same order, as when the
+        state was dumped. Raises :class:`SessionStateError` when they differ or
+        the state is malformed.
+        """
+        try:
+            data = json.loads(state) if isinstance(state, str) else dict(state)
+            if data.get("version") != STATE_VERSION:
+                raise SessionStateError(f"unsupported state version {data.get('version')!r}")
+            messages = [Message.model_validate(m) for m in data["messages"]]
+            usage = Usage.model_validate(data.get("usage", {}))
+            files = [CreatedFile.model_validate(f) for f in data.get("files", [])]
+            saved_backends = list(data.get("backends", []))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SessionStateError(f"invalid session state: {exc}") from exc
+        options.setdefault("session_id", data.get("session_id"))
+        options.setdefault("model_name", data.get("model_name"))
+        session: Session[Any] = cls(backend, model=model, **options)
+        kinds = [b.kind for b in session.backends]
+        saved_kinds = [b.get("kind") for b in saved_backends]
+        if kinds != saved_kinds:
+            raise SessionStateError(
+                f"state was saved with backends {saved_kinds}, restored with {kinds}"
+            )
+        for b, saved in zip(session.backends, saved_backends, strict=True):
+            b.load_state(dict(saved.get("state") or {}))
+        session._history = messages
+        session._usage = usage
+        session._files = files
+        return session
+
+    # -- chatting ----------------------------------------------------------
+
+    async def chat(self, message: str | list[dict[str, Any]]) -> Reply:
+        """Send ``message`` and run the turn to its end; return the reply.
+
+        Equivalent to draining :meth:`stream`. Raises what the stream raises:
+        :class:`MaxIterationsError`, :class:`ModelError` subclasses,
+        :class:`BackendError` subclasses.
+        """
+        reply: Reply | None = None
+        async for event in self.stream(message):
+            if isinstance(event, TurnFinished):
+                reply = event.reply
+        assert reply is not None
+        return reply
+
+    async def stream(self, message: str | list[dict[str, Any]]) -> AsyncIterator[Event]:
+        """Send ``message``; yield the turn's events as they happen.
+
+        The turn runs in the session's task group; this iterator reads its
+        events. Cancelling the iteration (e.g. a client disconnect) cancels the
+        turn, kills its running tools and leaves a consistent history; so does
+        closing the iterator early (``contextlib.aclosing``). On failure an
+        :class:`ErrorEvent` is yielded, then the exception is raised.
+        """
+        tg = self._ensure_open()
+        send, receive = anyio.create_memory_object_stream[Event | _Failure](64)
+        scope = anyio.CancelScope()
+        done = anyio.Event()
+
+        async def runner() -> None:
+            try:
+                with scope, send:
+                    async with self._lock:
+                        try:
+                            await self._run_turn(message, send)
+                        except Exception as exc:  # noqa: BLE001 - delivered to the reader
+                            await self._deliver_failure(send, exc)
+            finally:
+                done.set()
+
+        tg.start_soon(runner, name=f"conjure chat {self.session_id}")
+        try:
+            async with receive:
+                async for item in receive:
+                    if isinstance(item, _Failure):
+                        raise item.error
+                    yield item
+        finally:
+            if not done.is_set():
+                scope.cancel()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(60):
+                    await done.wait()
+
+    async def _deliver_failure(
+        self, send: ObjectSendStream[Event | _Failure], exc: Exception
+    ) -> None:
+        error: BaseException = exc
+        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+            error = error.exceptions[0]
+        self._log.error("chat.failed", error_type=type(error).__name__, error=str(error))
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await send.send(ErrorEvent(error_type=type(error).__name__, message=str(error)))
+            await send.send(_Failure(error))
+
+    def _append_user(self, content: str | list[dict[str, Any]]) -> None:
+        blocks: list[Any] = (
+            [TextBlock(text=content)] if isinstance(content, str) else list(content)
+        )
+        if self._history and self._history[-1].role == "user":
+            last = self._history[-1]
+            previous = (
+                [TextBlock(text=last.content)] if isinstance(last.content, str) else last.content
+            )
+            merged = Message.model_validate({"role": "user", "content": [*previous, *blocks]})
+            self._history[-1] = merged
+            return
+        if isinstance(content, str):
+            self._history.append(Message(role="user", content=content))
+        else:
+            self._history.append(Message.model_validate({"role": "user", "content": blocks}))
+
+    def _request(self) -> MessagesRequest:
+        request = MessagesRequest.model_construct(
+            model=self.model_name,
+            max_tokens=self.max_tokens,
+            messages=list(self._history),
+            system=self._system,
+            tools=list(self._tool_dicts) if self._tool_dicts else None,
+            tool_choice=None,
+            container=None,
+            stream=None,
+            betas=[],
+        )
+        for backend in self.backends:
+            request = backend.prepare_request(request)
+        return request
+
+    async def _call_model(self, turn: _Turn) -> MessagesResponse:
+        async def on_text(text: str) -> None:
+            await turn.send.send(TextDelta(text=text))
+
+        request = self._request()
+        with self._telemetry.chat_span(self.model_name, self.max_tokens) as span:
+            response = await call_model(self.model, request, on_text)
+            if span.is_recording():
+                span.set_attribute("gen_ai.response.id", response.id)
+                span.set_attribute("gen_ai.response.model", response.model)
+            self._telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
+        if response.stop_reason is None and not response.content:
+            raise ModelResponseError("the model returned an empty response with no stop_reason")
+        return response
+
+    def _add_assistant(self, content: list[ContentBlock], *, continuation: bool) -> None:
+        if continuation and self._history and self._history[-1].role == "assistant":
+            last = self._history[-1]
+            previous = list(last.content) if isinstance(last.content, list) else []
+            self._history[-1] = Message.model_construct(
+                role="assistant", content=[*previous, *content]
+            )
+        else:
+            self._history.append(Message.model_construct(role="assistant", content=content))
+
+    async def _run_turn(
+        self, message: str | list[dict[str, Any]], send: ObjectSendStream[Event | _Failure]
+    ) -> None:
+        turn = _Turn(send=send, usage=Usage(), records=[], files=[])
+        self._append_user(message)
+        continuation = False
+        with self._telemetry.agent_span(self.session_id, self.model_name) as span:
+            while True:
+                if turn.iterations >= self.max_iterations:
+                    raise MaxIterationsError(self.max_iterations)
+                turn.iterations += 1
+                response = await self._call_model(turn)
+                turn.usage = turn.usage + response.usage
+                self._usage = self._usage + response.usage
+                await send.send(
+                    ModelResponded(
+                        stop_reason=response.stop_reason,
+                        usage=response.usage,
+                        model=response.model,
+                    )
+                )
+                for backend in self.backends:
+                    for event in backend.handle_response(response):
+                        await self._emit_backend_event(event, turn)
+                stop = response.stop_reason
+                tool_uses = response.tool_uses
+                self._add_assistant(response.content, continuation=continuation)
+                continuation = False
+                if tool_uses:
+                    await self._run_tools(tool_uses, turn)
+                    continue
+                if stop == "pause_turn" and turn.pauses < self.max_pause_continuations:
+                    turn.pauses += 1
+                    continuation = True
+                    await send.send(Paused(count=turn.pauses))
+                    continue
+                break
+            last = self._history[-1]
+            text = "".join(
+                b.text for b in last.content if isinstance(b, TextBlock)
+            ) if isinstance(last.content, list) else last.content
+            reply = Reply(
+                text=text,
+                stop_reason=stop,
+                usage=turn.usage,
+                tool_calls=turn.records,
+                files=turn.files,
+                iterations=turn.iterations,
+            )
+            self._telemetry.record_usage(span, turn.usage, [stop or ""])
+            self._log.debug("chat.finished", stop_reason=stop, iterations=turn.iterations)
+            await send.send(TurnFinished(reply=reply))
+
+    async def _emit_backend_event(self, event: Event, turn: _Turn) -> None:
+        if isinstance(event, FileCreated):
+            if not self._record_file(event.file, turn):
+                return
+        elif isinstance(event, ToolFinished):
+            turn.records.append(
+                ToolCallRecord(
+                    call_id=event.call_id,
+                    name=event.name,
+                    input={},
+                    backend=event.backend,
+                    output=event.output,
+                    is_error=event.is_error,
+                    exit_code=event.exit_code,
+                )
+            )
+        await turn.send.send(event)
+
+    def _record_file(self, created: CreatedFile, turn: _Turn) -> bool:
+        """Add or update a created file; return whether this chat sees it for the first time."""
+        key = (created.source, created.file_id or created.path or created.name)
+
+        def replace(files: list[CreatedFile]) -> bool:
+            for index, known in enumerate(files):
+                if (known.source, known.file_id or known.path or known.name) == key:
+                    files[index] = created
+                    return True
+            files.append(created)
+            return False
+
+        replace(self._files)
+        return not replace(turn.files)
+
+    async def _run_tools(self, tool_uses: list[ToolUseBlock], turn: _Turn) -> None:
+        results: list[ToolResult | None] = [None] * len(tool_uses)
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, block in enumerate(tool_uses):
+                    tg.start_soon(self._run_one, index, block, results, turn)
+        finally:
+            # Always answer every tool_use, so the history stays consistent
+            # even when the turn is cancelled or a tool failed hard.
+            blocks = [
+                ToolResultBlock(
+                    tool_use_id=block.id,
+                    content=result.output if result else "Tool call cancelled before it finished.",
+                    is_error=True if result is None or result.is_error else None,
+                )
+                for block, result in zip(tool_uses, results, strict=True)
+            ]
+            self._history.append(Message.model_construct(role="user", content=blocks))
+
+    async def _run_one(
+        self,
+        index: int,
+        block: ToolUseBlock,
+        results: list[ToolResult | None],
+        turn: _Turn,
+    ) -> None:
+        async with self._limiter:
+            call = ToolCall(id=block.id, name=block.name, input=block.input)
+            route = self._routes.get(block.name)
+            backend_kind = route.backend.kind if route else "none"
+            ctx: ToolContext[DepsT] = ToolContext(
+                session_id=self.session_id,
+                call_id=block.id,
+                tool_name=block.name,
+                logger=self._log.bind(call_id=block.id, tool=block.name),
+                deps=self.deps,
+            )
+            result: ToolResult | None = None
+            if route is None:
+                known = ", ".join(sorted(self._routes)) or "none"
+                result = ToolResult(
+                    output=f"Unknown tool {block.name!r}. Available tools: {known}.",
+                    is_error=True,
+                )
+            else:
+                problems = schema_errors(block.input, route.definition.input_schema)
+                if problems:
+                    result = ToolResult(
+                        output=f"Invalid arguments for {block.name}: " + "; ".join(problems),
+                        is_error=True,
+                    )
+            if result is None and self.before_tool_call is not None:
+                decision = await self.before_tool_call(call, ctx)
+                if isinstance(decision, Deny):
+                    result = ToolResult(output=decision.message, is_error=True)
+                elif isinstance(decision, Rewrite):
+                    call = ToolCall(id=call.id, name=call.name, input=dict(decision.input))
+            await turn.send.send(
+                ToolStarted(call_id=call.id, name=call.name, input=call.input, backend=backend_kind)
+            )
+            started = time.perf_counter()
+            with self._telemetry.tool_span(
+                call.name, call.id, backend=backend_kind, arguments=call.input
+            ) as span:
+                if result is None:
+                    assert route is not None
+                    result = await self._execute(route.backend, call, ctx, turn)
+                if self.after_tool_call is not None:
+                    result = await self.after_tool_call(call, result) or result
+                duration = time.perf_counter() - started
+                self._telemetry.record_tool_result(
+                    span,
+                    output=result.text,
+                    is_error=result.is_error,
+                    exit_code=result.exit_code,
+                    duration_s=duration,
+                    timed_out=result.timed_out,
+                    error_type="timeout" if result.timed_out else None,
+                )
+            results[index] = result
+            text = result.text
+            await turn.send.send(
+                ToolFinished(
+                    call_id=call.id,
+                    name=call.name,
+                    backend=backend_kind,
+                    output=text,
+                    is_error=result.is_error,
+                    exit_code=result.exit_code,
+                    stdout=result.stdout,
+                    stderr=result.stderr,
+                    timed_out=result.timed_out,
+                    duration_s=duration,
+                )
+            )
+            turn.records.append(
+                ToolCallRecord(
+                    call_id=call.id,
+                    name=call.name,
+                    input=call.input,
+                    backend=backend_kind,
+                    output=text,
+                    is_error=result.is_error,
+                    exit_code=result.exit_code,
+                )
+            )
+            for created in result.files:
+                if self._record_file(created, turn):
+                    await turn.send.send(FileCreated(file=created))
+            ctx.logger.debug(
+                "tool.finished",
+                is_error=result.is_error,
+                exit_code=result.exit_code,
+                duration_s=round(duration, 6),
+            )
+
+    async def _execute(
+        self, backend: Backend, call: ToolCall, ctx: ToolContext[Any], turn: _Turn
+    ) -> ToolResult:
+        tail: list[str] = []
+        tail_size = 0
+        result: ToolResult | None = None
+        try:
+            with anyio.fail_after(self.tool_timeout):
+                agen = backend.run_tool(call, ctx)
+                async with contextlib.aclosing(agen):  # type: ignore[type-var]
+                    async for item in agen:
+                        if isinstance(item, ToolChunk):
+                            tail.append(item.text)
+                            tail_size += len(item.text)
+                            while tail_size > _TIMEOUT_TAIL and len(tail) > 1:
+                                tail_size -= len(tail.pop(0))
+                            await turn.send.send(
+                                ToolOutput(
+                                    call_id=call.id,
+                                    name=call.name,
+                                    stream=item.stream,
+                                    text=item.text,
+                                )
+                            )
+                        else:
+                            result = item
+        except TimeoutError:
+            partial = "".join(tail)[-_TIMEOUT_TAIL:]
+            note = f"[timed out after {_fmt_seconds(self.tool_timeout)}; the tool was stopped]"
+            return ToolResult(
+                output=f"{partial}\n{note}" if partial else note, is_error=True, timed_out=True
+            )
+        if result is None:
+            raise BackendError(f"backend {backend.kind} yielded no result for {call.name}")
+        return result
+
+
+def _fmt_seconds(value: float) -> str:
+    return f"{value:g}s" if math.isfinite(value) else "inf"

@@ -1,0 +1,151 @@
+"""OpenTelemetry spans for chats, model calls and tool calls.
+
+Only ``opentelemetry-api`` is used: with no SDK installed, or no provider
+configured, every span is a cheap no-op. Span names and attributes follow the
+OpenTelemetry GenAI semantic conventions:
+
+=========================  ================================================
+span                       attributes
+=========================  ================================================
+``invoke_agent conjure``   gen_ai.operation.name, gen_ai.conversation.id,
+                           gen_ai.request.model, gen_ai.usage.*,
+                           gen_ai.response.finish_reasons
+``chat {model}``           gen_ai.operation.name, gen_ai.provider.name,
+                           gen_ai.request.model, gen_ai.request.max_tokens,
+                           gen_ai.response.id, gen_ai.response.model,
+                           gen_ai.response.finish_reasons, gen_ai.usage.*
+``execute_tool {name}``    gen_ai.tool.name, gen_ai.tool.call.id,
+                           gen_ai.tool.type, error.type (on failure),
+                           conjure.backend, conjure.skill,
+                           conjure.tool.exit_code, conjure.tool.duration_s,
+                           conjure.tool.output_bytes, conjure.tool.timed_out;
+                           with ``capture_content=True`` also
+                           gen_ai.tool.call.arguments, gen_ai.tool.call.result
+=========================  ================================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+
+from conjure_async.messages import Usage
+
+__all__ = ["Telemetry"]
+
+_VERSION = "0.1.0"
+
+
+class Telemetry:
+    """Creates the library's spans on a user-supplied or the global provider."""
+
+    __slots__ = ("capture_content", "tracer")
+
+    def __init__(
+        self, tracer_provider: TracerProvider | None = None, *, capture_content: bool = False
+    ) -> None:
+        self.tracer = trace.get_tracer("conjure_async", _VERSION, tracer_provider=tracer_provider)
+        self.capture_content = capture_content
+
+    @contextmanager
+    def agent_span(self, conversation_id: str, model: str) -> Iterator[Span]:
+        """Span around one ``chat``."""
+        with self.tracer.start_as_current_span(
+            "invoke_agent conjure",
+            kind=SpanKind.INTERNAL,
+            attributes={
+                "gen_ai.operation.name": "invoke_agent",
+                "gen_ai.agent.name": "conjure",
+                "gen_ai.conversation.id": conversation_id,
+                "gen_ai.request.model": model,
+            },
+        ) as span:
+            yield span
+
+    @contextmanager
+    def chat_span(self, model: str, max_tokens: int) -> Iterator[Span]:
+        """Span around one model call."""
+        with self.tracer.start_as_current_span(
+            f"chat {model}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": model,
+                "gen_ai.request.max_tokens": max_tokens,
+            },
+        ) as span:
+            yield span
+
+    @contextmanager
+    def tool_span(
+        self,
+        name: str,
+        call_id: str,
+        *,
+        backend: str,
+        tool_type: str = "function",
+        skill: str | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> Iterator[Span]:
+        """Span around one tool call."""
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "gen_ai.tool.call.id": call_id,
+            "gen_ai.tool.type": tool_type,
+            "conjure.backend": backend,
+        }
+        if skill:
+            attributes["conjure.skill"] = skill
+        if self.capture_content and arguments is not None:
+            attributes["gen_ai.tool.call.arguments"] = json.dumps(arguments, default=str)
+        with self.tracer.start_as_current_span(
+            f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes
+        ) as span:
+            yield span
+
+    @staticmethod
+    def record_usage(span: Span, usage: Usage, finish_reasons: list[str]) -> None:
+        """Set token usage and finish reasons on a span."""
+        if not span.is_recording():
+            return
+        span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+        span.set_attribute(
+            "gen_ai.usage.cache_read.input_tokens", usage.cache_read_input_tokens or 0
+        )
+        span.set_attribute(
+            "gen_ai.usage.cache_creation.input_tokens", usage.cache_creation_input_tokens or 0
+        )
+        span.set_attribute("gen_ai.response.finish_reasons", finish_reasons)
+
+    def record_tool_result(
+        self,
+        span: Span,
+        *,
+        output: str,
+        is_error: bool,
+        exit_code: int | None,
+        duration_s: float,
+        timed_out: bool,
+        error_type: str | None = None,
+    ) -> None:
+        """Set a tool call's outcome on its span."""
+        if not span.is_recording():
+            return
+        span.set_attribute("conjure.tool.duration_s", duration_s)
+        span.set_attribute("conjure.tool.output_bytes", len(output.encode()))
+        span.set_attribute("conjure.tool.timed_out", timed_out)
+        if exit_code is not None:
+            span.set_attribute("conjure.tool.exit_code", exit_code)
+        if self.capture_content:
+            span.set_attribute("gen_ai.tool.call.result", output)
+        if is_error:
+            span.set_attribute("error.type", error_type or "tool_error")
+            span.set_status(Status(StatusCode.ERROR, output[:200]))

@@ -1,0 +1,67 @@
+"""Execution backends: where a tool call runs.
+
+=================  ==========================================================
+``LocalBackend``   the skill tools on the host (optionally under bubblewrap)
+``DockerBackend``  the skill tools inside a sandbox container (``[docker]``)
+``AnthropicBackend``  Anthropic-managed code execution containers with skills
+``NativeBackend``  skills written as async Python callables
+=================  ==========================================================
+
+Every backend subclasses :class:`Backend`; see its docstring for the contract.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from conjure_async.backends._base import (
+    Backend,
+    BackendContext,
+    ToolCall,
+    ToolChunk,
+    ToolContext,
+    ToolEvent,
+    ToolResult,
+)
+from conjure_async.backends._local import LocalBackend
+
+if TYPE_CHECKING:
+    from conjure_async.backends._docker import DockerBackend, WarmPool
+    from conjure_async.backends._hosted import AnthropicBackend
+    from conjure_async.backends._native import NativeBackend, NativeSkill, tool
+
+__all__ = [
+    "AnthropicBackend",
+    "Backend",
+    "BackendContext",
+    "DockerBackend",
+    "LocalBackend",
+    "NativeBackend",
+    "NativeSkill",
+    "ToolCall",
+    "ToolChunk",
+    "ToolContext",
+    "ToolEvent",
+    "ToolResult",
+    "WarmPool",
+    "tool",
+]
+
+# One line per backend living in its own module, imported on first use so that
+# optional dependencies (aiodocker) load only when that backend is used.
+_LAZY = {
+    "DockerBackend": "conjure_async.backends._docker",
+    "WarmPool": "conjure_async.backends._docker",
+    "AnthropicBackend": "conjure_async.backends._hosted",
+    "NativeBackend": "conjure_async.backends._native",
+    "NativeSkill": "conjure_async.backends._native",
+    "tool": "conjure_async.backends._native",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

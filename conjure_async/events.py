@@ -1,0 +1,195 @@
+"""Typed, immutable events that stream out of a session.
+
+``session.stream(text)`` yields these as they happen; ``session.chat(text)``
+drains the same stream into a :class:`Reply`. Every event has a ``kind``
+discriminator, so the union :data:`Event` validates from JSON (for example in
+a client reading a server-sent event stream)::
+
+    async for event in session.stream("Analyze app.log"):
+        match event.kind:
+            case "text_delta": print(event.text, end="")
+            case "tool_started": print(f"-> {event.name}({event.input})")
+            case "tool_finished": print(f"<- exit {event.exit_code}")
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from conjure_async.messages import Usage
+
+__all__ = [
+    "CreatedFile",
+    "ErrorEvent",
+    "Event",
+    "FileCreated",
+    "ModelResponded",
+    "Paused",
+    "Reply",
+    "TextDelta",
+    "ToolCallRecord",
+    "ToolFinished",
+    "ToolOutput",
+    "ToolStarted",
+    "TurnFinished",
+    "event_adapter",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CreatedFile(_Frozen):
+    """A file a tool created, on whichever backend ran it."""
+
+    name: str
+    """The file's name (no directories)."""
+    source: str
+    """The backend that created it (``local``, ``docker``, ``anthropic``, ``native``)."""
+    path: str | None = None
+    """Where the backend sees it (host path, container path), when it has one."""
+    file_id: str | None = None
+    """The Files API id, for files created in a hosted container."""
+    size_bytes: int | None = None
+    mime_type: str | None = None
+    tool_use_id: str | None = None
+    """The tool call that created it."""
+
+
+class TextDelta(_Frozen):
+    """A piece of the model's text, as it arrives."""
+
+    kind: Literal["text_delta"] = "text_delta"
+    text: str
+
+
+class ToolStarted(_Frozen):
+    """A tool call started (client tool or server tool)."""
+
+    kind: Literal["tool_started"] = "tool_started"
+    call_id: str
+    """The ``tool_use`` (or ``server_tool_use``) id."""
+    name: str
+    """The tool name as the model called it."""
+    input: dict[str, Any]
+    """The arguments the tool runs with (after any hook rewrote them)."""
+    backend: str
+    """Which backend runs it."""
+
+
+class ToolOutput(_Frozen):
+    """A chunk of a tool's output while it runs."""
+
+    kind: Literal["tool_output"] = "tool_output"
+    call_id: str
+    name: str
+    stream: Literal["stdout", "stderr"] = "stdout"
+    text: str
+
+
+class ToolFinished(_Frozen):
+    """A tool call finished; ``output`` is what the model receives."""
+
+    kind: Literal["tool_finished"] = "tool_finished"
+    call_id: str
+    name: str
+    backend: str
+    output: str
+    """The result text sent to the model (capped)."""
+    is_error: bool = False
+    exit_code: int | None = None
+    """The command's exit code, for shell tools."""
+    stdout: str | None = None
+    """Standard output when the backend reports it separately (hosted)."""
+    stderr: str | None = None
+    timed_out: bool = False
+    duration_s: float = 0.0
+
+
+class FileCreated(_Frozen):
+    """A tool created a file."""
+
+    kind: Literal["file_created"] = "file_created"
+    file: CreatedFile
+
+
+class Paused(_Frozen):
+    """The API paused a long turn (``pause_turn``); the session continues it."""
+
+    kind: Literal["paused"] = "paused"
+    count: int
+    """How many times this turn has paused so far."""
+
+
+class ModelResponded(_Frozen):
+    """One model call finished."""
+
+    kind: Literal["model_responded"] = "model_responded"
+    stop_reason: str | None
+    usage: Usage
+    model: str = ""
+
+
+class ToolCallRecord(_Frozen):
+    """A tool call made during a chat, as listed in :class:`Reply`."""
+
+    call_id: str
+    name: str
+    input: dict[str, Any]
+    backend: str
+    output: str
+    is_error: bool = False
+    exit_code: int | None = None
+
+
+class Reply(_Frozen):
+    """The outcome of one ``chat``."""
+
+    text: str
+    """The final assistant text of the turn."""
+    stop_reason: str | None
+    """Why the turn ended: ``end_turn``, ``max_tokens``, ``stop_sequence``, ``refusal``..."""
+    usage: Usage
+    """Token usage summed over every model call of this chat."""
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    files: list[CreatedFile] = Field(default_factory=list)
+    """Files created during this chat."""
+    iterations: int = 0
+    """Model calls made."""
+
+
+class TurnFinished(_Frozen):
+    """The chat's turn is over; carries the final :class:`Reply`."""
+
+    kind: Literal["turn_finished"] = "turn_finished"
+    reply: Reply
+
+
+class ErrorEvent(_Frozen):
+    """The chat failed; the stream raises the matching exception right after."""
+
+    kind: Literal["error"] = "error"
+    error_type: str
+    """The exception class name (e.g. ``MaxIterationsError``)."""
+    message: str
+
+
+Event: TypeAlias = Annotated[
+    TextDelta
+    | ToolStarted
+    | ToolOutput
+    | ToolFinished
+    | FileCreated
+    | Paused
+    | ModelResponded
+    | TurnFinished
+    | ErrorEvent,
+    Field(discriminator="kind"),
+]
+"""Any event a session streams."""
+
+event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+"""Validate an event from JSON: ``event_adapter.validate_json(data)``."""

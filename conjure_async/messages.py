@@ -1,0 +1,205 @@
+"""Pydantic models of the Anthropic Messages API shapes the api callback speaks.
+
+Every model keeps fields it does not know (``extra="allow"``), so a request or
+response round-trips through these models without losing anything, and a
+content block of a type this version does not know is kept as
+:class:`UnknownBlock`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+__all__ = [
+    "ContentBlock",
+    "Message",
+    "MessagesRequest",
+    "MessagesResponse",
+    "ServerToolResultBlock",
+    "ServerToolUseBlock",
+    "TextBlock",
+    "ThinkingBlock",
+    "ToolDefinition",
+    "ToolResultBlock",
+    "ToolUseBlock",
+    "UnknownBlock",
+    "Usage",
+]
+
+
+class _Wire(BaseModel):
+    """Base of every wire model: unknown fields are kept, values re-validated."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        """Return the JSON-able dict the API expects (``None`` fields dropped)."""
+        return self.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+class TextBlock(_Wire):
+    """A ``text`` content block."""
+
+    type: Literal["text"] = "text"
+    text: str
+    """The text."""
+
+
+class ThinkingBlock(_Wire):
+    """A ``thinking`` content block (extended thinking)."""
+
+    type: Literal["thinking"] = "thinking"
+    thinking: str = ""
+    signature: str | None = None
+
+
+class ToolUseBlock(_Wire):
+    """A client ``tool_use`` block: the model asks the session to run a tool."""
+
+    type: Literal["tool_use"] = "tool_use"
+    id: str
+    """The id that the matching ``tool_result`` must carry."""
+    name: str
+    """The tool's name."""
+    input: dict[str, Any] = Field(default_factory=dict)
+    """The arguments, as a JSON object."""
+
+
+class ToolResultBlock(_Wire):
+    """A ``tool_result`` block, sent in the user turn after ``tool_use``."""
+
+    type: Literal["tool_result"] = "tool_result"
+    tool_use_id: str
+    content: str | list[dict[str, Any]] = ""
+    is_error: bool | None = None
+
+
+class ServerToolUseBlock(_Wire):
+    """A ``server_tool_use`` block: a tool that ran on Anthropic's side."""
+
+    type: Literal["server_tool_use"] = "server_tool_use"
+    id: str
+    name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServerToolResultBlock(_Wire):
+    """Any ``*_tool_result`` block of a server tool (code execution, web search...)."""
+
+    type: str
+    tool_use_id: str
+    content: Any = None
+
+
+class UnknownBlock(_Wire):
+    """A content block of a type this version does not model; kept as-is."""
+
+    type: str
+
+
+def _block_tag(value: Any) -> str:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if kind in _KNOWN:
+        return str(kind)
+    if isinstance(kind, str) and kind.endswith("_tool_result"):
+        return "server_tool_result"
+    return "unknown"
+
+
+_KNOWN = {"text", "thinking", "tool_use", "tool_result", "server_tool_use"}
+
+ContentBlock: TypeAlias = Annotated[
+    Annotated[TextBlock, Tag("text")]
+    | Annotated[ThinkingBlock, Tag("thinking")]
+    | Annotated[ToolUseBlock, Tag("tool_use")]
+    | Annotated[ToolResultBlock, Tag("tool_result")]
+    | Annotated[ServerToolUseBlock, Tag("server_tool_use")]
+    | Annotated[ServerToolResultBlock, Tag("server_tool_result")]
+    | Annotated[UnknownBlock, Tag("unknown")],
+    Discriminator(_block_tag),
+]
+"""A content block: one of the known types, or :class:`UnknownBlock`."""
+
+
+class Message(_Wire):
+    """One message of the conversation."""
+
+    role: Literal["user", "assistant"]
+    content: str | list[ContentBlock]
+
+
+class ToolDefinition(_Wire):
+    """A client tool offered to the model."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+
+class Usage(_Wire):
+    """Token usage of one model call (or a sum of several)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int | None = 0
+    cache_read_input_tokens: int | None = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=(self.cache_creation_input_tokens or 0)
+            + (other.cache_creation_input_tokens or 0),
+            cache_read_input_tokens=(self.cache_read_input_tokens or 0)
+            + (other.cache_read_input_tokens or 0),
+        )
+
+
+class MessagesRequest(_Wire):
+    """A ``POST /v1/messages`` request body, built by the session.
+
+    ``tools`` holds client tool definitions as well as server tool entries
+    (e.g. ``{"type": "code_execution_20250825", "name": "code_execution"}``).
+    ``betas`` is not part of the body: it lists the ``anthropic-beta`` values
+    the backends need; HTTP model clients send it as a header.
+    """
+
+    model: str
+    max_tokens: int
+    messages: list[Message]
+    system: str | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: dict[str, Any] | None = None
+    container: str | dict[str, Any] | None = None
+    stream: bool | None = None
+    betas: list[str] = Field(default_factory=list, exclude=True)
+
+    def body(self) -> dict[str, Any]:
+        """Return the JSON body to send (without ``betas``)."""
+        return self.to_wire()
+
+
+class MessagesResponse(_Wire):
+    """A Messages API response (``type: "message"``)."""
+
+    id: str = ""
+    type: str = "message"
+    role: Literal["assistant"] = "assistant"
+    model: str = ""
+    content: list[ContentBlock] = Field(default_factory=list)
+    stop_reason: str | None = None
+    stop_sequence: str | None = None
+    container: dict[str, Any] | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def text(self) -> str:
+        """The concatenated text of the response's text blocks."""
+        return "".join(b.text for b in self.content if isinstance(b, TextBlock))
+
+    @property
+    def tool_uses(self) -> list[ToolUseBlock]:
+        """The client tool calls, in order."""
+        return [b for b in self.content if isinstance(b, ToolUseBlock)]

@@ -1,0 +1,48 @@
+"""Test doubles for conjure_async users: part of the product.
+
+* :class:`ScriptedModel`: an api callback answering from a script, recording
+  every request; build its steps with :func:`text_response`,
+  :func:`tool_use_response` and :func:`tool_call`.
+* :func:`collect`, :func:`assert_events`, :func:`summarize`: assert whole
+  event sequences.
+* ``FakeAnthropicServer``: a real HTTP server on 127.0.0.1 speaking the
+  Anthropic API (Messages, Skills, Files), with error injection.
+
+The library itself never imports this package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from conjure_async.testing._assertions import DEFAULT_IGNORED, assert_events, collect, summarize
+from conjure_async.testing._scripted import (
+    ScriptedModel,
+    ScriptStep,
+    text_response,
+    tool_call,
+    tool_use_response,
+)
+
+if TYPE_CHECKING:
+    from conjure_async.testing._fake_server import FakeAnthropicServer
+
+__all__ = [
+    "DEFAULT_IGNORED",
+    "FakeAnthropicServer",
+    "ScriptStep",
+    "ScriptedModel",
+    "assert_events",
+    "collect",
+    "summarize",
+    "text_response",
+    "tool_call",
+    "tool_use_response",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FakeAnthropicServer":
+        return importlib.import_module("conjure_async.testing._fake_server").FakeAnthropicServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
