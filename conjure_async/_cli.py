@@ -1,0 +1,190 @@
+"""The ``conjure`` command line: ``validate``, ``skills list`` and ``demo``.
+
+Exit codes: 0 success, 1 a skill is invalid or cannot be loaded, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from conjure_async.skills import (
+    Diagnostic,
+    Skill,
+    SkillSet,
+    available_skills_block,
+    estimate_tokens,
+    load_skills,
+)
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+
+
+def _examples_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "examples" / "skills"
+
+
+def _diagnostic_line(diagnostic: Diagnostic) -> str:
+    return f"{diagnostic.severity}: {diagnostic}"
+
+
+def _skill_json(skill: Skill) -> dict[str, Any]:
+    return {
+        "name": skill.name,
+        "description": skill.description,
+        "location": str(skill.skill_md),
+        "path": str(skill.path),
+        "valid": skill.is_valid,
+        "diagnostics": [d.to_dict() for d in skill.diagnostics],
+    }
+
+
+def _load(args: argparse.Namespace, paths: list[str]) -> SkillSet:
+    """Load leniently, without the library's summary warning: the CLI prints every problem."""
+    skills_logger = logging.getLogger("conjure_async.skills")
+    was_disabled = skills_logger.disabled
+    skills_logger.disabled = True
+    try:
+        return load_skills(*paths, lenient=True, profile=getattr(args, "profile", "agentskills"))
+    finally:
+        skills_logger.disabled = was_disabled
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    result = _load(args, args.paths)
+    if args.json:
+        report = {
+            "ok": result.ok,
+            "skills": [_skill_json(s) for s in result],
+            "failures": [d.to_dict() for d in result.failures],
+        }
+        print(json.dumps(report, indent=2))
+        return EXIT_OK if result.ok else EXIT_INVALID
+    # One block per source, in path order, so a skill's problems stay together.
+    blocks: list[tuple[str, list[str]]] = []
+    for skill in result:
+        lines = [f"ok: {skill.name} ({skill.path})"] if skill.is_valid else []
+        lines += [_diagnostic_line(d) for d in skill.diagnostics]
+        blocks.append((str(skill.skill_md), lines))
+    blocks += [(str(Path(d.path).absolute()), [_diagnostic_line(d)]) for d in result.failures]
+    for _, lines in sorted(blocks, key=lambda block: block[0]):
+        for line in lines:
+            print(line)
+    valid = sum(1 for s in result if s.is_valid)
+    invalid = len(result) - valid + len({d.path for d in result.failures if d.severity == "error"})
+    print(f"{valid} valid, {invalid} invalid, {len(result.errors)} problem(s)")
+    return EXIT_OK if result.ok else EXIT_INVALID
+
+
+def _report_problems(result: SkillSet) -> None:
+    for diagnostic in result.diagnostics:
+        print(_diagnostic_line(diagnostic), file=sys.stderr)
+
+
+def _cmd_skills_list(args: argparse.Namespace) -> int:
+    result = _load(args, args.paths)
+    if args.json:
+        listing = [
+            {"name": s.name, "description": s.description, "location": str(s.skill_md)}
+            for s in result
+        ]
+        print(json.dumps(listing, indent=2))
+    else:
+        for skill in result:
+            print(skill.name)
+            print(f"  description: {skill.description}")
+            print(f"  location: {skill.skill_md}")
+    _report_problems(result)
+    return EXIT_OK if result.ok else EXIT_INVALID
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    """Load the example skills shipped with the repository and print the prompt block."""
+    root = _examples_dir()
+    if not root.is_dir():
+        print(
+            f"error: the example skills are not available (looked in {root}); "
+            "they ship with the source repository, not with the installed package",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    result = _load(args, [str(root)])
+    for skill in result:
+        print(f"ok: {skill.name} ({skill.path})" if skill.is_valid else f"invalid: {skill.name}")
+    _report_problems(result)
+    block = available_skills_block(result)
+    print()
+    print(block)
+    print()
+    print(f"(about {estimate_tokens(block)} tokens)")
+    return EXIT_OK if result.ok else EXIT_INVALID
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conjure", description="Agent Skills runtime for Claude (conjure_async)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    profile = argparse.ArgumentParser(add_help=False)
+    profile.add_argument(
+        "--profile",
+        choices=("agentskills", "anthropic"),
+        default="agentskills",
+        help="rule set: the open specification, or with Anthropic's hosted-platform rules",
+    )
+    profile.add_argument("--json", action="store_true", help="print JSON")
+
+    validate = commands.add_parser(
+        "validate",
+        parents=[profile],
+        help="check skills against the specification",
+        description="Check skill directories, folders of skills and .skill packages. "
+        "Prints every problem as 'severity: path: field: message' and 'ok: name (path)' "
+        "for each valid skill; exits 1 if any skill is invalid or cannot be loaded.",
+    )
+    validate.add_argument("paths", nargs="+", metavar="PATH")
+    validate.set_defaults(handler=_cmd_validate)
+
+    skills = commands.add_parser("skills", help="inspect skills")
+    skills_commands = skills.add_subparsers(dest="skills_command", required=True)
+    listing = skills_commands.add_parser(
+        "list", parents=[profile], help="list skills with description and location"
+    )
+    listing.add_argument("paths", nargs="+", metavar="PATH")
+    listing.set_defaults(handler=_cmd_skills_list)
+
+    demo = commands.add_parser("demo", help="show the example skills and their prompt block")
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``conjure`` command line and return its exit code.
+
+    Args:
+        argv: The arguments (without the program name); ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        0 on success, 1 when a skill is invalid or cannot be loaded, 2 on a usage error.
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler = args.handler
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The ``<available_skills>`` block that tells the model which skills exist."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+
+from conjure_async.skills._model import Skill
+
+__all__ = [
+    "DEFAULT_INSTRUCTIONS",
+    "SkillListing",
+    "SkillPromptEntry",
+    "available_skills_block",
+    "estimate_tokens",
+]
+
+DEFAULT_INSTRUCTIONS = (
+    "You have access to the skills listed below. Each skill is a folder of "
+    "instructions, scripts and resources for a kind of task, described by its "
+    "name and description. When a task matches a skill's description, first read "
+    "that skill's SKILL.md (at its location) with the view tool, then follow its "
+    "instructions; open the other files it mentions only when you need them."
+)
+"""The usage paragraph placed before the block when ``instructions=True``."""
+
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SkillListing:
+    """What the model sees of one skill before it reads ``SKILL.md``."""
+
+    name: str
+    """The skill's name."""
+    description: str
+    """What it does and when to use it."""
+    location: str | None = None
+    """Where the model can read its ``SKILL.md`` (as the backend sees it), if anywhere."""
+
+    @classmethod
+    def from_skill(cls, skill: Skill, location: str | None = None) -> SkillListing:
+        """Describe ``skill``; ``location`` defaults to the path of its ``SKILL.md``."""
+        return cls(skill.name, skill.description, location or str(skill.skill_md))
+
+
+SkillPromptEntry = (
+    Skill
+    | SkillListing
+    | tuple[Skill | SkillListing | tuple[str, str], str | None]
+)
+"""One entry of :func:`available_skills_block`: a skill, a listing, or
+``(skill_or_listing_or_(name, description), location)``."""
+
+
+def _listing(entry: SkillPromptEntry) -> SkillListing:
+    if isinstance(entry, SkillListing):
+        return entry
+    if isinstance(entry, Skill):
+        return SkillListing.from_skill(entry)
+    if isinstance(entry, tuple) and len(entry) == 2:
+        what, location = entry
+        if isinstance(what, Skill):
+            return SkillListing(what.name, what.description, location)
+        if isinstance(what, SkillListing):
+            return dataclasses.replace(what, location=location)
+        if isinstance(what, tuple) and len(what) == 2:
+            name, description = what
+            return SkillListing(str(name), str(description), location)
+    raise TypeError(
+        "expected a Skill, a SkillListing or (skill_or_(name, description), location), "
+        f"got {entry!r}"
+    )
+
+
+def _escape(value: str) -> str:
+    return "".join(_ESCAPES.get(ch, ch) for ch in value)
+
+
+def available_skills_block(
+    entries: Iterable[SkillPromptEntry],
+    *,
+    instructions: bool | str = True,
+) -> str:
+    """Render the ``<available_skills>`` block of the system prompt.
+
+    Each skill becomes ``<skill>`` with ``<name>``, ``<description>`` and,
+    when known, ``<location>``; every value is XML-escaped (``& < > " '``)::
+
+        <available_skills>
+        <skill>
+        <name>log-analyzer</name>
+        <description>Summarize application logs...</description>
+        <location>/skills/log-analyzer/SKILL.md</location>
+        </skill>
+        </available_skills>
+
+    Args:
+        entries: Skills (location: their ``SKILL.md``), :class:`SkillListing`
+            objects, or ``(skill_or_listing_or_(name, description), location)``
+            tuples where ``location`` may be ``None`` to omit it.
+        instructions: ``True`` puts :data:`DEFAULT_INSTRUCTIONS` and a blank
+            line before the block; a string puts that text instead; ``False``
+            renders the block alone.
+
+    Returns:
+        The text to add to the system prompt.
+
+    Raises:
+        TypeError: An entry has none of the accepted shapes.
+    """
+    lines = ["<available_skills>"]
+    for entry in entries:
+        listing = _listing(entry)
+        lines += [
+            "<skill>",
+            f"<name>{_escape(listing.name)}</name>",
+            f"<description>{_escape(listing.description)}</description>",
+        ]
+        if listing.location is not None:
+            lines.append(f"<location>{_escape(listing.location)}</location>")
+        lines.append("</skill>")
+    lines.append("</available_skills>")
+    block = "\n".join(lines)
+    if instructions is True:
+        return f"{DEFAULT_INSTRUCTIONS}\n\n{block}"
+    if isinstance(instructions, str) and instructions:
+        return f"{instructions}\n\n{block}"
+    return block
+
+
+def estimate_tokens(text: str) -> int:
+    """Estimate the tokens of ``text``: characters divided by four, rounded up."""
+    return math.ceil(len(text) / 4)
