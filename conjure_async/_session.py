@@ -249,7 +249,7 @@ class Session(Generic[DepsT]):
         except BaseException as exc:
             await self._close_backends(opened)
             tg.cancel_scope.cancel()
-            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            await tg.__aexit__(None, None, None)
             self._state = "closed"
             raise
         self._state = "open"

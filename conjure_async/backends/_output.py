@@ -30,10 +30,11 @@ class OutputCapture:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed_bytes(self, data: bytes, *, final: bool = False) -> str:
-        """Decode ``data`` (UTF-8, invalid bytes replaced) and add it; return the text."""
-        text = self._decoder.decode(data, final)
-        self.add(text)
-        return text
+        """Decode ``data`` (UTF-8, invalid bytes replaced) and add it.
+
+        Returns what :meth:`add` returns: the part that fits in the head.
+        """
+        return self.add(self._decoder.decode(data, final))
 
     def add(self, text: str) -> str:
         """Add ``text``; return the part of it that still fits in the head.
