@@ -143,9 +143,7 @@ def _body_warnings(body: str, body_start: int, display: str) -> list[Diagnostic]
     return []
 
 
-def _load_directory(
-    directory: Path, profile: Profile, package: Path | None = None
-) -> _Outcome:
+def _load_directory(directory: Path, profile: Profile, package: Path | None = None) -> _Outcome:
     skill_md = directory / SKILL_FILE
     display = f"{package}!/{directory.name}/{SKILL_FILE}" if package else str(skill_md)
     try:
@@ -250,9 +248,7 @@ def _load_source(source: _Source, profile: Profile, cache_dir: StrPath | None) -
     return _load_directory(source.directory, profile)
 
 
-def _collect(
-    paths: Iterable[StrPath], profile: Profile, cache_dir: StrPath | None
-) -> SkillSet:
+def _collect(paths: Iterable[StrPath], profile: Profile, cache_dir: StrPath | None) -> SkillSet:
     """Load every source under ``paths``; never raises for skill problems."""
     skills: list[Skill] = []
     diagnostics: list[Diagnostic] = []

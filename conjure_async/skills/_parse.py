@@ -62,9 +62,7 @@ def parse_skill_md(text: str, path: str) -> tuple[dict[str, Any], str, int]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = text.split("\n")
     if not _is_fence(lines[0]):
-        raise SkillParseError(
-            path, "missing frontmatter: SKILL.md must start with a '---' line", 1
-        )
+        raise SkillParseError(path, "missing frontmatter: SKILL.md must start with a '---' line", 1)
     close = next((i for i in range(1, len(lines)) if _is_fence(lines[i])), None)
     if close is None:
         raise SkillParseError(
@@ -86,8 +84,6 @@ def parse_skill_md(text: str, path: str) -> tuple[dict[str, Any], str, int]:
         raise SkillParseError(path, f"frontmatter must be a YAML mapping, got {kind}", 2)
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
-        raise SkillParseError(
-            path, f"frontmatter keys must be strings, got {bad_keys[0]!r}", 2
-        )
+        raise SkillParseError(path, f"frontmatter keys must be strings, got {bad_keys[0]!r}", 2)
     body = "\n".join(lines[close + 1 :])
     return data, body, close + 2

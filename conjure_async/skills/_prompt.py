@@ -45,11 +45,7 @@ class SkillListing:
         return cls(skill.name, skill.description, location or str(skill.skill_md))
 
 
-SkillPromptEntry = (
-    Skill
-    | SkillListing
-    | tuple[Skill | SkillListing | tuple[str, str], str | None]
-)
+SkillPromptEntry = Skill | SkillListing | tuple[Skill | SkillListing | tuple[str, str], str | None]
 """One entry of :func:`available_skills_block`: a skill, a listing, or
 ``(skill_or_listing_or_(name, description), location)``."""
 

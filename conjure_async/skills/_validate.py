@@ -60,9 +60,7 @@ def _name_problems(name: object, dir_name: str | None, profile: Profile) -> list
     bad = sorted({ch for ch in normal if not (ch.islower() or ch.isdigit() or ch == "-")})
     if bad:
         shown = ", ".join(repr(ch) for ch in bad)
-        problems.append(
-            f"may contain only lowercase letters, digits and hyphens (found {shown})"
-        )
+        problems.append(f"may contain only lowercase letters, digits and hyphens (found {shown})")
     if normal.startswith("-") or normal.endswith("-"):
         problems.append("must not start or end with a hyphen")
     if "--" in normal:
@@ -149,8 +147,7 @@ def validate_frontmatter(
         elif len(compatibility) > MAX_COMPATIBILITY_LENGTH:
             add(
                 "compatibility",
-                f"must be at most {MAX_COMPATIBILITY_LENGTH} characters "
-                f"(got {len(compatibility)})",
+                f"must be at most {MAX_COMPATIBILITY_LENGTH} characters (got {len(compatibility)})",
             )
     if "metadata" in frontmatter:
         metadata = frontmatter["metadata"]
