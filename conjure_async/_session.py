@@ -113,11 +113,41 @@ class _Failure:
 
 
 @dataclass(slots=True)
+class _UsageSum:
+    """Token counts summed cheaply (a pydantic ``Usage`` is built only when read)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def add(self, usage: Usage) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cache_creation_input_tokens += usage.cache_creation_input_tokens or 0
+        self.cache_read_input_tokens += usage.cache_read_input_tokens or 0
+
+    def freeze(self) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens,
+        )
+
+    @classmethod
+    def of(cls, usage: Usage) -> _UsageSum:
+        total = cls()
+        total.add(usage)
+        return total
+
+
+@dataclass(slots=True)
 class _Turn:
     """Mutable bookkeeping of one chat."""
 
-    send: ObjectSendStream[Event | _Failure]
-    usage: Usage
+    emit: Callable[[Event], Awaitable[None]]
+    usage: _UsageSum
     records: list[ToolCallRecord]
     files: list[CreatedFile]
     iterations: int = 0
@@ -203,7 +233,7 @@ class Session(Generic[DepsT]):
         self._lock = anyio.Lock()
         self._log: Logger = get_logger(session_id=self.session_id)
         self._history: list[Message] = []
-        self._usage = Usage()
+        self._usage = _UsageSum()
         self._files: list[CreatedFile] = []
         self._routes: dict[str, _Route] = {}
         self._tool_dicts: list[dict[str, Any]] = []
@@ -246,7 +276,7 @@ class Session(Generic[DepsT]):
                 )
                 opened.append(backend)
             self._system = self._build_system_prompt()
-        except BaseException as exc:
+        except BaseException:
             await self._close_backends(opened)
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
@@ -283,9 +313,7 @@ class Session(Generic[DepsT]):
                     with anyio.fail_after(30):
                         await backend.aclose()
                 except Exception as exc:  # noqa: BLE001 - closing must go on for the others
-                    self._log.error(
-                        "backend.close_failed", backend=backend.kind, error=repr(exc)
-                    )
+                    self._log.error("backend.close_failed", backend=backend.kind, error=repr(exc))
 
     def _build_system_prompt(self) -> str | None:
         parts: list[str] = []
@@ -314,7 +342,7 @@ class Session(Generic[DepsT]):
     @property
     def usage(self) -> Usage:
         """Token usage summed over every model call of this session."""
-        return self._usage
+        return self._usage.freeze()
 
     @property
     def files(self) -> list[CreatedFile]:
@@ -347,7 +375,7 @@ class Session(Generic[DepsT]):
             "session_id": self.session_id,
             "model_name": self.model_name,
             "messages": [m.to_wire() for m in self._history],
-            "usage": self._usage.to_wire(),
+            "usage": self._usage.freeze().to_wire(),
             "files": [f.model_dump(mode="json") for f in self._files],
             "backends": [{"kind": b.kind, "state": b.dump_state()} for b in self.backends],
         }
@@ -389,7 +417,7 @@ class Session(Generic[DepsT]):
         for b, saved in zip(session.backends, saved_backends, strict=True):
             b.load_state(dict(saved.get("state") or {}))
         session._history = messages
-        session._usage = usage
+        session._usage = _UsageSum.of(usage)
         session._files = files
         return session
 
@@ -398,16 +426,21 @@ class Session(Generic[DepsT]):
     async def chat(self, message: str | list[dict[str, Any]]) -> Reply:
         """Send ``message`` and run the turn to its end; return the reply.
 
-        Equivalent to draining :meth:`stream`. Raises what the stream raises:
-        :class:`MaxIterationsError`, :class:`ModelError` subclasses,
-        :class:`BackendError` subclasses.
+        The same turn as :meth:`stream` with the events drained (it runs in
+        the calling task, so cancelling the caller cancels the turn). Raises
+        what the stream raises: :class:`MaxIterationsError`,
+        :class:`ModelError` subclasses, :class:`BackendError` subclasses.
         """
-        reply: Reply | None = None
-        async for event in self.stream(message):
-            if isinstance(event, TurnFinished):
-                reply = event.reply
-        assert reply is not None
-        return reply
+        self._ensure_open()
+        async with self._lock:
+            try:
+                return await self._run_turn(message, _discard)
+            except Exception as exc:
+                error = _unwrap(exc)
+                self._log.error("chat.failed", error_type=type(error).__name__, error=str(error))
+                if error is exc:
+                    raise
+                raise error from None
 
     async def stream(self, message: str | list[dict[str, Any]]) -> AsyncIterator[Event]:
         """Send ``message``; yield the turn's events as they happen.
@@ -428,7 +461,7 @@ class Session(Generic[DepsT]):
                 with scope, send:
                     async with self._lock:
                         try:
-                            await self._run_turn(message, send)
+                            await self._run_turn(message, send.send)
                         except Exception as exc:  # noqa: BLE001 - delivered to the reader
                             await self._deliver_failure(send, exc)
             finally:
@@ -450,18 +483,14 @@ class Session(Generic[DepsT]):
     async def _deliver_failure(
         self, send: ObjectSendStream[Event | _Failure], exc: Exception
     ) -> None:
-        error: BaseException = exc
-        while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-            error = error.exceptions[0]
+        error = _unwrap(exc)
         self._log.error("chat.failed", error_type=type(error).__name__, error=str(error))
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
             await send.send(ErrorEvent(error_type=type(error).__name__, message=str(error)))
             await send.send(_Failure(error))
 
     def _append_user(self, content: str | list[dict[str, Any]]) -> None:
-        blocks: list[Any] = (
-            [TextBlock(text=content)] if isinstance(content, str) else list(content)
-        )
+        blocks: list[Any] = [TextBlock(text=content)] if isinstance(content, str) else list(content)
         if self._history and self._history[-1].role == "user":
             last = self._history[-1]
             previous = (
@@ -476,7 +505,7 @@ class Session(Generic[DepsT]):
             self._history.append(Message.model_validate({"role": "user", "content": blocks}))
 
     def _request(self) -> MessagesRequest:
-        request = MessagesRequest.model_construct(
+        request = MessagesRequest.fast(
             model=self.model_name,
             max_tokens=self.max_tokens,
             messages=list(self._history),
@@ -493,7 +522,7 @@ class Session(Generic[DepsT]):
 
     async def _call_model(self, turn: _Turn) -> MessagesResponse:
         async def on_text(text: str) -> None:
-            await turn.send.send(TextDelta(text=text))
+            await turn.emit(TextDelta.fast(text=text))
 
         request = self._request()
         with self._telemetry.chat_span(self.model_name, self.max_tokens) as span:
@@ -510,16 +539,15 @@ class Session(Generic[DepsT]):
         if continuation and self._history and self._history[-1].role == "assistant":
             last = self._history[-1]
             previous = list(last.content) if isinstance(last.content, list) else []
-            self._history[-1] = Message.model_construct(
-                role="assistant", content=[*previous, *content]
-            )
+            self._history[-1] = Message.fast(role="assistant", content=[*previous, *content])
         else:
-            self._history.append(Message.model_construct(role="assistant", content=content))
+            self._history.append(Message.fast(role="assistant", content=content))
 
     async def _run_turn(
-        self, message: str | list[dict[str, Any]], send: ObjectSendStream[Event | _Failure]
-    ) -> None:
-        turn = _Turn(send=send, usage=Usage(), records=[], files=[])
+        self, message: str | list[dict[str, Any]], emit: Callable[[Event], Awaitable[None]]
+    ) -> Reply:
+        turn = _Turn(emit=emit, usage=_UsageSum(), records=[], files=[])
+        send = turn
         self._append_user(message)
         continuation = False
         with self._telemetry.agent_span(self.session_id, self.model_name) as span:
@@ -528,10 +556,10 @@ class Session(Generic[DepsT]):
                     raise MaxIterationsError(self.max_iterations)
                 turn.iterations += 1
                 response = await self._call_model(turn)
-                turn.usage = turn.usage + response.usage
-                self._usage = self._usage + response.usage
-                await send.send(
-                    ModelResponded(
+                turn.usage.add(response.usage)
+                self._usage.add(response.usage)
+                await send.emit(
+                    ModelResponded.fast(
                         stop_reason=response.stop_reason,
                         usage=response.usage,
                         model=response.model,
@@ -550,24 +578,27 @@ class Session(Generic[DepsT]):
                 if stop == "pause_turn" and turn.pauses < self.max_pause_continuations:
                     turn.pauses += 1
                     continuation = True
-                    await send.send(Paused(count=turn.pauses))
+                    await send.emit(Paused.fast(count=turn.pauses))
                     continue
                 break
             last = self._history[-1]
-            text = "".join(
-                b.text for b in last.content if isinstance(b, TextBlock)
-            ) if isinstance(last.content, list) else last.content
+            text = (
+                "".join(b.text for b in last.content if isinstance(b, TextBlock))
+                if isinstance(last.content, list)
+                else last.content
+            )
             reply = Reply(
                 text=text,
                 stop_reason=stop,
-                usage=turn.usage,
+                usage=turn.usage.freeze(),
                 tool_calls=turn.records,
                 files=turn.files,
                 iterations=turn.iterations,
             )
-            self._telemetry.record_usage(span, turn.usage, [stop or ""])
+            self._telemetry.record_usage(span, reply.usage, [stop or ""])
             self._log.debug("chat.finished", stop_reason=stop, iterations=turn.iterations)
-            await send.send(TurnFinished(reply=reply))
+            await send.emit(TurnFinished(reply=reply))
+        return reply
 
     async def _emit_backend_event(self, event: Event, turn: _Turn) -> None:
         if isinstance(event, FileCreated):
@@ -575,7 +606,7 @@ class Session(Generic[DepsT]):
                 return
         elif isinstance(event, ToolFinished):
             turn.records.append(
-                ToolCallRecord(
+                ToolCallRecord.fast(
                     call_id=event.call_id,
                     name=event.name,
                     input={},
@@ -585,7 +616,7 @@ class Session(Generic[DepsT]):
                     exit_code=event.exit_code,
                 )
             )
-        await turn.send.send(event)
+        await turn.emit(event)
 
     def _record_file(self, created: CreatedFile, turn: _Turn) -> bool:
         """Add or update a created file; return whether this chat sees it for the first time."""
@@ -604,14 +635,21 @@ class Session(Generic[DepsT]):
 
     async def _run_tools(self, tool_uses: list[ToolUseBlock], turn: _Turn) -> None:
         results: list[ToolResult | None] = [None] * len(tool_uses)
+        records: list[ToolCallRecord | None] = [None] * len(tool_uses)
         try:
-            async with anyio.create_task_group() as tg:
-                for index, block in enumerate(tool_uses):
-                    tg.start_soon(self._run_one, index, block, results, turn)
+            if len(tool_uses) == 1:
+                # One call needs no task: run it in this task (same limits,
+                # same cancellation), saving a task start per iteration.
+                await self._run_one(0, tool_uses[0], results, records, turn)
+            else:
+                async with anyio.create_task_group() as tg:
+                    for index, block in enumerate(tool_uses):
+                        tg.start_soon(self._run_one, index, block, results, records, turn)
         finally:
+            turn.records.extend(r for r in records if r is not None)
             # Always answer every tool_use, so the history stays consistent
             # even when the turn is cancelled or a tool failed hard.
-            blocks = [
+            blocks: list[ContentBlock] = [
                 ToolResultBlock(
                     tool_use_id=block.id,
                     content=result.output if result else "Tool call cancelled before it finished.",
@@ -619,104 +657,121 @@ class Session(Generic[DepsT]):
                 )
                 for block, result in zip(tool_uses, results, strict=True)
             ]
-            self._history.append(Message.model_construct(role="user", content=blocks))
+            self._history.append(Message.fast(role="user", content=blocks))
 
     async def _run_one(
         self,
         index: int,
         block: ToolUseBlock,
         results: list[ToolResult | None],
+        records: list[ToolCallRecord | None],
         turn: _Turn,
     ) -> None:
-        async with self._limiter:
-            call = ToolCall(id=block.id, name=block.name, input=block.input)
-            route = self._routes.get(block.name)
-            backend_kind = route.backend.kind if route else "none"
-            ctx: ToolContext[DepsT] = ToolContext(
-                session_id=self.session_id,
-                call_id=block.id,
-                tool_name=block.name,
-                logger=self._log.bind(call_id=block.id, tool=block.name),
-                deps=self.deps,
+        try:
+            self._limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await self._limiter.acquire()
+        try:
+            await self._run_one_limited(index, block, results, records, turn)
+        finally:
+            self._limiter.release()
+
+    async def _run_one_limited(
+        self,
+        index: int,
+        block: ToolUseBlock,
+        results: list[ToolResult | None],
+        records: list[ToolCallRecord | None],
+        turn: _Turn,
+    ) -> None:
+        call = ToolCall(id=block.id, name=block.name, input=block.input)
+        route = self._routes.get(block.name)
+        backend_kind = route.backend.kind if route else "none"
+        ctx: ToolContext[DepsT] = ToolContext(
+            session_id=self.session_id,
+            call_id=block.id,
+            tool_name=block.name,
+            logger=self._log.bind(call_id=block.id, tool=block.name),
+            deps=self.deps,
+        )
+        result: ToolResult | None = None
+        if route is None:
+            known = ", ".join(sorted(self._routes)) or "none"
+            result = ToolResult(
+                output=f"Unknown tool {block.name!r}. Available tools: {known}.",
+                is_error=True,
             )
-            result: ToolResult | None = None
-            if route is None:
-                known = ", ".join(sorted(self._routes)) or "none"
+        else:
+            problems = schema_errors(block.input, route.definition.input_schema)
+            if problems:
                 result = ToolResult(
-                    output=f"Unknown tool {block.name!r}. Available tools: {known}.",
+                    output=f"Invalid arguments for {block.name}: " + "; ".join(problems),
                     is_error=True,
                 )
-            else:
-                problems = schema_errors(block.input, route.definition.input_schema)
-                if problems:
-                    result = ToolResult(
-                        output=f"Invalid arguments for {block.name}: " + "; ".join(problems),
-                        is_error=True,
-                    )
-            if result is None and self.before_tool_call is not None:
-                decision = await self.before_tool_call(call, ctx)
-                if isinstance(decision, Deny):
-                    result = ToolResult(output=decision.message, is_error=True)
-                elif isinstance(decision, Rewrite):
-                    call = ToolCall(id=call.id, name=call.name, input=dict(decision.input))
-            await turn.send.send(
-                ToolStarted(call_id=call.id, name=call.name, input=call.input, backend=backend_kind)
+        if result is None and self.before_tool_call is not None:
+            decision = await self.before_tool_call(call, ctx)
+            if isinstance(decision, Deny):
+                result = ToolResult(output=decision.message, is_error=True)
+            elif isinstance(decision, Rewrite):
+                call = ToolCall(id=call.id, name=call.name, input=dict(decision.input))
+        await turn.emit(
+            ToolStarted.fast(
+                call_id=call.id, name=call.name, input=call.input, backend=backend_kind
             )
-            started = time.perf_counter()
-            with self._telemetry.tool_span(
-                call.name, call.id, backend=backend_kind, arguments=call.input
-            ) as span:
-                if result is None:
-                    assert route is not None
-                    result = await self._execute(route.backend, call, ctx, turn)
-                if self.after_tool_call is not None:
-                    result = await self.after_tool_call(call, result) or result
-                duration = time.perf_counter() - started
-                self._telemetry.record_tool_result(
-                    span,
-                    output=result.text,
-                    is_error=result.is_error,
-                    exit_code=result.exit_code,
-                    duration_s=duration,
-                    timed_out=result.timed_out,
-                    error_type="timeout" if result.timed_out else None,
-                )
-            results[index] = result
-            text = result.text
-            await turn.send.send(
-                ToolFinished(
-                    call_id=call.id,
-                    name=call.name,
-                    backend=backend_kind,
-                    output=text,
-                    is_error=result.is_error,
-                    exit_code=result.exit_code,
-                    stdout=result.stdout,
-                    stderr=result.stderr,
-                    timed_out=result.timed_out,
-                    duration_s=duration,
-                )
-            )
-            turn.records.append(
-                ToolCallRecord(
-                    call_id=call.id,
-                    name=call.name,
-                    input=call.input,
-                    backend=backend_kind,
-                    output=text,
-                    is_error=result.is_error,
-                    exit_code=result.exit_code,
-                )
-            )
-            for created in result.files:
-                if self._record_file(created, turn):
-                    await turn.send.send(FileCreated(file=created))
-            ctx.logger.debug(
-                "tool.finished",
+        )
+        started = time.perf_counter()
+        with self._telemetry.tool_span(
+            call.name, call.id, backend=backend_kind, arguments=call.input
+        ) as span:
+            if result is None:
+                assert route is not None
+                result = await self._execute(route.backend, call, ctx, turn)
+            if self.after_tool_call is not None:
+                result = await self.after_tool_call(call, result) or result
+            duration = time.perf_counter() - started
+            self._telemetry.record_tool_result(
+                span,
+                output=result.text,
                 is_error=result.is_error,
                 exit_code=result.exit_code,
-                duration_s=round(duration, 6),
+                duration_s=duration,
+                timed_out=result.timed_out,
+                error_type="timeout" if result.timed_out else None,
             )
+        results[index] = result
+        text = result.text
+        await turn.emit(
+            ToolFinished.fast(
+                call_id=call.id,
+                name=call.name,
+                backend=backend_kind,
+                output=text,
+                is_error=result.is_error,
+                exit_code=result.exit_code,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                timed_out=result.timed_out,
+                duration_s=duration,
+            )
+        )
+        records[index] = ToolCallRecord.fast(
+            call_id=call.id,
+            name=call.name,
+            input=call.input,
+            backend=backend_kind,
+            output=text,
+            is_error=result.is_error,
+            exit_code=result.exit_code,
+        )
+        for created in result.files:
+            if self._record_file(created, turn):
+                await turn.emit(FileCreated.fast(file=created))
+        ctx.logger.debug(
+            "tool.finished",
+            is_error=result.is_error,
+            exit_code=result.exit_code,
+            duration_s=round(duration, 6),
+        )
 
     async def _execute(
         self, backend: Backend, call: ToolCall, ctx: ToolContext[Any], turn: _Turn
@@ -734,8 +789,8 @@ class Session(Generic[DepsT]):
                             tail_size += len(item.text)
                             while tail_size > _TIMEOUT_TAIL and len(tail) > 1:
                                 tail_size -= len(tail.pop(0))
-                            await turn.send.send(
-                                ToolOutput(
+                            await turn.emit(
+                                ToolOutput.fast(
                                     call_id=call.id,
                                     name=call.name,
                                     stream=item.stream,
@@ -753,6 +808,17 @@ class Session(Generic[DepsT]):
         if result is None:
             raise BackendError(f"backend {backend.kind} yielded no result for {call.name}")
         return result
+
+
+async def _discard(event: Event) -> None:
+    """Event sink of :meth:`Session.chat` (the reply is returned instead)."""
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """The single error inside (nested) one-member exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _fmt_seconds(value: float) -> str:

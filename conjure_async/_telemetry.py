@@ -32,7 +32,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+    TracerProvider,
+)
 
 from conjure_async.messages import Usage
 
@@ -44,17 +52,32 @@ _VERSION = "0.1.0"
 class Telemetry:
     """Creates the library's spans on a user-supplied or the global provider."""
 
-    __slots__ = ("capture_content", "tracer")
+    __slots__ = ("_own_provider", "capture_content", "tracer")
 
     def __init__(
         self, tracer_provider: TracerProvider | None = None, *, capture_content: bool = False
     ) -> None:
         self.tracer = trace.get_tracer("conjure_async", _VERSION, tracer_provider=tracer_provider)
         self.capture_content = capture_content
+        self._own_provider = tracer_provider is not None
+
+    @property
+    def active(self) -> bool:
+        """Whether spans go anywhere (a provider was given or set globally).
+
+        With neither, span creation is skipped entirely: the loop's hot path
+        then pays nothing for tracing.
+        """
+        return self._own_provider or not isinstance(
+            trace.get_tracer_provider(), ProxyTracerProvider
+        )
 
     @contextmanager
     def agent_span(self, conversation_id: str, model: str) -> Iterator[Span]:
         """Span around one ``chat``."""
+        if not self.active:
+            yield INVALID_SPAN
+            return
         with self.tracer.start_as_current_span(
             "invoke_agent conjure",
             kind=SpanKind.INTERNAL,
@@ -70,6 +93,9 @@ class Telemetry:
     @contextmanager
     def chat_span(self, model: str, max_tokens: int) -> Iterator[Span]:
         """Span around one model call."""
+        if not self.active:
+            yield INVALID_SPAN
+            return
         with self.tracer.start_as_current_span(
             f"chat {model}",
             kind=SpanKind.CLIENT,
@@ -94,6 +120,9 @@ class Telemetry:
         arguments: dict[str, Any] | None = None,
     ) -> Iterator[Span]:
         """Span around one tool call."""
+        if not self.active:
+            yield INVALID_SPAN
+            return
         attributes: dict[str, Any] = {
             "gen_ai.operation.name": "execute_tool",
             "gen_ai.tool.name": name,

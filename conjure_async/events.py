@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from conjure_async.messages import Usage
+from conjure_async.messages import Usage, fast_construct
 
 __all__ = [
     "CreatedFile",
@@ -40,6 +40,8 @@ __all__ = [
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fast = classmethod(fast_construct)
 
 
 class CreatedFile(_Frozen):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,15 @@ import pytest
 
 from conjure_async import SandboxUnavailableError, Session, load_skills
 from conjure_async.backends import LocalBackend
-from conjure_async.testing import ScriptedModel, collect, text_response, tool_call, tool_use_response
+from conjure_async.testing import (
+    ScriptedModel,
+    collect,
+    text_response,
+    tool_call,
+    tool_use_response,
+)
 from tests.helpers import process_alive, wait_for_file
+from tests.support.system import ensure_packages, in_ci
 
 pytestmark = pytest.mark.anyio
 
@@ -160,8 +166,12 @@ async def test_str_replace_needs_exactly_one_match(tmp_path: Path) -> None:
     (tmp_path / "f.txt").write_text("x x\n")
     records = await run_tools(
         LocalBackend(workdir=tmp_path),
-        tool_call("str_replace", {"path": "f.txt", "old_str": "x", "new_str": "y", "description": "d"}),
-        tool_call("str_replace", {"path": "f.txt", "old_str": "z", "new_str": "y", "description": "d"}),
+        tool_call(
+            "str_replace", {"path": "f.txt", "old_str": "x", "new_str": "y", "description": "d"}
+        ),
+        tool_call(
+            "str_replace", {"path": "f.txt", "old_str": "z", "new_str": "y", "description": "d"}
+        ),
     )
     assert [r.is_error for r in records] == [True, True]
     assert "occurs 2 times" in records[0].output
@@ -172,9 +182,7 @@ async def test_str_replace_needs_exactly_one_match(tmp_path: Path) -> None:
 async def test_view_lists_a_directory_two_levels_deep(tmp_path: Path) -> None:
     (tmp_path / "a" / "b" / "c").mkdir(parents=True)
     (tmp_path / "top.txt").write_text("t")
-    (record,) = await run_tools(
-        LocalBackend(workdir=tmp_path), tool_call("view", {"path": "."})
-    )
+    (record,) = await run_tools(LocalBackend(workdir=tmp_path), tool_call("view", {"path": "."}))
     assert record.output == f"{tmp_path.resolve()}/\n  a/\n    b/\n  top.txt"
 
 
@@ -249,17 +257,18 @@ async def test_bwrap_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
             pass
 
 
-def _bwrap_usable() -> bool:
-    return shutil.which("bwrap") is not None
+@pytest.fixture(scope="module")
+def bwrap() -> str:
+    """bubblewrap, installed when missing and possible; required under CI=true."""
+    path = ensure_packages("bwrap", "bubblewrap")
+    if path is None:
+        if in_ci():
+            pytest.fail("CI=true needs bubblewrap and it could not be installed")
+        pytest.skip("bubblewrap is not installed and cannot be installed here")
+    return path
 
 
-requires_bwrap = pytest.mark.skipif(
-    not _bwrap_usable() and os.environ.get("CI") != "true",
-    reason="bubblewrap is not installed (CI installs it)",
-)
-
-
-@requires_bwrap
+@pytest.mark.usefixtures("bwrap")
 async def test_bwrap_sandbox_confines_commands(tmp_path: Path) -> None:
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -268,7 +277,7 @@ async def test_bwrap_sandbox_confines_commands(tmp_path: Path) -> None:
         "echo data > inside.txt && echo workdir-writable; "
         "echo $$; "
         "python3 -c 'import socket; s=socket.socket(); s.settimeout(1); "
-        "s.connect((\"1.1.1.1\", 80))' 2>/dev/null && echo net || echo no-net"
+        's.connect(("1.1.1.1", 80))\' 2>/dev/null && echo net || echo no-net'
     )
     (record,) = await run_tools(LocalBackend(workdir=workdir, sandbox="bwrap"), bash(command))
     lines = record.output.splitlines()

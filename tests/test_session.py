@@ -204,9 +204,7 @@ async def test_invalid_tool_input_is_rejected_before_the_backend_runs() -> None:
         "additionalProperties": False,
     }
     backend = FuncBackend({"echo": echo}, schemas={"echo": schema})
-    model = ScriptedModel(
-        [tool_use_response(tool_call("echo", {"txt": 5})), text_response("ok")]
-    )
+    model = ScriptedModel([tool_use_response(tool_call("echo", {"txt": 5})), text_response("ok")])
     async with Session(backend, model=model) as session:
         reply = await session.chat("go")
     assert backend.calls == []
@@ -363,9 +361,7 @@ async def test_cancelling_a_chat_mid_tool_keeps_history_consistent() -> None:
 
 
 async def test_breaking_out_of_a_stream_cancels_the_turn() -> None:
-    model = ScriptedModel(
-        [tool_use_response(tool_call("echo")), text_response("a")], text_chunk=1
-    )
+    model = ScriptedModel([tool_use_response(tool_call("echo")), text_response("a")], text_chunk=1)
     async with Session(FuncBackend({"echo": echo}), model=model) as session:
         stream = session.stream("go")
         async for event in stream:
@@ -469,7 +465,12 @@ async def test_deps_and_ids_reach_the_tool_context() -> None:
     async with Session(backend, model=model, deps=deps, session_id="sess") as session:
         await session.chat("go")
     (ctx,) = backend.contexts
-    assert (ctx.session_id, ctx.call_id, ctx.tool_name, ctx.deps) == ("sess", "call_1", "echo", deps)
+    assert (ctx.session_id, ctx.call_id, ctx.tool_name, ctx.deps) == (
+        "sess",
+        "call_1",
+        "echo",
+        deps,
+    )
 
 
 async def test_events_round_trip_through_json() -> None:

@@ -48,7 +48,11 @@ async def test_spans_follow_genai_conventions(
 ) -> None:
     await run(provider, "echo hi")
     spans = {s.name: s for s in exporter.get_finished_spans()}
-    assert sorted(spans) == ["chat scripted-model", "execute_tool bash_tool", "invoke_agent conjure"]
+    assert sorted(spans) == [
+        "chat scripted-model",
+        "execute_tool bash_tool",
+        "invoke_agent conjure",
+    ]
     agent = spans["invoke_agent conjure"]
     assert agent.attributes is not None
     assert agent.attributes["gen_ai.conversation.id"] == "sess-1"
@@ -56,11 +60,18 @@ async def test_spans_follow_genai_conventions(
     assert agent.attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
     tool = spans["execute_tool bash_tool"]
     assert tool.attributes is not None
-    assert {k: tool.attributes[k] for k in (
-        "gen_ai.operation.name", "gen_ai.tool.name", "gen_ai.tool.call.id",
-        "gen_ai.tool.type", "conjure.backend", "conjure.tool.exit_code",
-        "conjure.tool.output_bytes",
-    )} == {
+    assert {
+        k: tool.attributes[k]
+        for k in (
+            "gen_ai.operation.name",
+            "gen_ai.tool.name",
+            "gen_ai.tool.call.id",
+            "gen_ai.tool.type",
+            "conjure.backend",
+            "conjure.tool.exit_code",
+            "conjure.tool.output_bytes",
+        )
+    } == {
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": "bash_tool",
         "gen_ai.tool.call.id": "call_1",

@@ -63,7 +63,11 @@ def _warn_unsandboxed(log: Logger) -> None:
         )
 
 
-class _Refused(Exception):
+def _make_tempdir(safe_id: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-")).resolve()
+
+
+class _RefusedError(Exception):
     """A file tool request outside what the backend allows (becomes an error result)."""
 
 
@@ -138,11 +142,12 @@ class LocalBackend(Backend):
         if self.sandbox == "none":
             _warn_unsandboxed(self._log)
         if self._given_workdir is not None:
-            self._given_workdir.mkdir(parents=True, exist_ok=True)
-            self._workdir = self._given_workdir.resolve()
+            given = anyio.Path(self._given_workdir)
+            await given.mkdir(parents=True, exist_ok=True)
+            self._workdir = Path(await given.resolve())
         else:
             safe_id = "".join(c for c in ctx.session_id if c.isalnum())[:12]
-            self._workdir = Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-")).resolve()
+            self._workdir = await anyio.to_thread.run_sync(_make_tempdir, safe_id)
             self._created_workdir = True
 
     async def aclose(self) -> None:
@@ -193,7 +198,7 @@ class LocalBackend(Backend):
                 result = await anyio.to_thread.run_sync(self._str_replace, call.input)
             else:
                 result = ToolResult(output=f"LocalBackend has no tool {call.name!r}", is_error=True)
-        except _Refused as exc:
+        except _RefusedError as exc:
             result = ToolResult(output=str(exc), is_error=True)
         yield result
 
@@ -203,11 +208,18 @@ class LocalBackend(Backend):
         workdir = str(self.workdir)
         argv = [
             "bwrap",
-            "--ro-bind", "/", "/",
-            "--dev", "/dev",
-            "--proc", "/proc",
-            "--tmpfs", "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
-            "--bind", workdir, workdir,
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
+            "--bind",
+            workdir,
+            workdir,
         ]
         for root in self._roots:
             argv += ["--ro-bind", str(root), str(root)]
@@ -305,9 +317,9 @@ class LocalBackend(Backend):
 
     def _resolve(self, raw: Any, *, write: bool) -> Path:
         if not isinstance(raw, str) or not raw:
-            raise _Refused("path must be a non-empty string")
+            raise _RefusedError("path must be a non-empty string")
         if "\x00" in raw:
-            raise _Refused("path must not contain NUL bytes")
+            raise _RefusedError("path must not contain NUL bytes")
         path = Path(raw)
         if not path.is_absolute():
             path = self.workdir / path
@@ -316,9 +328,9 @@ class LocalBackend(Backend):
             return resolved
         if any(resolved.is_relative_to(root) for root in self._roots):
             if write:
-                raise _Refused(f"{raw} is inside a skill folder, which is read-only")
+                raise _RefusedError(f"{raw} is inside a skill folder, which is read-only")
             return resolved
-        raise _Refused(
+        raise _RefusedError(
             f"{raw} is outside the allowed folders (the working directory {self.workdir} "
             "and the skill folders)"
         )
@@ -326,7 +338,7 @@ class LocalBackend(Backend):
     def _view(self, args: dict[str, Any]) -> ToolResult:
         path = self._resolve(args.get("path"), write=False)
         if not path.exists():
-            raise _Refused(f"{args.get('path')} does not exist")
+            raise _RefusedError(f"{args.get('path')} does not exist")
         capture = OutputCapture(self.output_limit)
         if path.is_dir():
             lines = [f"{path}/"]
@@ -349,7 +361,7 @@ class LocalBackend(Backend):
             if end == -1:
                 end = len(all_lines)
             if start < 1 or end < start or start > max(len(all_lines), 1):
-                raise _Refused(
+                raise _RefusedError(
                     f"view_range {view_range} is invalid for a file of {len(all_lines)} lines"
                 )
         for number in range(start, min(end, len(all_lines)) + 1):
@@ -360,9 +372,9 @@ class LocalBackend(Backend):
         path = self._resolve(args.get("path"), write=True)
         text = args.get("file_text")
         if not isinstance(text, str):
-            raise _Refused("file_text must be a string")
+            raise _RefusedError("file_text must be a string")
         if path.is_dir():
-            raise _Refused(f"{path} is a directory")
+            raise _RefusedError(f"{path} is a directory")
         existed = path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -380,15 +392,15 @@ class LocalBackend(Backend):
         path = self._resolve(args.get("path"), write=True)
         old, new = args.get("old_str"), args.get("new_str", "")
         if not isinstance(old, str) or not old or not isinstance(new, str):
-            raise _Refused("old_str must be a non-empty string and new_str a string")
+            raise _RefusedError("old_str must be a non-empty string and new_str a string")
         if not path.is_file():
-            raise _Refused(f"{path} is not a file")
+            raise _RefusedError(f"{path} is not a file")
         text = path.read_text(encoding="utf-8", errors="replace")
         count = text.count(old)
         if count == 0:
-            raise _Refused(f"old_str was not found in {path}")
+            raise _RefusedError(f"old_str was not found in {path}")
         if count > 1:
-            raise _Refused(
+            raise _RefusedError(
                 f"old_str occurs {count} times in {path}; include more context to make it unique"
             )
         path.write_text(text.replace(old, new, 1), encoding="utf-8")

@@ -1,0 +1,106 @@
+"""The public surface is curated: nothing leaks by accident."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import conjure_async
+
+EXPECTED = {
+    "conjure_async": [
+        "APIConnectionError",
+        "APIError",
+        "APIStatusError",
+        "APITimeoutError",
+        "AfterToolCall",
+        "AnthropicModel",
+        "BackendError",
+        "BeforeToolCall",
+        "ConjureError",
+        "ContainerDiedError",
+        "CreatedFile",
+        "Deny",
+        "DockerError",
+        "DockerUnavailableError",
+        "Event",
+        "ImageNotFoundError",
+        "MaxIterationsError",
+        "MessagesRequest",
+        "MessagesResponse",
+        "MissingDependencyError",
+        "ModelError",
+        "ModelResponseError",
+        "RateLimitError",
+        "Reply",
+        "Rewrite",
+        "SandboxUnavailableError",
+        "Session",
+        "SessionError",
+        "SessionStateError",
+        "Skill",
+        "SkillError",
+        "SkillNotFoundError",
+        "SkillPackageError",
+        "SkillParseError",
+        "SkillRegistry",
+        "SkillValidationError",
+        "ToolCall",
+        "ToolConflictError",
+        "ToolContext",
+        "ToolResult",
+        "load_skills",
+    ],
+    "conjure_async.backends": [
+        "AnthropicBackend",
+        "Backend",
+        "BackendContext",
+        "DockerBackend",
+        "LocalBackend",
+        "NativeBackend",
+        "NativeSkill",
+        "ToolCall",
+        "ToolChunk",
+        "ToolContext",
+        "ToolEvent",
+        "ToolResult",
+        "WarmPool",
+        "tool",
+    ],
+    "conjure_async.testing": [
+        "DEFAULT_IGNORED",
+        "FakeAnthropicServer",
+        "ScriptStep",
+        "ScriptedModel",
+        "assert_events",
+        "collect",
+        "summarize",
+        "text_response",
+        "tool_call",
+        "tool_use_response",
+    ],
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_public_surface_is_pinned_and_sorted(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert module.__all__ == sorted(module.__all__)
+    assert module.__all__ == EXPECTED[module_name]
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_every_exported_name_resolves(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+
+
+def test_every_exception_derives_from_conjure_error() -> None:
+    from conjure_async import _exceptions
+
+    for name in _exceptions.__all__:
+        obj = getattr(_exceptions, name)
+        if isinstance(obj, type):
+            assert issubclass(obj, conjure_async.ConjureError), name
