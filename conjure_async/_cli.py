@@ -6,11 +6,14 @@ Exit codes: 0 success, 1 a skill is invalid or cannot be loaded, 2 usage error.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from conjure_async.skills import (
     Diagnostic,
@@ -107,25 +110,42 @@ def _cmd_skills_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    """Load the example skills shipped with the repository and print the prompt block."""
+    """Run the offline demo: real tools, a scripted model, no API key."""
+    del args
     root = _examples_dir()
     if not root.is_dir():
         print(
             f"error: the example skills are not available (looked in {root}); "
-            "they ship with the source repository, not with the installed package",
+            "run the demo from a source checkout (pip install -e .)",
             file=sys.stderr,
         )
         return EXIT_USAGE
-    result = _load(args, [str(root)])
-    for skill in result:
-        print(f"ok: {skill.name} ({skill.path})" if skill.is_valid else f"invalid: {skill.name}")
-    _report_problems(result)
-    block = available_skills_block(result)
-    print()
-    print(block)
-    print()
-    print(f"(about {estimate_tokens(block)} tokens)")
-    return EXIT_OK if result.ok else EXIT_INVALID
+    from conjure_async._demo import run_demo  # noqa: PLC0415 - keeps CLI start-up light
+
+    return anyio.run(run_demo)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    """Chat once with Claude through a chosen backend (needs ANTHROPIC_API_KEY)."""
+    from conjure_async._demo import run_chat  # noqa: PLC0415 - keeps CLI start-up light
+
+    return anyio.run(
+        functools.partial(
+            run_chat,
+            args.message,
+            backend=args.backend,
+            skill_paths=args.skills or [],
+            hosted_skills=args.skill or [],
+            model_name=args.model,
+        )
+    )
+
+
+def _cmd_docker_build(args: argparse.Namespace) -> int:
+    """Build the sandbox image (online), or an offline one from this host's files."""
+    from conjure_async._demo import build_docker_image  # noqa: PLC0415
+
+    return anyio.run(functools.partial(build_docker_image, args.tag, offline=args.offline))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,8 +182,38 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("paths", nargs="+", metavar="PATH")
     listing.set_defaults(handler=_cmd_skills_list)
 
-    demo = commands.add_parser("demo", help="show the example skills and their prompt block")
+    demo = commands.add_parser(
+        "demo", help="run the offline demo (scripted model, real tools, no API key)"
+    )
     demo.set_defaults(handler=_cmd_demo)
+
+    chat = commands.add_parser(
+        "chat",
+        help="chat once with Claude (needs ANTHROPIC_API_KEY)",
+        description="Send one message to Claude through a backend and stream the events.",
+    )
+    chat.add_argument("message")
+    chat.add_argument("--backend", choices=("local", "docker", "anthropic"), default="local")
+    chat.add_argument("--skills", action="append", metavar="PATH", help="local skill paths")
+    chat.add_argument(
+        "--skill",
+        action="append",
+        metavar="NAME[@VERSION]",
+        help="Anthropic pre-built skill for --backend anthropic (xlsx, pptx, docx, pdf)",
+    )
+    chat.add_argument("--model", default="claude-sonnet-4-5")
+    chat.set_defaults(handler=_cmd_chat)
+
+    docker = commands.add_parser("docker", help="Docker sandbox image")
+    docker_commands = docker.add_subparsers(dest="docker_command", required=True)
+    build = docker_commands.add_parser("build", help="build the sandbox image")
+    build.add_argument("--tag", default="conjure-sandbox:latest")
+    build.add_argument(
+        "--offline",
+        action="store_true",
+        help="build from this host's bash/python files (no registry needed)",
+    )
+    build.set_defaults(handler=_cmd_docker_build)
     return parser
 
 

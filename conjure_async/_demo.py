@@ -7,20 +7,30 @@ through the Local backend, and every event is printed as it streams.
 
 from __future__ import annotations
 
+import importlib
+import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from conjure_async._session import Session
+from conjure_async.backends._base import Backend
 from conjure_async.backends._local import LocalBackend
 from conjure_async.events import Event
 from conjure_async.messages import MessagesRequest, MessagesResponse, ToolResultBlock
 from conjure_async.skills import Skill, available_skills_block, estimate_tokens, load_skills
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 
-__all__ = ["examples_dir", "format_event", "run_local_demo"]
+__all__ = [
+    "build_docker_image",
+    "examples_dir",
+    "format_event",
+    "run_chat",
+    "run_demo",
+    "run_local_demo",
+]
 
 Write = Callable[[str], object]
 
@@ -146,3 +156,94 @@ async def run_local_demo(write: Write | None = None) -> list[Event]:
             if line:
                 print_fn(line)
     return events
+
+
+async def run_demo(write: Write | None = None) -> int:
+    """``conjure demo``: every part that runs offline, one after another.
+
+    1. the example skills validated and a Local-backend session on them;
+    2. a hosted-backend run against the in-process *fake* Anthropic server;
+    3. the monitoring pipeline (native + local + report stages at once).
+    """
+    out = write or _stdout_write
+    out("== 1. Agent Skills on the Local backend ==\n")
+    await run_local_demo(out)
+    sections: list[tuple[str, str, str]] = [
+        (
+            "2. The hosted backend against a FAKE Anthropic server (offline, no key)",
+            "conjure_async.testing._demo_hosted",
+            "run_hosted_demo",
+        ),
+        (
+            "3. The monitoring pipeline: native, local and report stages",
+            "examples.monitoring_agent",
+            "run_monitoring_demo",
+        ),
+    ]
+    repo = str(examples_dir().parent)
+    if repo not in sys.path:
+        sys.path.insert(0, repo)  # the examples package lives in the source checkout
+    for title, module_name, function_name in sections:
+        out(f"\n== {title} ==\n")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            out(f"  (not available in this checkout: {exc})\n")
+            continue
+        await getattr(module, function_name)(lambda line: out(f"{line}\n"))
+    out("\nDemo finished: every tool above ran for real; the model was scripted.\n")
+    return 0
+
+
+async def run_chat(
+    message: str,
+    *,
+    backend: str,
+    skill_paths: Sequence[str],
+    hosted_skills: Sequence[str],
+    model_name: str,
+    write: Write | None = None,
+) -> int:
+    """``conjure chat``: one message to the real Claude, events streamed."""
+    out = write or _stdout_write
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        out("error: set ANTHROPIC_API_KEY to chat with Claude (`conjure demo` runs offline)\n")
+        return 2
+    from conjure_async.models import AnthropicModel  # noqa: PLC0415 - optional path
+
+    skills = load_skills(*skill_paths) if skill_paths else []
+    chosen: Backend
+    if backend == "local":
+        chosen = LocalBackend(skills)
+    elif backend == "docker":
+        from conjure_async.backends import DockerBackend  # noqa: PLC0415 - optional extra
+
+        chosen = DockerBackend(skills)
+    else:
+        from conjure_async.backends._hosted import AnthropicBackend, AnthropicSkill  # noqa: PLC0415
+
+        prebuilt = []
+        for item in hosted_skills:
+            name, _, version = item.partition("@")
+            prebuilt.append(AnthropicSkill(name, version=version or "latest"))
+        chosen = AnthropicBackend(skills=[*prebuilt, *skills])
+    async with AnthropicModel(model=model_name) as model, Session(chosen, model=model) as session:
+        async for event in session.stream(message):
+            if event.kind == "text_delta":
+                out(event.text)
+            elif (line := format_event(event)) is not None:
+                out(f"\n{line}\n")
+    return 0
+
+
+async def build_docker_image(tag: str, *, offline: bool, write: Write | None = None) -> int:
+    """``conjure docker build``: the sandbox image, from the Dockerfile or offline."""
+    out = write or _stdout_write
+    from conjure_async.backends import _docker_image  # noqa: PLC0415 - optional extra
+
+    if offline:
+        await _docker_image.build_offline_image(tag)
+    else:
+        await _docker_image.build_image(tag)
+    out(f"built {tag}\n")
+    return 0
