@@ -1,0 +1,234 @@
+"""The built-in model client: the Messages API over ``httpx2``, with retries and streaming."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import httpx2
+
+from conjure_async._exceptions import APIConnectionError, ModelResponseError
+from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
+from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock
+from conjure_async.models._base import TextHandler
+from conjure_async.models._sse import MessageAssembler, aiter_sse
+
+__all__ = ["DEFAULT_MODEL", "AnthropicModel"]
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+"""The model used when none is given."""
+
+_MESSAGES = "/v1/messages"
+
+
+class AnthropicModel:
+    """The api callback for the Anthropic Messages API (``POST /v1/messages``).
+
+    One instance holds one pooled ``httpx2.AsyncClient`` (through
+    :class:`~conjure_async.anthropic.AnthropicAPI`); share it between sessions
+    and close it once with :meth:`aclose` (or ``async with``)::
+
+        async with AnthropicModel("claude-sonnet-4-5") as model:   # ANTHROPIC_API_KEY
+            async with Session(AnthropicBackend(skills=[AnthropicSkill("xlsx")]),
+                               model=model) as session:
+                reply = await session.chat("Build a budget workbook")
+
+    With ``stream=True`` (the default) :meth:`stream` reads the server-sent
+    events, awaits ``on_text`` for each text delta (the session turns them into
+    ``text_delta`` events) and still returns the complete message; tool inputs
+    are parsed when their block completes. With ``stream=False`` it makes one
+    JSON request and reports each text block as one delta.
+
+    The ``anthropic-beta`` header is the union of ``betas`` given here and the
+    request's own ``betas`` (added by backends, e.g. the hosted one).
+
+    Failures raise typed exceptions after the retries
+    (:class:`~conjure_async.RateLimitError`, ``OverloadedError``,
+    ``APIConnectionError``...); a body that is not a valid message raises
+    :class:`~conjure_async.ModelResponseError`. A mid-stream ``error`` event
+    is raised, not retried (text already reported cannot be taken back).
+
+    Args:
+        model: The model name sent when a request does not set one; also
+            :attr:`model_name`, which the session uses by default.
+        api_key: The API key (default ``$ANTHROPIC_API_KEY``). Never logged,
+            never shown in a repr or an error.
+        base_url: The API root (default ``$ANTHROPIC_BASE_URL`` or
+            ``https://api.anthropic.com``); point it at
+            :class:`~conjure_async.testing.FakeAnthropicServer` in tests.
+        stream: Use SSE streaming in :meth:`stream`.
+        betas: ``anthropic-beta`` values sent with every request.
+        max_retries: Retries after the first attempt.
+        retry: A full :class:`~conjure_async.anthropic.RetryPolicy` (overrides
+            ``max_retries``); tests use tiny delays.
+        timeout: Per-attempt timeout in seconds.
+        connect_timeout: Seconds to connect.
+        read_timeout: Seconds to wait for each chunk (default ``timeout``).
+        default_headers: Extra headers sent with every request.
+        api: Use this :class:`~conjure_async.anthropic.AnthropicAPI` (its
+            options apply; :meth:`aclose` then leaves it open).
+        http_client: Use this ``httpx2.AsyncClient`` (not closed by us).
+
+    Raises:
+        ModelError: No API key was given and ``ANTHROPIC_API_KEY`` is unset.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        stream: bool = True,
+        betas: Sequence[str] = (),
+        max_retries: int = 2,
+        retry: RetryPolicy | None = None,
+        timeout: float = 600.0,
+        connect_timeout: float = 5.0,
+        read_timeout: float | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        api: AnthropicAPI | None = None,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self.model_name = model
+        self.streaming = stream
+        self.betas = list(betas)
+        self._owns_api = api is None
+        self.api: AnthropicAPI = api or AnthropicAPI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            retry=retry,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            default_headers=default_headers,
+            http_client=http_client,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(model={self.model_name!r}, base_url={self.api.base_url!r}, "
+            f"stream={self.streaming}, api_key='**********')"
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this model created (idempotent)."""
+        if self._owns_api:
+            await self.api.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _body(self, request: MessagesRequest, *, stream: bool) -> dict[str, Any]:
+        body = request.body()
+        body.setdefault("model", self.model_name)
+        if not body.get("model"):
+            body["model"] = self.model_name
+        if stream:
+            body["stream"] = True
+        else:
+            body.pop("stream", None)
+        return body
+
+    def _betas(self, request: MessagesRequest) -> list[str]:
+        return merge_betas(self.betas, request.betas or [])
+
+    async def __call__(self, request: MessagesRequest) -> MessagesResponse:
+        """Send ``request`` as one JSON call and return the complete response.
+
+        Raises:
+            APIStatusError: An error status after the retries (a subclass per status).
+            APIConnectionError: No response after the retries.
+            ModelResponseError: The body is not a valid message.
+        """
+        response = await self.api.request(
+            "POST", _MESSAGES, json=self._body(request, stream=False), betas=self._betas(request)
+        )
+        request_id = response.headers.get("request-id")
+        suffix = f" (request_id={request_id})" if request_id else ""
+        try:
+            payload = json.loads(response.content)
+        except ValueError as exc:
+            snippet = self.api.redact(response.text[:200])
+            raise ModelResponseError(
+                f"the Messages API returned a body that is not JSON: {snippet!r}{suffix}"
+            ) from exc
+        if not isinstance(payload, dict) or payload.get("type", "message") != "message":
+            raise ModelResponseError(
+                f"the Messages API returned something that is not a message{suffix}"
+            )
+        try:
+            return MessagesResponse.model_validate(payload)
+        except ValueError as exc:
+            raise ModelResponseError(
+                f"the Messages API returned an invalid message: {exc}{suffix}"
+            ) from exc
+
+    async def stream(self, request: MessagesRequest, on_text: TextHandler) -> MessagesResponse:
+        """Send ``request``; await ``on_text`` for each text delta; return the full message.
+
+        With ``stream=False`` this is :meth:`__call__` followed by one
+        ``on_text`` per text block.
+
+        Raises:
+            APIStatusError: An error status after the retries, or an ``error``
+                event in the stream (status 200, not retried).
+            APIConnectionError: No response after the retries, or the stream
+                broke off before ``message_stop``.
+            ModelResponseError: The stream is malformed.
+        """
+        if not self.streaming:
+            response = await self(request)
+            for block in response.content:
+                if isinstance(block, TextBlock) and block.text:
+                    await on_text(block.text)
+            return response
+        async with self.api.stream(
+            "POST", _MESSAGES, json=self._body(request, stream=True), betas=self._betas(request)
+        ) as http_response:
+            request_id = http_response.headers.get("request-id")
+            content_type = http_response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                await http_response.aread()
+                return self._unexpected_body(http_response, request_id)
+            assembler = MessageAssembler(request_id=request_id)
+            try:
+                async for frame in aiter_sse(http_response.aiter_lines()):
+                    if assembler.done:
+                        continue  # drain to the end so the connection is reused
+                    text = assembler.handle(frame)
+                    if text:
+                        await on_text(text)
+            except httpx2.TransportError as exc:
+                detail = self.api.redact(str(exc)) or type(exc).__name__
+                raise APIConnectionError(
+                    f"the response stream broke off ({type(exc).__name__}: {detail})",
+                    request_id=request_id,
+                ) from exc
+            return assembler.response()
+
+    def _unexpected_body(
+        self, http_response: httpx2.Response, request_id: str | None
+    ) -> MessagesResponse:
+        """A streamed request answered with JSON: accept a message, else fail clearly."""
+        suffix = f" (request_id={request_id})" if request_id else ""
+        try:
+            payload = json.loads(http_response.content)
+            return MessagesResponse.model_validate(payload)
+        except ValueError as exc:
+            snippet = self.api.redact(http_response.text[:200])
+            raise ModelResponseError(
+                f"expected an event stream, got {snippet!r}{suffix}"
+            ) from exc
+
