@@ -19,8 +19,6 @@ from conjure_async.skills import (
     Diagnostic,
     Skill,
     SkillSet,
-    available_skills_block,
-    estimate_tokens,
     load_skills,
 )
 

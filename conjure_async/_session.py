@@ -10,10 +10,11 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Self
 
 import anyio
 from anyio.abc import ObjectSendStream, TaskGroup
+from typing_extensions import TypeVar
 
 from conjure_async._exceptions import (
     BackendError,
@@ -70,7 +71,7 @@ __all__ = [
     "Session",
 ]
 
-DepsT = TypeVar("DepsT")
+DepsT = TypeVar("DepsT", default=None)
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 STATE_VERSION = 1

@@ -14,7 +14,7 @@ a client reading a server-sent event stream)::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -41,7 +41,10 @@ __all__ = [
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    fast = classmethod(fast_construct)
+    @classmethod
+    def fast(cls, **values: Any) -> Self:
+        """Build from trusted values without validation (see :func:`fast_construct`)."""
+        return fast_construct(cls, **values)
 
 
 class CreatedFile(_Frozen):

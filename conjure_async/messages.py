@@ -8,7 +8,7 @@ content block of a type this version does not know is kept as
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -67,7 +67,10 @@ class _Wire(BaseModel):
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    fast = classmethod(fast_construct)
+    @classmethod
+    def fast(cls, **values: Any) -> Self:
+        """Build from trusted values without validation (see :func:`fast_construct`)."""
+        return fast_construct(cls, **values)
 
     def to_wire(self) -> dict[str, Any]:
         """Return the JSON-able dict the API expects (``None`` fields dropped)."""
