@@ -51,9 +51,7 @@ def schema_errors(value: Any, schema: dict[str, Any], where: str = "input") -> l
             if name not in value
         )
         if schema.get("additionalProperties") is False:
-            errors.extend(
-                f"{where}: unexpected field {key!r}" for key in value if key not in props
-            )
+            errors.extend(f"{where}: unexpected field {key!r}" for key in value if key not in props)
         for key, item in value.items():
             sub = props.get(key)
             if isinstance(sub, dict):

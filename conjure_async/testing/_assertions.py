@@ -48,9 +48,7 @@ def summarize(events: Iterable[Event], ignore: Iterable[str] = DEFAULT_IGNORED) 
 
 def _matches(event: Event, expected: str | Mapping[str, Any]) -> bool:
     if isinstance(expected, str):
-        return event.kind == expected or (
-            summarize([event], ignore=()) == [expected]
-        )
+        return event.kind == expected or (summarize([event], ignore=()) == [expected])
     data = event.model_dump()
     return all(data.get(key) == value for key, value in expected.items())
 

@@ -32,7 +32,9 @@ ScriptStep: TypeAlias = (
 _ids = itertools.count(1)
 
 
-def tool_call(name: str, input: dict[str, Any] | None = None, *, id: str | None = None) -> dict[str, Any]:  # noqa: A002
+def tool_call(
+    name: str, input: dict[str, Any] | None = None, *, id: str | None = None
+) -> dict[str, Any]:
     """A ``tool_use`` block for :func:`tool_use_response`."""
     return {
         "type": "tool_use",
