@@ -158,7 +158,7 @@ async def _create_container(
             with contextlib.suppress(Exception):
                 await container.delete(force=True, v=True)
             raise translate(exc, host=spec.docker_host, action="starting the container") from exc
-        return str(container.id)
+    return str(container.id)
 
 
 async def _remove_container(client: Any, container_id: str, log: Logger) -> None:
@@ -246,7 +246,8 @@ class WarmPool:
         tb: TracebackType | None,
     ) -> None:
         self._closed = True
-        assert self._tg is not None and self._stack is not None
+        assert self._tg is not None
+        assert self._stack is not None
         self._tg.cancel_scope.cancel()
         try:
             await self._stack.__aexit__(exc_type, exc, tb)
@@ -287,7 +288,9 @@ class WarmPool:
     async def _start_one(self, key: str) -> None:
         spec, image = self._specs[key]
         try:
-            container_id = await _create_container(self._client, spec, "pool", image=image, pool=True)
+            container_id = await _create_container(
+                self._client, spec, "pool", image=image, pool=True
+            )
         except DockerError as exc:
             self._failure = exc
             self._log.warning("docker.pool_start_failed", error=str(exc))
@@ -341,10 +344,6 @@ class WarmPool:
             return container_id
         self.misses += 1
         return None
-
-
-class _Refused(Exception):
-    """A file tool request the helper refused (becomes an error result)."""
 
 
 class DockerBackend(Backend):
@@ -441,9 +440,7 @@ class DockerBackend(Backend):
         if pool is not None and pool.docker_host != docker_host:
             raise ValueError("the pool and the backend must use the same docker_host")
 
-        binds = [
-            f"{s.path.resolve()}:{self.skills_dir}/{s.name}:ro" for s in self.skills
-        ]
+        binds = [f"{s.path.resolve()}:{self.skills_dir}/{s.name}:ro" for s in self.skills]
         volumes: dict[str, Any] = {}
         tmpfs_mounts = dict(self.tmpfs)
         self.workspace: str
@@ -665,7 +662,9 @@ class DockerBackend(Backend):
             return ContainerDiedError(f"the session's container {container_id[:12]} was removed")
         state = info.get("State", {})
         if state.get("Running"):
-            return DockerError(f"the engine refused an exec in running container {container_id[:12]}")
+            return DockerError(
+                f"the engine refused an exec in running container {container_id[:12]}"
+            )
         oom = bool(state.get("OOMKilled"))
         code = state.get("ExitCode")
         reason = "was killed by the OOM killer" if oom else f"exited with code {code}"
@@ -693,7 +692,9 @@ class DockerBackend(Backend):
             return
         token = uuid.uuid4().hex
         scan = self.workdir if self.track_files else ""
-        execution = await self._exec(["bash", "-c", BASH_WRAPPER, "conjure-bash", token, command, scan])
+        execution = await self._exec(
+            ["bash", "-c", BASH_WRAPPER, "conjure-bash", token, command, scan]
+        )
         marker = trailer_marker(token)
         capture = OutputCapture(self.output_limit)
         decoders = {
@@ -724,7 +725,10 @@ class DockerBackend(Backend):
                             data, pending = pending[:index], b""
                         else:
                             keep = _partial_marker(pending, marker)
-                            data, pending = pending[: len(pending) - keep], pending[len(pending) - keep :]
+                            data, pending = (
+                                pending[: len(pending) - keep],
+                                pending[len(pending) - keep :],
+                            )
                         text = capture.add(decoders[1].decode(data))
                         if text:
                             yield ToolChunk(text)

@@ -92,8 +92,12 @@ def describe_host(docker_host: str | None) -> str:
             "no engine address: docker_host is not set, DOCKER_HOST is not set, and "
             f"none of {', '.join(_DEFAULT_SOCKETS)} exists"
         )
-    source = "docker_host" if docker_host else "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else (
-        "the default socket"
+    source = (
+        "docker_host"
+        if docker_host
+        else "DOCKER_HOST"
+        if os.environ.get("DOCKER_HOST")
+        else ("the default socket")
     )
     return f"{resolved} (from {source})"
 

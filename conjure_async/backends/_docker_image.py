@@ -60,6 +60,10 @@ _STDLIB_SKIP = frozenset(
     {"test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "site-packages",
      "dist-packages", "config-3.11-x86_64-linux-gnu", "pydoc_data"}
 )  # fmt: skip
+_PYTHON_PROBE = (
+    "import sys, sysconfig; "
+    "print(sysconfig.get_paths()['stdlib']); print('%d.%d' % sys.version_info[:2])"
+)
 _ENV = (
     "PATH=/usr/local/bin:/usr/bin:/bin",
     "LANG=C.UTF-8",
@@ -67,7 +71,7 @@ _ENV = (
     "PYTHONDONTWRITEBYTECODE=1",
 )
 _PASSWD = (
-    "root:x:0:0:root:/root:/bin/bash\n"
+    "root:x:0:0:root:/root:/bin/bash\n"  # noqa: S105 - the image's /etc/passwd, no secret
     "nobody:x:65534:65534:nobody:/workspace:/bin/bash\n"
 )
 _GROUP = "root:x:0:\nnogroup:x:65534:\n"
@@ -107,8 +111,7 @@ def _rootfs_tar(python: str, tools: Sequence[str], extra_files: Mapping[str, str
     if "bash" not in programs:
         raise DockerError("build_offline_image needs bash on this host")
     version = subprocess.run(  # noqa: S603 - the chosen interpreter, fixed code
-        [python_real, "-c", "import sys, sysconfig; "
-         "print(sysconfig.get_paths()['stdlib']); print('%d.%d' % sys.version_info[:2])"],
+        [python_real, "-c", _PYTHON_PROBE],
         capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     stdlib, short = Path(version[0]), version[1]
@@ -188,7 +191,7 @@ def _rootfs_tar(python: str, tools: Sequence[str], extra_files: Mapping[str, str
             regular(library, target)
         for root, dirs, files in os.walk(stdlib):
             rel_root = Path(root).relative_to(stdlib)
-            if rel_root == Path("."):
+            if rel_root == Path():
                 dirs[:] = [d for d in dirs if d not in _STDLIB_SKIP]
             dirs.sort()
             for file in sorted(files):
@@ -242,18 +245,24 @@ async def build_offline_image(
         data = await anyio.to_thread.run_sync(
             _rootfs_tar, python, tuple(tools), dict(extra_files or {})
         )
-        repo, _, version = tag.rpartition(":") if ":" in tag.split("/")[-1] else (tag, "", "")
-        query: list[tuple[str, str]] = [("fromSrc", "-"), ("repo", repo), ("tag", version or "latest")]
+        repo, _, version = (
+            tag.rpartition(":") if ":" in tag.rsplit("/", maxsplit=1)[-1] else (tag, "", "")
+        )
+        query: list[tuple[str, str]] = [
+            ("fromSrc", "-"),
+            ("repo", repo),
+            ("tag", version or "latest"),
+        ]
         changes = [f"ENV {item}" for item in _ENV]
         changes += ["WORKDIR /workspace", 'CMD ["sleep", "infinity"]']
         query += [("changes", change) for change in changes]
         from yarl import URL  # noqa: PLC0415 - comes with aiodocker
 
         try:
-            async with client._query(  # noqa: SLF001 - aiodocker has no import-from-source API
+            async with client._query(
                 URL("images/create").with_query(query),
                 "POST",
-                data=data,
+                data=io.BytesIO(data),
                 headers={"Content-Type": "application/x-tar"},
             ) as response:
                 body = await response.read()
@@ -320,8 +329,7 @@ async def build_image(
                     stream=True,
                 )
                 async for item in stream:
-                    if "error" in item:
-                        raise DockerError(f"building {tag} failed: {item['error']}")
+                    _check_build_item(tag, item)
                     line = str(item.get("stream", "")).rstrip("\n")
                     if line and on_log is not None:
                         on_log(line)
@@ -341,3 +349,8 @@ async def _image_exists(client: Any, tag: str, docker_host: str | None) -> bool:
             return False
         raise translate(exc, host=docker_host, action=f"inspecting {tag}") from exc
     return True
+
+
+def _check_build_item(tag: str, item: dict[str, Any]) -> None:
+    if "error" in item:
+        raise DockerError(f"building {tag} failed: {item['error']}")

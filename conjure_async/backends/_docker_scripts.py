@@ -78,7 +78,7 @@ read -r p < "$m.pid" 2>/dev/null
 exit 0
 """
 
-FILE_HELPER: Final = r'''
+FILE_HELPER: Final = r"""
 import json, os, sys
 
 def main():
@@ -127,14 +127,16 @@ def view(req, args):
             lines.append("  " + name + ("/" if isdir else ""))
             if isdir and not os.path.islink(child):
                 for g in sorted(os.listdir(child)):
-                    lines.append("    " + g + ("/" if os.path.isdir(os.path.join(child, g)) else ""))
+                    sub = os.path.isdir(os.path.join(child, g))
+                    lines.append("    " + g + ("/" if sub else ""))
             if len(lines) > 10000:
                 break
         return {"ok": True, "output": "\n".join(lines)}
     with open(path, "rb") as fh:
         data = fh.read(64 * 1024 * 1024)
     if b"\x00" in data[:8192]:
-        return {"ok": True, "output": path + " is a binary file (" + str(os.path.getsize(path)) + " bytes)"}
+        size = str(os.path.getsize(path))
+        return {"ok": True, "output": path + " is a binary file (" + size + " bytes)"}
     all_lines = data.decode("utf-8", errors="replace").splitlines()
     start, end = 1, len(all_lines)
     vr = args.get("view_range")
@@ -143,8 +145,8 @@ def view(req, args):
         if end == -1:
             end = len(all_lines)
         if start < 1 or end < start or start > max(len(all_lines), 1):
-            raise Refused("view_range " + json.dumps(vr).replace(",", ", ") + " is invalid for a file of "
-                          + str(len(all_lines)) + " lines")
+            raise Refused("view_range " + json.dumps(vr).replace(",", ", ")
+                          + " is invalid for a file of " + str(len(all_lines)) + " lines")
     parts, total = [], 0
     for number in range(start, min(end, len(all_lines)) + 1):
         line = "%6d\t%s\n" % (number, all_lines[number - 1])
@@ -205,4 +207,4 @@ def serve(req):
     raise Refused("unknown operation " + repr(op))
 
 main()
-'''
+"""
