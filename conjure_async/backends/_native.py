@@ -403,6 +403,18 @@ _OPERATION_ARGS: dict[str, type[BaseModel]] = {
     "write": _WriteArgs,
     "modify": _ModifyArgs,
 }
+_OPERATION_CALLS: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {
+    "execute": (("command", None), {}),
+    "read": (("path", None), {"offset": 0, "limit": None}),
+    "write": (("path", "content", None), {}),
+    "modify": (("path", "old", "new", None), {}),
+}
+_OPERATION_SIGNATURES = {
+    "execute": "(command, ctx)",
+    "read": "(path, ctx, *, offset, limit)",
+    "write": "(path, content, ctx)",
+    "modify": "(path, old, new, ctx)",
+}
 _OPERATION_DOCS = {
     "execute": "Run a command of the {name} skill and return its output.",
     "read": "Read from the {name} skill (optionally from `offset`, at most `limit`).",
@@ -453,6 +465,14 @@ def _skill_operations(skill: Any) -> list[_SkillOperation]:
             continue
         if not inspect.iscoroutinefunction(method):
             raise TypeError(f"skill {name!r}: {operation} must be an 'async def' method")
+        args, kwargs = _OPERATION_CALLS[operation]
+        try:
+            inspect.signature(method).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"skill {name!r}: {operation} must accept {_OPERATION_SIGNATURES[operation]} "
+                f"({exc})"
+            ) from exc
         tool_name = f"{name}_{operation}".replace("-", "_")
         if not _TOOL_NAME.match(tool_name):
             raise ValueError(f"skill name {name!r} makes an invalid tool name {tool_name!r}")

@@ -113,6 +113,18 @@ def test_sync_operation_is_refused() -> None:
         NativeBackend(Sync())
 
 
+def test_operation_with_the_wrong_signature_is_refused() -> None:
+    class NoPaging(NativeSkill):
+        name = "no-paging"
+        description = "Reads without offset and limit."
+
+        async def read(self, path: str, ctx: ToolContext[Any]) -> str:
+            return path
+
+    with pytest.raises(TypeError, match=r"read must accept \(path, ctx, \*, offset, limit\)"):
+        NativeBackend(NoPaging())
+
+
 def test_skill_class_itself_is_instantiated() -> None:
     assert len(NativeBackend(Notes).tools()) == 4
 
