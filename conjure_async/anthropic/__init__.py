@@ -3,14 +3,17 @@
 ::
 
     from conjure_async.anthropic import AnthropicAPI, FilesClient, SkillsClient
+    from conjure_async.skills import load_skill
 
-    async with AnthropicAPI() as api:                  # ANTHROPIC_API_KEY
+    async with AnthropicAPI() as api:                  # key from ANTHROPIC_API_KEY
         skills = SkillsClient(api)
-        skill = await skills.create_from_skill(load_skill("skills/budget-builder"))
+        created = await skills.create_from_skill(load_skill("skills/budget-builder"))
         files = FilesClient(api)
-        path = await files.download("file_011C...", "out/")
+        path = await files.download("file_011C...", "downloads/")
 
-Other backends never need this package.
+Both clients send the beta headers (``skills-2025-10-02``,
+``files-api-2025-04-14``) by default and understand both the beta and the
+post-GA response shapes. Only the hosted backend uses this package.
 """
 
 from __future__ import annotations
@@ -22,11 +25,41 @@ from conjure_async.anthropic._api import (
     RetryPolicy,
     merge_betas,
 )
+from conjure_async.anthropic._files import FILES_BETA, FilesClient, safe_filename
+from conjure_async.anthropic._models import (
+    Deleted,
+    FileInfo,
+    Page,
+    SkillInfo,
+    SkillVersionInfo,
+)
+from conjure_async.anthropic._skills import (
+    MAX_SKILL_UPLOAD_BYTES,
+    SKILLS_BETA,
+    SkillsClient,
+    SkillVersionsClient,
+    UploadFile,
+    skill_upload_files,
+)
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as the public-API tests check
     "ANTHROPIC_VERSION",
-    "DEFAULT_BASE_URL",
     "AnthropicAPI",
+    "DEFAULT_BASE_URL",
+    "Deleted",
+    "FILES_BETA",
+    "FileInfo",
+    "FilesClient",
+    "MAX_SKILL_UPLOAD_BYTES",
+    "Page",
     "RetryPolicy",
+    "SKILLS_BETA",
+    "SkillInfo",
+    "SkillVersionInfo",
+    "SkillVersionsClient",
+    "SkillsClient",
+    "UploadFile",
     "merge_betas",
+    "safe_filename",
+    "skill_upload_files",
 ]
