@@ -646,6 +646,20 @@ class NativeBackend(Backend):
         """The native skills (name and description; they have no location)."""
         return list(self._skills)
 
+    def prompt_notes(self) -> str | None:
+        """Tell the model that native skills have no ``SKILL.md``: their tools are the way in."""
+        if not self._skills:
+            return None
+        by_skill: dict[str, list[str]] = {}
+        for name, entry in self._entries.items():
+            if isinstance(entry, _SkillOperation):
+                by_skill.setdefault(entry.skill_name, []).append(name)
+        listed = "; ".join(f"{skill}: {', '.join(tools)}" for skill, tools in by_skill.items())
+        return (
+            "Skills without a location run inside the application and have no SKILL.md "
+            f"to read; use their tools directly ({listed})."
+        )
+
     def tools(self) -> Sequence[ToolDefinition]:
         """One definition per function tool and per skill operation."""
         return [entry.definition for entry in self._entries.values()]

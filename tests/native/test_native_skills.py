@@ -147,7 +147,17 @@ async def test_skill_is_listed_in_the_system_prompt_without_location() -> None:
     assert session.system_prompt == (
         "<available_skills>\n<skill>\n<name>note-book</name>\n"
         "<description>Keep short notes in memory.</description>\n</skill>\n</available_skills>"
+        "\n\nSkills without a location run inside the application and have no SKILL.md to "
+        "read; use their tools directly (note-book: note_book_execute, note_book_read, "
+        "note_book_write, note_book_modify)."
     )
+
+
+def test_function_tools_alone_add_no_prompt_note() -> None:
+    async def plain() -> None:
+        return None
+
+    assert NativeBackend(plain).prompt_notes() is None
 
 
 async def test_operations_receive_their_arguments_and_context() -> None:
