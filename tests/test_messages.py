@@ -1,0 +1,113 @@
+"""Wire models round-trip the JSON, unknown fields and block types included."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conjure_async.backends._output import OutputCapture
+from conjure_async.messages import (
+    Message,
+    MessagesRequest,
+    MessagesResponse,
+    ServerToolResultBlock,
+    ServerToolUseBlock,
+    TextBlock,
+    ToolUseBlock,
+    UnknownBlock,
+)
+
+RESPONSE = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-x",
+    "content": [
+        {"type": "text", "text": "hi", "citations": [{"type": "x"}]},
+        {
+            "type": "server_tool_use",
+            "id": "srv_1",
+            "name": "bash_code_execution",
+            "input": {"command": "ls"},
+            "caller": {"type": "direct"},
+        },
+        {
+            "type": "bash_code_execution_tool_result",
+            "tool_use_id": "srv_1",
+            "content": {
+                "type": "bash_code_execution_result",
+                "stdout": "a\n",
+                "stderr": "",
+                "return_code": 0,
+                "content": [],
+            },
+        },
+        {"type": "brand_new_block", "payload": {"x": 1}},
+        {"type": "tool_use", "id": "toolu_1", "name": "view", "input": {"path": "/a"}},
+    ],
+    "stop_reason": "tool_use",
+    "container": {"id": "container_1", "expires_at": "2026-12-01T00:00:00Z"},
+    "usage": {
+        "input_tokens": 5,
+        "output_tokens": 7,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 2,
+        "service_tier": "standard",
+    },
+    "some_future_field": [1, 2],
+}
+
+
+def test_response_blocks_are_typed_and_unknown_ones_kept() -> None:
+    response = MessagesResponse.model_validate(RESPONSE)
+    assert [type(b) for b in response.content] == [
+        TextBlock,
+        ServerToolUseBlock,
+        ServerToolResultBlock,
+        UnknownBlock,
+        ToolUseBlock,
+    ]
+    assert response.text == "hi"
+    assert [u.id for u in response.tool_uses] == ["toolu_1"]
+
+
+def test_response_round_trips_unknown_fields() -> None:
+    response = MessagesResponse.model_validate(RESPONSE)
+    assert response.to_wire() == RESPONSE
+
+
+def test_request_body_excludes_betas_and_none() -> None:
+    request = MessagesRequest(
+        model="m",
+        max_tokens=10,
+        messages=[Message(role="user", content="hi")],
+        betas=["skills-2025-10-02"],
+    )
+    assert request.body() == {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    assert request.betas == ["skills-2025-10-02"]
+
+
+def test_fast_construct_equals_validated() -> None:
+    fast = Message.fast(role="user", content="hi")
+    assert fast == Message(role="user", content="hi")
+    assert fast.to_wire() == {"role": "user", "content": "hi"}
+
+
+@given(st.lists(st.text(max_size=300), max_size=40), st.integers(min_value=2, max_value=500))
+def test_output_capture_is_bounded_and_exact_when_small(chunks: list[str], limit: int) -> None:
+    capture = OutputCapture(limit)
+    forwarded = "".join(capture.add(c) for c in chunks)
+    whole = "".join(chunks)
+    text = capture.text()
+    assert len(forwarded) <= limit // 2
+    assert whole.startswith(forwarded)
+    if len(whole) <= limit:
+        assert text == whole
+    else:
+        assert text.startswith(whole[: limit // 2])
+        assert text.endswith(whole[-(limit - limit // 2) :])
+        assert f"[... {len(whole) - limit} characters cut ...]" in text
