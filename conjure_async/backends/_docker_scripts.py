@@ -5,8 +5,8 @@ as one element of the exec's ``Cmd`` array and its inputs as further argv
 elements (``bash -c SCRIPT NAME ARG...``) or, for file contents, as JSON on
 stdin. See ``docs/adr/0005-docker-exec-and-kill.md``.
 
-* :data:`BASH_WRAPPER` runs a ``bash_tool`` command as a job in its own
-  process group, records the group id in ``/tmp/.conjure-<token>.pid`` and
+* :data:`BASH_WRAPPER` runs a ``bash_tool`` command as a job (a subshell
+  evaluating it: no second ``bash`` to start) in its own process group, records the group id in ``/tmp/.conjure-<token>.pid`` and
   after the command ends kills what is left of the group, then writes a
   trailer (marker, exit code, OOM-kill and pids-limit counters, files changed
   under the workspace) to stdout.
@@ -45,8 +45,13 @@ pidf=(/sys/fs/cgroup/pids.events /sys/fs/cgroup/pids/pids.events)
 counter oom_kill "${oomf[@]}"; oom0=$c
 counter max "${pidf[@]}"; pid0=$c
 [[ -n $3 ]] && : > "$m.start"
+__c=$2
 set -m
-bash -c "$2" 2>&3 3>&- </dev/null &
+(
+  set +m; unset -v t m c oomf pidf oom0 pid0; unset -f counter; set --
+  exec 2>&3 3>&- </dev/null
+  eval "unset -v __c; $__c"
+) &
 p=$!
 echo "$p" > "$m.pid"
 [[ -e $m.cancel ]] && kill -9 -- "-$p"

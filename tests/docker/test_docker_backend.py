@@ -261,6 +261,18 @@ async def test_timeout_kills_the_command(make_backend: MakeBackend, docker_engin
     assert left == []
 
 
+async def test_background_processes_end_with_the_command(
+    make_backend: MakeBackend, docker_engine: Engine
+) -> None:
+    backend = make_backend()
+    async with Session(backend, model=script(bash("sleep 301 & echo started"))) as session:
+        reply = await session.chat("go")
+        assert backend.container_id is not None
+        left = await sleeping(docker_engine, backend.container_id)
+    assert reply.tool_calls[0].output == "started\n"
+    assert left == []
+
+
 async def test_cancellation_kills_the_exec_then_close_removes_the_container(
     make_backend: MakeBackend, docker_engine: Engine
 ) -> None:
