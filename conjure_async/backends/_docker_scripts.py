@@ -5,11 +5,12 @@ as one element of the exec's ``Cmd`` array and its inputs as further argv
 elements (``bash -c SCRIPT NAME ARG...``) or, for file contents, as JSON on
 stdin. See ``docs/adr/0005-docker-exec-and-kill.md``.
 
-* :data:`BASH_WRAPPER` runs a ``bash_tool`` command as a job (a subshell
-  evaluating it: no second ``bash`` to start) in its own process group, records the group id in ``/tmp/.conjure-<token>.pid`` and
-  after the command ends kills what is left of the group, then writes a
-  trailer (marker, exit code, OOM-kill and pids-limit counters, files changed
-  under the workspace) to stdout.
+* :data:`BASH_WRAPPER` runs a ``bash_tool`` command as a job (a forked
+  subshell that evaluates it: no second ``bash`` to start) in its own process
+  group, records the group id in ``/tmp/.conjure-<token>.pid``, and after the
+  command ends kills what is left of the group, then writes a trailer
+  (marker, exit code, OOM-kill and pids-limit counters, files changed under
+  the workspace) to stdout.
 * :data:`KILLER` kills the job of a token (used on timeout and cancellation);
   a ``.cancel`` file closes the race with a job that has not started yet.
 * :data:`FILE_HELPER` serves ``view``/``create_file``/``str_replace`` with the
