@@ -60,6 +60,7 @@ EXPECTED = {
         "LocalBackend",
         "NativeBackend",
         "NativeSkill",
+        "NativeTool",
         "ToolCall",
         "ToolChunk",
         "ToolContext",

@@ -29,7 +29,7 @@ from conjure_async.backends._local import LocalBackend
 if TYPE_CHECKING:
     from conjure_async.backends._docker import DockerBackend, WarmPool
     from conjure_async.backends._hosted import AnthropicBackend
-    from conjure_async.backends._native import NativeBackend, NativeSkill, tool
+    from conjure_async.backends._native import NativeBackend, NativeSkill, NativeTool, tool
 
 __all__ = [
     "AnthropicBackend",
@@ -39,6 +39,7 @@ __all__ = [
     "LocalBackend",
     "NativeBackend",
     "NativeSkill",
+    "NativeTool",
     "ToolCall",
     "ToolChunk",
     "ToolContext",
@@ -56,6 +57,7 @@ _LAZY = {
     "AnthropicBackend": "conjure_async.backends._hosted",
     "NativeBackend": "conjure_async.backends._native",
     "NativeSkill": "conjure_async.backends._native",
+    "NativeTool": "conjure_async.backends._native",
     "tool": "conjure_async.backends._native",
 }
 
