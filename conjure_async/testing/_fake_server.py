@@ -617,6 +617,10 @@ class FakeAnthropicServer:
         """The ids of the custom skills stored."""
         return [s.id for s in self._skills.values() if s.source == "custom"]
 
+    def skill_versions(self, skill_id: str) -> list[str]:
+        """The versions of a stored skill, oldest first (raises ``KeyError`` when unknown)."""
+        return [v.version for v in self._skills[skill_id].versions.values()]
+
     def skill_files(self, skill_id: str, version: str = "latest") -> dict[str, bytes]:
         """The files of an uploaded skill version, by the path they were sent with."""
         return dict(self._skills[skill_id].find(version).files)

@@ -1,0 +1,618 @@
+"""The Anthropic (hosted) backend: skills in Anthropic-managed code execution containers.
+
+Nothing runs locally. Each request carries the code execution tool,
+``container: {id, skills}`` and the beta headers; the model runs bash and
+file edits in a container on Anthropic's side, and the responses report what
+ran as server tool blocks, which this backend turns into the same
+``tool_started`` / ``tool_finished`` / ``file_created`` events a local run
+produces. Against the real API::
+
+    import anyio
+    from conjure_async import Session, load_skills
+    from conjure_async.backends import AnthropicBackend
+    from conjure_async.backends._hosted import AnthropicSkill
+    from conjure_async.models import AnthropicModel
+
+    async def main() -> None:
+        async with AnthropicModel("claude-sonnet-4-5") as model:      # ANTHROPIC_API_KEY
+            backend = AnthropicBackend(
+                [AnthropicSkill("xlsx"), *load_skills("skills/budget-builder")],
+                api=model.api,                                        # share the pool
+            )
+            async with Session(backend, model=model) as session:
+                reply = await session.chat("Build a budget workbook for 2027")
+                for created in reply.files:
+                    await backend.download(created, "out/")
+
+    anyio.run(main)
+
+Local skills (folders or ``.skill`` packages loaded with
+:func:`~conjure_async.skills.load_skills`) are uploaded through the Skills API
+when the session opens, before the first turn. An unchanged skill (same
+:attr:`~conjure_async.skills.Skill.content_hash`) is not uploaded again: a
+local JSON index (``$CONJURE_CACHE_DIR/anthropic-skills.json``, else
+``~/.cache/conjure_async/anthropic-skills.json``) remembers its skill id and
+version, checked against the API (``GET /v1/skills/{id}``) before reuse.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import anyio
+
+from conjure_async._exceptions import NotFoundError, SessionStateError
+from conjure_async._logging import Logger, get_logger
+from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
+from conjure_async.anthropic._files import FILES_BETA, FilesClient
+from conjure_async.anthropic._models import FileInfo
+from conjure_async.anthropic._skills import (
+    SKILLS_BETA,
+    SkillsClient,
+    UploadFile,
+    skill_upload_files,
+)
+from conjure_async.backends._base import Backend, BackendContext
+from conjure_async.backends._output import OutputCapture
+from conjure_async.events import CreatedFile, Event, FileCreated, ToolFinished, ToolStarted
+from conjure_async.messages import (
+    MessagesRequest,
+    MessagesResponse,
+    ServerToolResultBlock,
+    ServerToolUseBlock,
+)
+from conjure_async.skills import Skill, SkillListing
+
+__all__ = [
+    "CODE_EXECUTION_BETA",
+    "DEFAULT_BETAS",
+    "DEFAULT_CODE_EXECUTION_TOOL",
+    "MAX_SKILLS",
+    "AnthropicBackend",
+    "AnthropicSkill",
+    "default_index_path",
+]
+
+DEFAULT_CODE_EXECUTION_TOOL = "code_execution_20250825"
+"""The code execution tool version sent unless told otherwise (bash and file edits)."""
+
+CODE_EXECUTION_BETA = "code-execution-2025-08-25"
+
+DEFAULT_BETAS = (CODE_EXECUTION_BETA, SKILLS_BETA, FILES_BETA)
+"""The ``anthropic-beta`` values the backend adds to each request. Since the
+APIs left beta they are optional; sending them keeps the documented shapes."""
+
+MAX_SKILLS = 8
+"""At most this many skills per request (the API's limit)."""
+
+PREBUILT_DESCRIPTIONS: Mapping[str, str] = {
+    "xlsx": "Create, edit and analyze Excel spreadsheets (formulas, formatting, charts).",
+    "pptx": "Create and edit PowerPoint presentations.",
+    "docx": "Create and edit Word documents.",
+    "pdf": "Create PDF documents, fill forms, extract text and tables.",
+}
+
+_SERVER_TOOLS = frozenset({"bash_code_execution", "text_editor_code_execution", "code_execution"})
+_RESULT_TOOLS = {
+    "bash_code_execution_tool_result": "bash_code_execution",
+    "text_editor_code_execution_tool_result": "text_editor_code_execution",
+    "code_execution_tool_result": "code_execution",
+}
+_RUN_RESULTS = frozenset(
+    {"bash_code_execution_result", "code_execution_result", "encrypted_code_execution_result"}
+)
+_INDEX_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class AnthropicSkill:
+    """A skill that already lives on Anthropic's side.
+
+    ``AnthropicSkill("xlsx")`` is one of Anthropic's pre-built skills
+    (``xlsx``, ``pptx``, ``docx``, ``pdf``); ``AnthropicSkill("skill_01...",
+    type="custom", version="1759178010641129")`` is a custom skill uploaded
+    earlier.
+    """
+
+    skill_id: str
+    """``xlsx`` for a pre-built skill, ``skill_01...`` for a custom one."""
+    version: str = "latest"
+    """A date version (``20251013``), an epoch-microseconds version, or ``latest``."""
+    type: Literal["anthropic", "custom"] = "anthropic"
+    description: str | None = None
+    """What the model is told it does (pre-built skills have a default)."""
+
+    def to_wire(self) -> dict[str, str]:
+        """The ``container.skills`` entry."""
+        return {"type": self.type, "skill_id": self.skill_id, "version": self.version}
+
+
+def default_index_path() -> Path:
+    """Where uploaded skills are remembered.
+
+    ``$CONJURE_CACHE_DIR/anthropic-skills.json`` when set, else
+    ``$XDG_CACHE_HOME/conjure_async/anthropic-skills.json`` (``~/.cache`` by default).
+    """
+    configured = os.environ.get("CONJURE_CACHE_DIR")
+    if configured:
+        return Path(configured).expanduser() / "anthropic-skills.json"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "conjure_async" / "anthropic-skills.json"
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"version": _INDEX_VERSION, "apis": {}}
+    if not isinstance(data, dict) or data.get("version") != _INDEX_VERSION:
+        return {"version": _INDEX_VERSION, "apis": {}}
+    data.setdefault("apis", {})
+    return data
+
+
+def _write_index(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    partial.replace(path)
+
+
+@dataclass(slots=True)
+class _Uploaded:
+    skill: Skill
+    skill_id: str
+    version: str
+    created_skill: bool
+    """This backend created the skill (not only a version of it)."""
+    uploaded: bool
+    """This backend uploaded it now (False: reused from the index)."""
+
+
+class AnthropicBackend(Backend):
+    """Runs skills in Anthropic-managed code execution containers.
+
+    Args:
+        skills: Pre-built or already uploaded skills (:class:`AnthropicSkill`)
+            and local ones (:class:`~conjure_async.skills.Skill`, from
+            ``load_skills``), at most 8 in all.
+        api: The HTTP layer for the Skills and Files APIs (e.g.
+            ``AnthropicModel(...).api``); not closed by this backend. Without
+            it the backend creates one (from ``api_key``/``base_url`` or the
+            environment) when it first needs one, and closes it on close.
+        api_key: The API key for that client (default ``$ANTHROPIC_API_KEY``).
+        base_url: Its base URL (default ``$ANTHROPIC_BASE_URL`` or the real API).
+        retry: Its retry policy.
+        code_execution_tool: The tool ``type`` sent (default
+            ``code_execution_20250825``).
+        betas: The ``anthropic-beta`` values added to each request.
+        cleanup: Delete the skills this backend uploaded (versions, then the
+            skill) when the session closes.
+        index_path: The upload index (default :func:`default_index_path`).
+        container_id: Start in this container instead of a new one.
+
+    Raises:
+        ValueError: More than 8 skills (before any network call).
+    """
+
+    kind: ClassVar[str] = "anthropic"
+
+    def __init__(
+        self,
+        skills: Sequence[AnthropicSkill | Skill] = (),
+        *,
+        api: AnthropicAPI | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        code_execution_tool: str = DEFAULT_CODE_EXECUTION_TOOL,
+        betas: Sequence[str] = DEFAULT_BETAS,
+        cleanup: bool = False,
+        index_path: str | os.PathLike[str] | None = None,
+        container_id: str | None = None,
+    ) -> None:
+        skills = list(skills)
+        if len(skills) > MAX_SKILLS:
+            raise ValueError(
+                f"AnthropicBackend got {len(skills)} skills; the API allows at most "
+                f"{MAX_SKILLS} per request"
+            )
+        for skill in skills:
+            if not isinstance(skill, AnthropicSkill | Skill):
+                raise TypeError(
+                    f"skills must be AnthropicSkill or Skill objects, got {type(skill).__name__}"
+                )
+        names = [s.name for s in skills if isinstance(s, Skill)]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"two local skills share the name {duplicates[0]!r}")
+        self.skills: list[AnthropicSkill | Skill] = skills
+        self.code_execution_tool = code_execution_tool
+        self.betas = list(betas)
+        self.cleanup = cleanup
+        self.index_path = Path(index_path) if index_path is not None else default_index_path()
+        self.container_id: str | None = container_id
+        self._api = api
+        self._api_options: dict[str, Any] = {
+            "api_key": api_key,
+            "base_url": base_url,
+            "retry": retry,
+        }
+        self._owned_api: AnthropicAPI | None = None
+        self._uploaded: list[_Uploaded] = []
+        self._pending: dict[str, str] = {}
+        self._log: Logger = get_logger(backend="anthropic")
+        self._closed = False
+
+    def __repr__(self) -> str:
+        names = [s.skill_id if isinstance(s, AnthropicSkill) else s.name for s in self.skills]
+        return f"{type(self).__name__}(skills={names!r}, container_id={self.container_id!r})"
+
+    # -- the HTTP clients --------------------------------------------------------
+
+    @property
+    def api(self) -> AnthropicAPI:
+        """The HTTP layer used for the Skills and Files APIs (created on first use).
+
+        Raises:
+            SessionStateError: The backend is closed and owned its client.
+        """
+        if self._api is not None:
+            return self._api
+        if self._closed:
+            raise SessionStateError(
+                "the AnthropicBackend is closed; download files inside the session, "
+                "or pass api=... and keep that client open"
+            )
+        if self._owned_api is None:
+            self._owned_api = AnthropicAPI(**self._api_options)
+        return self._owned_api
+
+    @property
+    def files(self) -> FilesClient:
+        """A Files API client on :attr:`api`."""
+        return FilesClient(self.api, beta=FILES_BETA in self.betas)
+
+    @property
+    def skills_api(self) -> SkillsClient:
+        """A Skills API client on :attr:`api`."""
+        return SkillsClient(self.api, beta=SKILLS_BETA in self.betas)
+
+    async def file_info(self, file: CreatedFile | str) -> FileInfo:
+        """The Files API metadata of a file the container created."""
+        return await self.files.metadata(_file_id(file))
+
+    async def download(
+        self,
+        file: CreatedFile | str,
+        directory: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+    ) -> Path:
+        """Download a file the container created into ``directory``.
+
+        The file keeps its name from the Files API metadata (made safe); an
+        existing file is not replaced unless ``overwrite``.
+
+        Raises:
+            FileExistsError: The target exists and ``overwrite`` is false.
+            APIError: The Files API failed.
+        """
+        return await self.files.download(_file_id(file), directory, overwrite=overwrite)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def open(self, ctx: BackendContext) -> None:
+        """Upload (or reuse) the local skills before the first turn.
+
+        Raises:
+            SkillError: A skill is too large to upload (before any upload).
+            APIError: The Skills API failed.
+        """
+        self._log = ctx.logger
+        local = [s for s in self.skills if isinstance(s, Skill)]
+        if not local:
+            return
+        prepared = [
+            (skill, await anyio.to_thread.run_sync(skill_upload_files, skill)) for skill in local
+        ]
+        index = await anyio.to_thread.run_sync(_read_index, self.index_path)
+        entries: dict[str, Any] = index["apis"].setdefault(self.api.base_url, {})
+        client = self.skills_api
+        try:
+            for skill, files in prepared:
+                self._uploaded.append(await self._resolve(client, entries, skill, files))
+        finally:
+            await anyio.to_thread.run_sync(_write_index, self.index_path, index)
+
+    async def _resolve(
+        self,
+        client: SkillsClient,
+        entries: dict[str, Any],
+        skill: Skill,
+        files: list[UploadFile],
+    ) -> _Uploaded:
+        key = skill.content_hash
+        known = entries.get(key) if key else None
+        if isinstance(known, dict) and await self._version_exists(
+            client, str(known.get("skill_id")), str(known.get("version"))
+        ):
+            self._log.debug(
+                "anthropic.skill_reused", skill=skill.name, skill_id=known["skill_id"]
+            )
+            return _Uploaded(
+                skill,
+                known["skill_id"],
+                str(known["version"]),
+                created_skill=False,
+                uploaded=False,
+            )
+        same_name = [
+            e for e in entries.values() if isinstance(e, dict) and e.get("name") == skill.name
+        ]
+        for entry in same_name:
+            if await self._exists(client, str(entry.get("skill_id"))):
+                version = await client.versions.create(entry["skill_id"], files)
+                uploaded = _Uploaded(
+                    skill, entry["skill_id"], version.version, created_skill=False, uploaded=True
+                )
+                break
+        else:
+            created = await client.create(files, display_title=skill.name)
+            uploaded = _Uploaded(
+                skill,
+                created.id,
+                created.latest_version or "latest",
+                created_skill=True,
+                uploaded=True,
+            )
+        stale = [
+            k
+            for k, e in entries.items()
+            if isinstance(e, dict)
+            and e.get("name") == skill.name
+            and e.get("skill_id") != uploaded.skill_id
+        ]
+        for k in stale:
+            del entries[k]
+        if key:
+            entries[key] = {
+                "skill_id": uploaded.skill_id,
+                "version": uploaded.version,
+                "name": skill.name,
+            }
+        self._log.info(
+            "anthropic.skill_uploaded",
+            skill=skill.name,
+            skill_id=uploaded.skill_id,
+            version=uploaded.version,
+        )
+        return uploaded
+
+    @staticmethod
+    async def _version_exists(client: SkillsClient, skill_id: str, version: str) -> bool:
+        try:
+            await client.versions.get(skill_id, version)
+        except NotFoundError:
+            return False
+        return True
+
+    @staticmethod
+    async def _exists(client: SkillsClient, skill_id: str) -> bool:
+        try:
+            await client.get(skill_id)
+        except NotFoundError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        """Delete the uploaded skills when ``cleanup`` is set; close an owned client."""
+        if self._closed:
+            return
+        try:
+            if self.cleanup and self._uploaded:
+                await self._cleanup()
+        finally:
+            self._closed = True
+            if self._owned_api is not None:
+                await self._owned_api.aclose()
+
+    async def _cleanup(self) -> None:
+        client = self.skills_api
+        removed: set[str] = set()
+        for item in self._uploaded:
+            if not item.uploaded:
+                continue
+            try:
+                if item.created_skill:
+                    await client.delete_with_versions(item.skill_id)
+                else:
+                    await client.versions.delete(item.skill_id, item.version)
+                removed.add(item.skill.content_hash)
+            except Exception as exc:  # noqa: BLE001 - cleanup must go on for the others
+                self._log.warning(
+                    "anthropic.skill_cleanup_failed", skill_id=item.skill_id, error=repr(exc)
+                )
+        index = await anyio.to_thread.run_sync(_read_index, self.index_path)
+        entries = index["apis"].get(self.api.base_url, {})
+        for key in removed:
+            entries.pop(key, None)
+        await anyio.to_thread.run_sync(_write_index, self.index_path, index)
+        self._uploaded = [u for u in self._uploaded if u.skill.content_hash not in removed]
+
+    # -- the model's side -------------------------------------------------------------
+
+    def skill_entries(self) -> list[dict[str, str]]:
+        """The ``container.skills`` entries (local skills once uploaded)."""
+        entries = [s.to_wire() for s in self.skills if isinstance(s, AnthropicSkill)]
+        entries.extend(
+            {"type": "custom", "skill_id": u.skill_id, "version": u.version}
+            for u in self._uploaded
+        )
+        return entries
+
+    def skill_listings(self) -> Sequence[SkillListing]:
+        """The skills, without a location: they live in the hosted container."""
+        listings: list[SkillListing] = []
+        for skill in self.skills:
+            if isinstance(skill, Skill):
+                listings.append(SkillListing(skill.name, skill.description, None))
+            else:
+                description = skill.description or PREBUILT_DESCRIPTIONS.get(
+                    skill.skill_id, f"Anthropic skill {skill.skill_id}"
+                )
+                listings.append(SkillListing(skill.skill_id, description, None))
+        return listings
+
+    def prepare_request(self, request: MessagesRequest) -> MessagesRequest:
+        """Add the code execution tool, ``container`` (id and skills) and the betas."""
+        tools = list(request.tools or [])
+        if not any(
+            t.get("type") == self.code_execution_tool or t.get("name") == "code_execution"
+            for t in tools
+        ):
+            tools.append({"type": self.code_execution_tool, "name": "code_execution"})
+        skills = self.skill_entries()
+        container: str | dict[str, Any] | None
+        if skills:
+            container = {"skills": skills}
+            if self.container_id:
+                container = {"id": self.container_id, "skills": skills}
+        else:
+            container = self.container_id
+        return request.model_copy(
+            update={
+                "tools": tools,
+                "container": container,
+                "betas": merge_betas(request.betas or [], self.betas),
+            }
+        )
+
+    def handle_response(self, response: MessagesResponse) -> Sequence[Event]:
+        """Remember the container; turn server tool blocks into tool and file events."""
+        container = response.container or {}
+        if isinstance(container.get("id"), str) and container["id"]:
+            self.container_id = container["id"]
+        events: list[Event] = []
+        for block in response.content:
+            if isinstance(block, ServerToolUseBlock) and block.name in _SERVER_TOOLS:
+                self._pending[block.id] = block.name
+                events.append(
+                    ToolStarted(
+                        call_id=block.id, name=block.name, input=block.input, backend=self.kind
+                    )
+                )
+            elif isinstance(block, ServerToolResultBlock) and block.type in _RESULT_TOOLS:
+                name = self._pending.pop(block.tool_use_id, _RESULT_TOOLS[block.type])
+                events.extend(self._finished(block, name))
+        return events
+
+    def _finished(self, block: ServerToolResultBlock, name: str) -> list[Event]:
+        outcome = _outcome(block.content)
+        events: list[Event] = [
+            ToolFinished(
+                call_id=block.tool_use_id,
+                name=name,
+                backend=self.kind,
+                output=outcome.output,
+                is_error=outcome.is_error,
+                exit_code=outcome.exit_code,
+                stdout=outcome.stdout,
+                stderr=outcome.stderr,
+            )
+        ]
+        events.extend(
+            FileCreated(
+                file=CreatedFile(
+                    name=file_id,
+                    source=self.kind,
+                    file_id=file_id,
+                    tool_use_id=block.tool_use_id,
+                )
+            )
+            for file_id in outcome.file_ids
+        )
+        return events
+
+    # -- state --------------------------------------------------------------------------
+
+    def dump_state(self) -> dict[str, Any]:
+        """The container id (so a restored session keeps its container)."""
+        return {"container_id": self.container_id}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore the container id."""
+        container_id = state.get("container_id")
+        self.container_id = container_id if isinstance(container_id, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    output: str
+    is_error: bool = False
+    exit_code: int | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    file_ids: tuple[str, ...] = ()
+
+
+def _capped(text: str) -> str:
+    capture = OutputCapture()
+    capture.add(text)
+    return capture.text()
+
+
+def _outcome(content: Any) -> _Outcome:
+    """Read a code execution result's ``content`` (every documented variant)."""
+    if not isinstance(content, dict):
+        return _Outcome(output=_capped(json.dumps(content)), is_error=True)
+    kind = str(content.get("type", ""))
+    if kind.endswith("_error"):
+        code = content.get("error_code") or "error"
+        message = content.get("error_message")
+        detail = f": {message}" if message else ""
+        return _Outcome(output=f"error: {code}{detail}", is_error=True)
+    if kind in _RUN_RESULTS:
+        stdout = str(content.get("stdout") or "")
+        stderr = str(content.get("stderr") or "")
+        code = content.get("return_code")
+        exit_code = code if isinstance(code, int) else None
+        output = _capped(stdout + stderr)
+        if exit_code:
+            output = f"{output}\n[exit code {exit_code}]" if output else f"[exit code {exit_code}]"
+        file_ids = tuple(
+            str(item["file_id"])
+            for item in content.get("content") or []
+            if isinstance(item, dict) and item.get("file_id")
+        )
+        return _Outcome(
+            output=output or "(no output)",
+            is_error=bool(exit_code),
+            exit_code=exit_code,
+            stdout=stdout,
+            stderr=stderr,
+            file_ids=file_ids,
+        )
+    if kind == "text_editor_code_execution_view_result":
+        return _Outcome(output=_capped(str(content.get("content") or "")) or "(empty file)")
+    if kind == "text_editor_code_execution_create_result":
+        return _Outcome(output="File updated" if content.get("is_file_update") else "File created")
+    if kind == "text_editor_code_execution_str_replace_result":
+        lines = content.get("lines")
+        text = "\n".join(str(line) for line in lines) if isinstance(lines, list) else ""
+        return _Outcome(output=_capped(text) or "Replaced")
+    return _Outcome(output=_capped(json.dumps(content)))
+
+
+def _file_id(file: CreatedFile | str) -> str:
+    if isinstance(file, str):
+        return file
+    if file.file_id is None:
+        raise ValueError(f"{file.name} was not created by the hosted backend (no file_id)")
+    return file.file_id
