@@ -34,6 +34,11 @@ def test_demo_runs_offline_without_a_key() -> None:
     assert "<- bash_tool ok, exit 0" in out
     assert "[file] report.md (local)" in out
     assert "[turn finished: end_turn, 4 model calls" in out
+    # the monitoring pipeline: native fetch, local analysis, a failing stage isolated
+    assert "finding: api: 240 lines" in out
+    assert "finding: billing: logs unavailable" in out
+    assert "# Monitoring report" in out
+    assert "not available in this checkout" not in out
     assert "Demo finished" in out
 
 

@@ -158,15 +158,6 @@ def test_skills_list_reports_problems_on_stderr_and_exits_1(
     assert len(err.splitlines()) == 10
 
 
-def test_demo_prints_the_prompt_block(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "demo")
-    assert code == 0
-    assert "ok: log-analyzer" in out
-    assert "<available_skills>" in out
-    assert "<name>release-notes</name>" in out
-    assert "tokens)" in out
-
-
 def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys)
     assert code == 2
