@@ -1,0 +1,1 @@
+"""Runnable examples of conjure_async (``python -m examples.<name>``)."""

@@ -1,0 +1,41 @@
+"""``python -m examples.aiohttp_service [--host H] [--port P]``: serve the chat page and API.
+
+Offline (a scripted model running real Local-backend tools) unless
+``ANTHROPIC_API_KEY`` is set, in which case every conversation talks to Claude.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+import anyio
+
+from ..services import SessionStore
+from ..services.demo import default_backend_factory, model_factory_from_env, session_factory
+from .app import create_app, running
+
+
+async def serve(host: str, port: int) -> None:
+    """Open the store, serve until interrupted, then close every session."""
+    async with model_factory_from_env() as model_factory:
+        make_session = session_factory(model_factory, default_backend_factory())
+        async with (
+            SessionStore(make_session, idle_ttl=900) as store,
+            running(create_app(store), host, port) as url,
+        ):
+            print(f"conjure_async aiohttp example on {url}/")
+            await anyio.sleep_forever()
+
+
+def main() -> None:
+    """Parse arguments and serve."""
+    parser = argparse.ArgumentParser(prog="python -m examples.aiohttp_service")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        anyio.run(serve, args.host, args.port)
+
+
+main()
