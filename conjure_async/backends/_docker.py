@@ -72,19 +72,27 @@ from conjure_async.backends._docker_api import (
     import_aiodocker,
     translate,
 )
-from conjure_async.backends._docker_image import DEFAULT_IMAGE
+from conjure_async.backends._docker_image import DEFAULT_IMAGE, build_image, build_offline_image
 from conjure_async.backends._docker_scripts import (
     BASH_WRAPPER,
     FILE_HELPER,
     KILLER,
     trailer_marker,
 )
+from conjure_async.backends._docker_sweep import sweep_orphans
 from conjure_async.backends._output import OutputCapture
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import Skill, SkillListing, skill_tool_definitions
 
-__all__ = ["DockerBackend", "WarmPool"]
+__all__ = [
+    "DEFAULT_IMAGE",
+    "DockerBackend",
+    "WarmPool",
+    "build_image",
+    "build_offline_image",
+    "sweep_orphans",
+]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}

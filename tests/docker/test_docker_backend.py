@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from conjure_async import Session
-from conjure_async._exceptions import ContainerDiedError
+from conjure_async._exceptions import ContainerDiedError, ImageNotFoundError
 from conjure_async.backends import DockerBackend, WarmPool
 from conjure_async.backends._docker_api import (
     CREATED_BY,
@@ -395,3 +395,10 @@ async def test_sweeper_removes_orphans_and_spares_live_containers(
         live_exists = await container_exists(docker_engine, live)
     assert removed == [orphan.id]
     assert live_exists
+
+
+async def test_missing_image_raises_with_the_build_hint(make_backend: MakeBackend) -> None:
+    backend = make_backend(image="conjure-async-missing:nope")
+    with pytest.raises(ImageNotFoundError, match="conjure docker build"):
+        async with Session(backend, model=ScriptedModel([])):
+            pass
