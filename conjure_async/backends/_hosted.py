@@ -14,7 +14,7 @@ produces. Against the real API::
     from conjure_async.models import AnthropicModel
 
     async def main() -> None:
-        async with AnthropicModel("claude-sonnet-4-5") as model:      # ANTHROPIC_API_KEY
+        async with AnthropicModel("claude-sonnet-5-5") as model:      # ANTHROPIC_API_KEY
             backend = AnthropicBackend(
                 [AnthropicSkill("xlsx"), *load_skills("skills/budget-builder")],
                 api=model.api,                                        # share the pool

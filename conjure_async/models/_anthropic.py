@@ -17,7 +17,7 @@ from conjure_async.models._sse import MessageAssembler, aiter_sse
 
 __all__ = ["DEFAULT_MODEL", "AnthropicModel"]
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 """The model used when none is given."""
 
 _MESSAGES = "/v1/messages"
@@ -30,7 +30,7 @@ class AnthropicModel:
     :class:`~conjure_async.anthropic.AnthropicAPI`); share it between sessions
     and close it once with :meth:`aclose` (or ``async with``)::
 
-        async with AnthropicModel("claude-sonnet-4-5") as model:   # ANTHROPIC_API_KEY
+        async with AnthropicModel("claude-sonnet-5-5") as model:   # ANTHROPIC_API_KEY
             async with Session(AnthropicBackend(skills=[AnthropicSkill("xlsx")]),
                                model=model) as session:
                 reply = await session.chat("Build a budget workbook")

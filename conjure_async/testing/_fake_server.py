@@ -514,8 +514,8 @@ class FakeAnthropicServer:
     Args:
         responses: Initial Messages answers (see :meth:`queue`), or one
             function of the request body answering every Messages call.
-        api_key: When set, requests with another ``x-api-key`` (or none) get
-            401 ``authentication_error``.
+        api_key: When set, requests presenting another key (``x-api-key`` or
+            ``Authorization: Bearer``), or none, get 401 ``authentication_error``.
         text_chunk_size: Characters per ``text_delta`` when streaming.
         json_chunk_size: Characters per ``input_json_delta`` when streaming.
 
@@ -778,7 +778,7 @@ class FakeAnthropicServer:
                 return
             stream_fault = fault
             break
-        if self.api_key is not None and request.headers.get("x-api-key") != self.api_key:
+        if self.api_key is not None and self.api_key not in _credentials(request.headers):
             raise _HTTPError(401, "invalid x-api-key")
         if "anthropic-version" not in request.headers:
             raise _HTTPError(400, "anthropic-version: header is required")
@@ -1062,6 +1062,15 @@ class FakeAnthropicServer:
             "last_id": page[-1]["id"] if page else None,
             "has_more": len(items) > limit,
         }
+
+
+def _credentials(headers: Mapping[str, str]) -> set[str]:
+    """The keys a request presents: ``x-api-key`` or ``Authorization: Bearer``."""
+    found = {headers.get("x-api-key", "")}
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        found.add(token.strip())
+    return found - {""}
 
 
 def _first(query: dict[str, list[str]], name: str) -> str | None:
