@@ -116,10 +116,12 @@ class AnthropicSDKModel:
     def _translate(self, exc: Exception) -> APIError | ModelResponseError | None:
         sdk = self._sdk
         if isinstance(exc, sdk.APIStatusError):
-            body = exc.body if isinstance(exc.body, dict) else {}
-            error = body.get("error") if isinstance(body.get("error"), dict) else body
-            error_type = error.get("type") if isinstance(error.get("type"), str) else None
-            message = error.get("message") if isinstance(error.get("message"), str) else str(exc)
+            body: dict[str, Any] = exc.body if isinstance(exc.body, dict) else {}
+            nested = body.get("error")
+            error: dict[str, Any] = nested if isinstance(nested, dict) else body
+            raw_type, raw_message = error.get("type"), error.get("message")
+            error_type = raw_type if isinstance(raw_type, str) else None
+            message = raw_message if isinstance(raw_message, str) else str(exc)
             cls = status_error_class(exc.status_code, error_type)
             return cls(
                 message,
