@@ -205,7 +205,7 @@ def _parser() -> argparse.ArgumentParser:
     docker = commands.add_parser("docker", help="Docker sandbox image")
     docker_commands = docker.add_subparsers(dest="docker_command", required=True)
     build = docker_commands.add_parser("build", help="build the sandbox image")
-    build.add_argument("--tag", default="conjure-sandbox:latest")
+    build.add_argument("--tag", default="conjure-async-sandbox:latest")
     build.add_argument(
         "--offline",
         action="store_true",

@@ -239,11 +239,11 @@ async def run_chat(
 async def build_docker_image(tag: str, *, offline: bool, write: Write | None = None) -> int:
     """``conjure docker build``: the sandbox image, from the Dockerfile or offline."""
     out = write or _stdout_write
-    from conjure_async.backends import _docker_image  # noqa: PLC0415 - optional extra
+    from conjure_async.backends import build_image, build_offline_image  # noqa: PLC0415
 
     if offline:
-        await _docker_image.build_offline_image(tag)
+        await build_offline_image(tag)
     else:
-        await _docker_image.build_image(tag)
+        await build_image(tag, on_log=lambda line: out(f"{line}\n"))
     out(f"built {tag}\n")
     return 0

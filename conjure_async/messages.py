@@ -212,7 +212,7 @@ class MessagesRequest(_Wire):
     tool_choice: dict[str, Any] | None = None
     container: str | dict[str, Any] | None = None
     stream: bool | None = None
-    betas: list[str] = Field(default_factory=lambda: [], exclude=True)
+    betas: list[str] = Field(default_factory=lambda: [], exclude=True)  # noqa: PIE807 - a lambda keeps model_construct fast (pydantic inspects builtins slowly)
 
     def body(self) -> dict[str, Any]:
         """Return the JSON body to send (without ``betas``)."""

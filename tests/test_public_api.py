@@ -67,6 +67,9 @@ EXPECTED = {
         "ToolEvent",
         "ToolResult",
         "WarmPool",
+        "build_image",
+        "build_offline_image",
+        "sweep_orphans",
         "tool",
     ],
     "conjure_async.testing": [

@@ -27,7 +27,13 @@ from conjure_async.backends._base import (
 from conjure_async.backends._local import LocalBackend
 
 if TYPE_CHECKING:
-    from conjure_async.backends._docker import DockerBackend, WarmPool
+    from conjure_async.backends._docker import (
+        DockerBackend,
+        WarmPool,
+        build_image,
+        build_offline_image,
+        sweep_orphans,
+    )
     from conjure_async.backends._hosted import AnthropicBackend
     from conjure_async.backends._native import NativeBackend, NativeSkill, NativeTool, tool
 
@@ -46,6 +52,9 @@ __all__ = [
     "ToolEvent",
     "ToolResult",
     "WarmPool",
+    "build_image",
+    "build_offline_image",
+    "sweep_orphans",
     "tool",
 ]
 
@@ -54,6 +63,9 @@ __all__ = [
 _LAZY = {
     "DockerBackend": "conjure_async.backends._docker",
     "WarmPool": "conjure_async.backends._docker",
+    "build_image": "conjure_async.backends._docker",
+    "build_offline_image": "conjure_async.backends._docker",
+    "sweep_orphans": "conjure_async.backends._docker",
     "AnthropicBackend": "conjure_async.backends._hosted",
     "NativeBackend": "conjure_async.backends._native",
     "NativeSkill": "conjure_async.backends._native",
