@@ -60,7 +60,7 @@ import zipfile
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, ClassVar, Self, TypeAlias
 from urllib.parse import parse_qs
 
 import anyio
@@ -524,6 +524,8 @@ class FakeAnthropicServer:
         skills_created: How many skills were created through the Skills API.
     """
 
+    _running: ClassVar[set[FakeAnthropicServer]] = set()
+
     def __init__(
         self,
         responses: Iterable[MessagesStep] | Callable[[dict[str, Any]], Any] = (),
@@ -680,7 +682,13 @@ class FakeAnthropicServer:
             self._port = None
             raise
         self._server = server
+        FakeAnthropicServer._running.add(self)
         return self
+
+    @classmethod
+    def running(cls) -> list[FakeAnthropicServer]:
+        """The servers started and not yet closed (a leak check for test suites)."""
+        return list(cls._running)
 
     async def __aexit__(
         self,
@@ -693,6 +701,7 @@ class FakeAnthropicServer:
     async def aclose(self) -> None:
         """Stop serving and close every connection (idempotent)."""
         self._closing.set()
+        FakeAnthropicServer._running.discard(self)
         server, self._server = self._server, None
         if server is not None:
             with anyio.CancelScope(shield=True):

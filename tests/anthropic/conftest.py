@@ -30,6 +30,13 @@ def no_leaked_clients(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Anthropi
 
 
 @pytest.fixture(autouse=True)
+def no_leaked_servers() -> Iterator[None]:
+    """Every FakeAnthropicServer a test starts must be stopped by its end."""
+    yield
+    assert FakeAnthropicServer.running() == []
+
+
+@pytest.fixture(autouse=True)
 def isolated_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,7 +24,12 @@ from conjure_async.messages import (
 from conjure_async.models._anthropic import AnthropicModel
 from conjure_async.models._sse import MessageAssembler, ServerSentEvent, SSEDecoder
 from conjure_async.testing import FakeAnthropicServer, collect, text_response
-from conjure_async.testing._fake_server import StreamDrop, StreamError, message_stream_events
+from conjure_async.testing._fake_server import (
+    MalformedJSON,
+    StreamDrop,
+    StreamError,
+    message_stream_events,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -184,6 +189,15 @@ async def test_connection_reset_mid_stream_raises_connection_error(
         await model_factory().stream(_request(), _Texts())
 
     assert len(server.message_requests) == 1
+
+
+async def test_malformed_json_instead_of_a_stream_is_a_model_response_error(
+    server: FakeAnthropicServer, model_factory: ModelFactory
+) -> None:
+    server.inject(MalformedJSON())
+
+    with pytest.raises(ModelResponseError, match="expected an event stream"):
+        await model_factory().stream(_request(), _Texts())
 
 
 # -- the assembler on its own ---------------------------------------------------------
