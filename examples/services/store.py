@@ -243,9 +243,10 @@ class SessionStore:
 
     def conversations(self) -> list[tuple[str, str]]:
         """The ``(tenant, conversation_id)`` pairs with an open session."""
-        return [key for key, entry in self._entries.items() if entry.ready.is_set()]
+        return [k for k, e in self._entries.items() if e.ready.is_set() and not e.closing]
 
     def __len__(self) -> int:
+        """Sessions opening, open or still closing."""
         return len(self._entries)
 
     # -- internals -------------------------------------------------------------
@@ -265,9 +266,13 @@ class SessionStore:
                     await tg.start(self._host, entry, name=f"session host {key[1]}")
                 except BaseException:
                     entry.active -= 1
-                    self._request_close(entry)  # also if the host opens after all
+                    self._forget(entry)
+                    self._request_close(entry)  # in case the host opens after all
                     raise
                 return entry
+            if entry.closing:
+                await entry.closed.wait()  # closing as idle: wait, then open anew
+                continue
             if not entry.ready.is_set():
                 await entry.ready.wait()  # another request is opening it
                 continue
@@ -297,7 +302,6 @@ class SessionStore:
 
     def _request_close(self, entry: _Entry) -> None:
         entry.closing = True
-        self._forget(entry)
         entry.close_requested.set()
 
     def _forget(self, entry: _Entry) -> None:
@@ -311,6 +315,8 @@ class SessionStore:
                 now = anyio.current_time()
                 for entry in list(self._entries.values()):
                     idle = now - entry.last_used
-                    if entry.ready.is_set() and entry.active == 0 and idle >= self.idle_ttl:
+                    if entry.closing or not entry.ready.is_set() or entry.active:
+                        continue
+                    if idle >= self.idle_ttl:
                         _log.debug("conversation.idle", conversation=entry.key[1], idle_s=idle)
                         self._request_close(entry)
