@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import anyio
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from conjure_async._exceptions import ConjureError
 
@@ -117,7 +118,7 @@ async def _message_text(request: web.Request) -> str:
 
 
 @web.middleware
-async def _errors(request: web.Request, handler: web.Handler) -> web.StreamResponse:
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map a tenant over its limit to 429 and a failed chat to 502 (before streaming)."""
     try:
         return await handler(request)

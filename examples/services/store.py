@@ -284,7 +284,13 @@ class SessionStore:
         entry.last_used = anyio.current_time()
 
     async def _host(self, entry: _Entry, *, task_status: TaskStatus[None]) -> None:
-        """Open, hold and close one session, all in this task."""
+        """Open, hold and close one session, all in this task.
+
+        A failure to open reaches the request that opened it (through
+        ``TaskGroup.start``); a failure while closing is logged, so that one
+        conversation cannot bring down the store's task group.
+        """
+        started = False
         try:
             session = self._factory(entry.key[1])
             async with session:
@@ -292,8 +298,13 @@ class SessionStore:
                 entry.last_used = anyio.current_time()
                 entry.ready.set()
                 task_status.started()
+                started = True
                 _log.debug("conversation.opened", conversation=entry.key[1], tenant=entry.key[0])
                 await entry.close_requested.wait()
+        except Exception as exc:
+            if not started:
+                raise
+            _log.error("conversation.close_failed", conversation=entry.key[1], error=repr(exc))
         finally:
             self._forget(entry)
             entry.ready.set()  # wake waiters of a failed open; they retry
