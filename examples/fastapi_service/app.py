@@ -13,8 +13,9 @@ Endpoints (the tenant comes from the ``X-Tenant`` header, default ``public``):
 
 A client that disconnects cancels its chat, which kills the chat's tools: both
 chat endpoints watch the ASGI ``receive`` channel for ``http.disconnect``
-(Starlette does not cancel handlers on disconnect by itself, and a quiet tool
-writes nothing that could fail). A tenant over its limit gets ``429`` with
+(Starlette does not cancel handlers on disconnect, and under ASGI spec 2.4 its
+``StreamingResponse`` only notices a disconnect when a write fails, which a
+quiet tool never causes). A tenant over its limit gets ``429`` with
 ``Retry-After``. Idle conversations are closed by the
 :class:`~examples.services.SessionStore`, which lives in the app's lifespan.
 """

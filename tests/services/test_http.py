@@ -233,3 +233,40 @@ async def test_a_client_disconnect_cancels_the_chat_and_kills_its_processes(
         async with service.client() as client:  # the conversation goes on
             again = await client.post("/conversations/c1/messages", json=message("Hello?"))
         assert (again.status_code, again.json()["text"]) == (200, "Back again.")
+
+
+async def test_a_failing_chat_is_a_502_with_its_error_type(framework: Framework) -> None:
+    async with serve(framework, scripted()) as service, service.client() as client:
+        response = await client.post("/conversations/c1/messages", json=message("Hi"))
+
+    assert response.status_code == 502
+    assert response.json()["error_type"] == "ModelResponseError"
+
+
+async def test_a_chat_failing_mid_stream_ends_with_an_error_event(framework: Framework) -> None:
+    async with (
+        serve(framework, scripted(tool_use_response(bash("echo ok")))) as service,
+        service.client() as client,
+        client.stream("POST", "/conversations/c1/messages/stream", json=message("Hi")) as response,
+    ):
+        frames = [frame async for frame in sse_events(response)]
+
+    assert response.status_code == 200
+    kind, error = frames[-1]
+    assert (kind, error["error_type"]) == ("error", "ModelResponseError")
+
+
+async def test_a_message_without_text_is_refused(framework: Framework) -> None:
+    async with serve(framework, scripted()) as service, service.client() as client:
+        response = await client.post("/conversations/c1/messages", json={"text": ""})
+
+    assert response.status_code == 422
+
+
+async def test_the_chat_page_is_served_at_the_root(framework: Framework) -> None:
+    async with serve(framework, scripted()) as service, service.client() as client:
+        response = await client.get("/")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert '<form id="form">' in response.text
