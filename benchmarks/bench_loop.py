@@ -19,7 +19,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from conjure_async import Session
-from conjure_async.backends import Backend, LocalBackend, ToolCall, ToolContext, ToolEvent, ToolResult
+from conjure_async.backends import (
+    Backend,
+    LocalBackend,
+    ToolCall,
+    ToolContext,
+    ToolEvent,
+    ToolResult,
+)
 from conjure_async.messages import MessagesRequest, MessagesResponse, ToolDefinition
 from conjure_async.testing import text_response, tool_call, tool_use_response
 
@@ -57,12 +64,15 @@ class InstantModel:
         return response
 
 
-async def conjure_loop(n: int) -> tuple[float, list[float]]:
+async def conjure_loop(n: int, *, stream: bool = False) -> tuple[float, list[float]]:
     model = InstantModel(_responses(n))
     async with Session(TrivialBackend(), model=model, max_iterations=n + 1) as session:
         start = time.perf_counter()
-        async for _ in session.stream("go"):
-            pass
+        if stream:
+            async for _ in session.stream("go"):
+                pass
+        else:
+            await session.chat("go")
         total = time.perf_counter() - start
     gaps = [b - a for a, b in zip(model.stamps, model.stamps[1:], strict=False)]
     return total, gaps
@@ -79,7 +89,12 @@ async def minimal_loop(n: int) -> tuple[float, list[float]]:
 
     start = time.perf_counter()
     while True:
-        request = {"model": "instant", "max_tokens": 1024, "messages": list(history), "tools": tools}
+        request = {
+            "model": "instant",
+            "max_tokens": 1024,
+            "messages": list(history),
+            "tools": tools,
+        }
         response = await model(request)  # type: ignore[arg-type]
         history.append({"role": "assistant", "content": response.content})
         uses = response.tool_uses
@@ -136,19 +151,25 @@ async def run(quick: bool = False) -> list[str]:
     lines.append("### Loop overhead (instant model, trivial in-process tool)")
     lines.append("")
     lines.append(
-        "| calls per chat | conjure_async per call | minimal loop per call | "
+        "| calls per chat | API | conjure_async per call | minimal loop per call | "
         "overhead per call | ratio |"
     )
-    lines.append("|---:|---:|---:|---:|---:|")
+    lines.append("|---:|---|---:|---:|---:|---:|")
     sizes = [100, 500] if quick else [100, 2000]
     growth: dict[int, tuple[float, float]] = {}
     for n in sizes:
-        best_c = min([await conjure_loop(n) for _ in range(3)], key=lambda r: r[0])
         best_m = min([await minimal_loop(n) for _ in range(3)], key=lambda r: r[0])
-        per_c, per_m = best_c[0] / n, best_m[0] / n
-        lines.append(
-            f"| {n} | {_us(per_c)} | {_us(per_m)} | {_us(per_c - per_m)} | {per_c / per_m:.1f}x |"
-        )
+        per_m = best_m[0] / n
+        for api in ("chat", "stream"):
+            runs = [await conjure_loop(n, stream=api == "stream") for _ in range(3)]
+            best = min(runs, key=lambda r: r[0])
+            per_c = best[0] / n
+            lines.append(
+                f"| {n} | `{api}()` | {_us(per_c)} | {_us(per_m)} | {_us(per_c - per_m)} "
+                f"| {per_c / per_m:.1f}x |"
+            )
+            if api == "chat":
+                best_c = best
         tenth = max(len(best_c[1]) // 10, 1)
         growth[n] = (
             statistics.median(best_c[1][:tenth]),

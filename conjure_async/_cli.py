@@ -199,7 +199,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME[@VERSION]",
         help="Anthropic pre-built skill for --backend anthropic (xlsx, pptx, docx, pdf)",
     )
-    chat.add_argument("--model", default="claude-sonnet-4-5")
+    chat.add_argument("--model", default="claude-sonnet-5-5")
     chat.set_defaults(handler=_cmd_chat)
 
     docker = commands.add_parser("docker", help="Docker sandbox image")

@@ -8,7 +8,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Generic, Self
 
@@ -73,7 +73,7 @@ __all__ = [
 
 DepsT = TypeVar("DepsT", default=None)
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 STATE_VERSION = 1
 _TIMEOUT_TAIL = 4000
 _END_REASONS = frozenset({"end_turn", "stop_sequence", "max_tokens", "refusal"})
@@ -153,6 +153,7 @@ class _Turn:
     files: list[CreatedFile]
     iterations: int = 0
     pauses: int = 0
+    server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Session(Generic[DepsT]):
@@ -174,7 +175,7 @@ class Session(Generic[DepsT]):
         backend: One backend or several; tools are routed by name.
         model: The api callback: any ``async (MessagesRequest) -> MessagesResponse``.
         model_name: The ``model`` sent in requests (default: the callback's
-            ``model_name`` attribute, else ``claude-sonnet-4-5``).
+            ``model_name`` attribute, else ``claude-sonnet-5-5``).
         max_tokens: ``max_tokens`` of each request.
         system: Text placed before the skills block in the system prompt.
         max_iterations: Model calls allowed per chat before
@@ -602,15 +603,18 @@ class Session(Generic[DepsT]):
         return reply
 
     async def _emit_backend_event(self, event: Event, turn: _Turn) -> None:
+        """Pass on an event a backend reported for server-side work (hosted tools)."""
         if isinstance(event, FileCreated):
             if not self._record_file(event.file, turn):
                 return
+        elif isinstance(event, ToolStarted):
+            turn.server_inputs[event.call_id] = event.input
         elif isinstance(event, ToolFinished):
             turn.records.append(
                 ToolCallRecord.fast(
                     call_id=event.call_id,
                     name=event.name,
-                    input={},
+                    input=turn.server_inputs.pop(event.call_id, {}),
                     backend=event.backend,
                     output=event.output,
                     is_error=event.is_error,

@@ -76,3 +76,11 @@ async def wait_for_file(path: os.PathLike[str] | str, timeout: float = 10.0) -> 
             if text.strip():
                 return text
             await anyio.sleep(0.01)
+
+
+async def gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether ``pid`` is gone (or a zombie) within ``timeout``: a SIGKILL takes a moment."""
+    with anyio.move_on_after(timeout):
+        while process_alive(pid):  # noqa: ASYNC110 - polling /proc; nothing to wait on
+            await anyio.sleep(0.01)
+    return not process_alive(pid)

@@ -18,7 +18,7 @@ from conjure_async.testing import (
     tool_call,
     tool_use_response,
 )
-from tests.helpers import process_alive, wait_for_file
+from tests.helpers import gone, process_alive, wait_for_file
 from tests.support.system import ensure_packages, in_ci
 
 pytestmark = pytest.mark.anyio
@@ -99,7 +99,7 @@ async def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert record.is_error
     assert "timed out" in record.output
     child = int(pidfile.read_text())
-    assert not process_alive(child)
+    assert await gone(child)
 
 
 async def test_cancellation_mid_command_leaves_no_process(tmp_path: Path) -> None:
@@ -112,7 +112,7 @@ async def test_cancellation_mid_command_leaves_no_process(tmp_path: Path) -> Non
             child = int(await wait_for_file(pidfile))
             assert process_alive(child)
             tg.cancel_scope.cancel()
-        assert not process_alive(child)
+        assert await gone(child)
         result = session.history[-1].content[0]  # type: ignore[index]
         assert result.is_error is True  # type: ignore[union-attr]
 

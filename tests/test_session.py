@@ -478,3 +478,26 @@ async def test_events_round_trip_through_json() -> None:
     async with Session(FuncBackend({"echo": echo}), model=model) as session:
         events = await collect(session.stream("go"))
     assert [event_adapter.validate_json(e.model_dump_json()) for e in events] == events
+
+
+async def test_server_side_tool_events_are_recorded_with_their_input() -> None:
+    from conjure_async.backends import Backend
+    from conjure_async.events import ToolFinished, ToolStarted
+
+    class ServerSide(Backend):
+        kind = "server"
+
+        def handle_response(self, response: Any) -> list[Any]:
+            return [
+                ToolStarted(
+                    call_id="srv_1", name="bash", input={"command": "ls"}, backend="server"
+                ),
+                ToolFinished(call_id="srv_1", name="bash", backend="server", output="a\n"),
+            ]
+
+    model = ScriptedModel([text_response("done")])
+    async with Session(ServerSide(), model=model) as session:
+        events = await collect(session.stream("go"))
+    assert_events(events, ["tool_started bash", "tool_finished bash ok", "turn_finished end_turn"])
+    (record,) = events[-1].reply.tool_calls  # type: ignore[union-attr]
+    assert (record.call_id, record.input, record.output) == ("srv_1", {"command": "ls"}, "a\n")

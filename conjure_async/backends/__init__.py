@@ -34,11 +34,12 @@ if TYPE_CHECKING:
         build_offline_image,
         sweep_orphans,
     )
-    from conjure_async.backends._hosted import AnthropicBackend
+    from conjure_async.backends._hosted import AnthropicBackend, AnthropicSkill
     from conjure_async.backends._native import NativeBackend, NativeSkill, NativeTool, tool
 
 __all__ = [
     "AnthropicBackend",
+    "AnthropicSkill",
     "Backend",
     "BackendContext",
     "DockerBackend",
@@ -67,6 +68,7 @@ _LAZY = {
     "build_offline_image": "conjure_async.backends._docker",
     "sweep_orphans": "conjure_async.backends._docker",
     "AnthropicBackend": "conjure_async.backends._hosted",
+    "AnthropicSkill": "conjure_async.backends._hosted",
     "NativeBackend": "conjure_async.backends._native",
     "NativeSkill": "conjure_async.backends._native",
     "NativeTool": "conjure_async.backends._native",

@@ -50,6 +50,7 @@ ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 
 _warned_unsandboxed = False
 _SCAN_LIMIT = 5000
+_INLINE_SCAN = 200  # a working dir this small is scanned in well under a millisecond
 
 
 def _warn_unsandboxed(log: Logger) -> None:
@@ -117,6 +118,7 @@ class LocalBackend(Backend):
         self._roots = [s.path.resolve() for s in self.skills]
         self._log = get_logger(backend="local")
         self._processes: set[asyncio.subprocess.Process] = set()
+        self._last_scan_size = 0
 
     def __repr__(self) -> str:
         return f"LocalBackend(skills={[s.name for s in self.skills]}, workdir={self._workdir})"
@@ -243,6 +245,12 @@ class LocalBackend(Backend):
 
     async def _kill(self, proc: asyncio.subprocess.Process) -> None:
         """Stop the process group of ``proc`` and reap it (shielded)."""
+        if proc.returncode is not None:
+            # bash has exited: stop what it left behind in its group, no wait needed
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            self._processes.discard(proc)
+            return
         with anyio.CancelScope(shield=True):
             if proc.returncode is None and self.kill_grace > 0:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -259,17 +267,22 @@ class LocalBackend(Backend):
         if not command.strip():
             yield ToolResult(output="bash_tool needs a non-empty command", is_error=True)
             return
-        before = await anyio.to_thread.run_sync(self._snapshot)
+        before = await self._scan()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *self._command_argv(command),
-                cwd=self.workdir,
-                env=self._environment(),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            # Shielded: a cancellation while asyncio sets the process up would
+            # kill bash alone (not its group) and lose the pid, orphaning its
+            # children. Start-up takes milliseconds; the cancellation is then
+            # delivered at the first read below, where the group is killed.
+            with anyio.CancelScope(shield=True):
+                proc = await asyncio.create_subprocess_exec(
+                    *self._command_argv(command),
+                    cwd=self.workdir,
+                    env=self._environment(),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    start_new_session=True,
+                )
         except OSError as exc:
             raise BackendError(f"cannot start bash: {exc}") from exc
         self._processes.add(proc)
@@ -284,7 +297,7 @@ class LocalBackend(Backend):
             code = await proc.wait()
         finally:
             await self._kill(proc)
-        after = await anyio.to_thread.run_sync(self._snapshot)
+        after = await self._scan()
         files = tuple(
             CreatedFile(name=p.name, source="local", path=str(p), size_bytes=size)
             for p, (size, _) in sorted(after.items())
@@ -299,6 +312,15 @@ class LocalBackend(Backend):
             exit_code=code,
             files=files,
         )
+
+    async def _scan(self) -> dict[Path, tuple[int, int]]:
+        """Snapshot the working directory (inline when small, else in a thread)."""
+        if self._last_scan_size <= _INLINE_SCAN:
+            seen = self._snapshot()
+        else:
+            seen = await anyio.to_thread.run_sync(self._snapshot)
+        self._last_scan_size = len(seen)
+        return seen
 
     def _snapshot(self) -> dict[Path, tuple[int, int]]:
         seen: dict[Path, tuple[int, int]] = {}

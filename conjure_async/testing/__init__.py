@@ -26,23 +26,56 @@ from conjure_async.testing._scripted import (
 )
 
 if TYPE_CHECKING:
-    from conjure_async.testing._fake_server import FakeAnthropicServer
+    from conjure_async.testing._fake_server import (
+        Delay,
+        DropConnection,
+        ErrorResponse,
+        FakeAnthropicServer,
+        MalformedJSON,
+        RecordedRequest,
+        StreamDrop,
+        StreamError,
+        message_stream_events,
+    )
 
 __all__ = [
     "DEFAULT_IGNORED",
+    "Delay",
+    "DropConnection",
+    "ErrorResponse",
     "FakeAnthropicServer",
+    "MalformedJSON",
+    "RecordedRequest",
     "ScriptStep",
     "ScriptedModel",
+    "StreamDrop",
+    "StreamError",
     "assert_events",
     "collect",
+    "message_stream_events",
     "summarize",
     "text_response",
     "tool_call",
     "tool_use_response",
 ]
 
+# The fake server needs uvicorn (the [test] or [demo] extra): imported on first use.
+_FAKE_SERVER_NAMES = frozenset(
+    {
+        "Delay",
+        "DropConnection",
+        "ErrorResponse",
+        "FakeAnthropicServer",
+        "MalformedJSON",
+        "RecordedRequest",
+        "StreamDrop",
+        "StreamError",
+        "message_stream_events",
+    }
+)
+
 
 def __getattr__(name: str) -> Any:
-    if name == "FakeAnthropicServer":
-        return importlib.import_module("conjure_async.testing._fake_server").FakeAnthropicServer
+    if name in _FAKE_SERVER_NAMES:
+        return getattr(importlib.import_module("conjure_async.testing._fake_server"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -69,8 +69,12 @@ def summarize(lines: Iterable[str], top: int = 5) -> dict[str, object]:
 
 
 def render_text(summary: dict[str, object]) -> str:
-    out = [f"{summary['lines']} lines ({summary['unparsed']} unparsed), "
-           f"{summary['first']} .. {summary['last']}"]
+    out = [
+        (
+            f"{summary['lines']} lines ({summary['unparsed']} unparsed), "
+            f"{summary['first']} .. {summary['last']}"
+        )
+    ]
     for title in ("levels", "services", "errors_per_service"):
         counts = summary[title]
         assert isinstance(counts, dict)
