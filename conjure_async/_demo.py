@@ -212,27 +212,28 @@ async def run_chat(
     from conjure_async.models import AnthropicModel  # noqa: PLC0415 - optional path
 
     skills = load_skills(*skill_paths) if skill_paths else []
-    chosen: Backend
-    if backend == "local":
-        chosen = LocalBackend(skills)
-    elif backend == "docker":
-        from conjure_async.backends import DockerBackend  # noqa: PLC0415 - optional extra
+    async with AnthropicModel(model=model_name) as model:
+        chosen: Backend
+        if backend == "local":
+            chosen = LocalBackend(skills)
+        elif backend == "docker":
+            from conjure_async.backends import DockerBackend  # noqa: PLC0415 - optional extra
 
-        chosen = DockerBackend(skills)
-    else:
-        from conjure_async.backends._hosted import AnthropicBackend, AnthropicSkill  # noqa: PLC0415
+            chosen = DockerBackend(skills)
+        else:
+            from conjure_async.backends import AnthropicBackend, AnthropicSkill  # noqa: PLC0415
 
-        prebuilt = []
-        for item in hosted_skills:
-            name, _, version = item.partition("@")
-            prebuilt.append(AnthropicSkill(name, version=version or "latest"))
-        chosen = AnthropicBackend(skills=[*prebuilt, *skills])
-    async with AnthropicModel(model=model_name) as model, Session(chosen, model=model) as session:
-        async for event in session.stream(message):
-            if event.kind == "text_delta":
-                out(event.text)
-            elif (line := format_event(event)) is not None:
-                out(f"\n{line}\n")
+            prebuilt = []
+            for item in hosted_skills:
+                name, _, version = item.partition("@")
+                prebuilt.append(AnthropicSkill(name, version=version or "latest"))
+            chosen = AnthropicBackend([*prebuilt, *skills], api=model.api)
+        async with Session(chosen, model=model) as session:
+            async for event in session.stream(message):
+                if event.kind == "text_delta":
+                    out(event.text)
+                elif (line := format_event(event)) is not None:
+                    out(f"\n{line}\n")
     return 0
 
 

@@ -34,6 +34,10 @@ def test_demo_runs_offline_without_a_key() -> None:
     assert "<- bash_tool ok, exit 0" in out
     assert "[file] report.md (local)" in out
     assert "[turn finished: end_turn, 4 model calls" in out
+    # the hosted backend against the fake server, said plainly
+    assert "FAKE Anthropic server" in out
+    assert "[pause_turn #2: the session continues the turn]" in out
+    assert "budget.xlsx" in out
     # the monitoring pipeline: native fetch, local analysis, a failing stage isolated
     assert "finding: api: 240 lines" in out
     assert "finding: billing: logs unavailable" in out
