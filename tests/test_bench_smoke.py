@@ -1,0 +1,63 @@
+"""Smoke test of the peer benchmark: conjure_async's part with tiny sizes.
+
+Needs no peer package (pydantic-ai, openai-agents, anthropic); the peers'
+rows are exercised only for how a missing package is reported.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from benchmarks import bench_peers
+from benchmarks.bench_peers import Config, Outcome
+
+TINY = Config(
+    sizes=(3,),
+    runtimes=("conjure_async", "conjure_async AnthropicModel"),
+    concurrent_runtimes=("conjure_async",),
+    sessions=4,
+    session_calls=2,
+    delay=0.001,
+    idle_sessions=5,
+    timing_budget=0.0,
+    timeout=60.0,
+    concurrent_timeout=60.0,
+    plot=None,
+)
+
+_ROW = re.compile(r"^\| (?P<name>[^|]+?) \| 3 \| (?P<per>[\d.]+ (µs|ms|s)) \| 1\.0x \|")
+
+
+@pytest.mark.anyio
+async def test_conjure_part_produces_tables_with_measured_rows() -> None:
+    lines = await bench_peers.run(config=TINY)
+
+    rows = {m["name"]: m["per"] for line in lines if (m := _ROW.match(line))}
+    assert set(rows) == {"conjure_async", "conjure_async AnthropicModel"}
+    concurrency = [line for line in lines if line.startswith("| conjure_async | ")]
+    assert any("%" in line for line in concurrency), concurrency
+    assert any(line.startswith("| 5 | ") and "KB" in line for line in lines)
+
+
+def test_missing_peer_is_reported_not_estimated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench_peers, "installed", lambda name: name == "conjure_async")
+    outcomes: dict[tuple[str, int], Outcome | str] = {
+        ("conjure_async", 3): Outcome(
+            result={
+                "per_iteration": 1e-4,
+                "first_tenth": 1e-4,
+                "last_tenth": 1e-4,
+                "tracemalloc_peak": 1000,
+                "rss_delta": None,
+            }
+        ),
+        ("pydantic-ai", 3): "not installed (`pydantic_ai`)",
+    }
+
+    lines = bench_peers._conversation_rows(
+        ("conjure_async", "pydantic-ai"), "conjure_async", outcomes, TINY
+    )
+
+    assert "| pydantic-ai | 3 | not installed (`pydantic_ai`) | | | | | |" in lines
