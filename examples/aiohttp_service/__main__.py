@@ -7,7 +7,7 @@ Offline (a scripted model running real Local-backend tools) unless
 from __future__ import annotations
 
 import argparse
-import contextlib
+import signal
 
 import anyio
 
@@ -17,15 +17,17 @@ from .app import create_app, running
 
 
 async def serve(host: str, port: int) -> None:
-    """Open the store, serve until interrupted, then close every session."""
+    """Open the store, serve until SIGINT or SIGTERM, then close every session."""
     async with model_factory_from_env() as model_factory:
         make_session = session_factory(model_factory, default_backend_factory())
         async with (
             SessionStore(make_session, idle_ttl=900) as store,
             running(create_app(store), host, port) as url,
         ):
-            print(f"conjure_async aiohttp example on {url}/")
-            await anyio.sleep_forever()
+            print(f"conjure_async aiohttp example on {url}/ (Ctrl-C stops it)")
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:  # stop cleanly: every session closes
+                    break
 
 
 def main() -> None:
@@ -34,8 +36,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(serve, args.host, args.port)
+    anyio.run(serve, args.host, args.port)
 
 
 main()
