@@ -27,7 +27,7 @@ import anyio
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from conjure_async._exceptions import ConjureError
+from conjure_async import ConjureError
 
 from ..services import (
     ConversationNotFoundError,

@@ -35,7 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from conjure_async._exceptions import ConjureError
+from conjure_async import ConjureError
 from conjure_async.backends import Backend
 from conjure_async.events import Reply
 

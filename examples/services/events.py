@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 
-from conjure_async import Session
-from conjure_async._exceptions import ConjureError
-from conjure_async._logging import get_logger
+from conjure_async import ConjureError, Session
 from conjure_async.events import Event
 
 __all__ = ["SSE_HEADERS", "encode_event", "forward_events"]
@@ -19,7 +18,7 @@ SSE_HEADERS = {
 }
 """Response headers of an event stream."""
 
-_log = get_logger(component="web")
+_log = logging.getLogger("examples.services")
 
 
 def encode_event(event: Event) -> bytes:
@@ -50,4 +49,4 @@ async def forward_events(
             async for event in events:
                 await write(encode_event(event))
     except ConjureError as exc:
-        _log.warning("chat.failed", session_id=session.session_id, error=repr(exc))
+        _log.warning("chat of session %s failed: %r", session.session_id, exc)

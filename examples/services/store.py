@@ -43,6 +43,7 @@ FastAPI lifespan, or the coroutine that runs an aiohttp ``AppRunner``)::
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -54,7 +55,6 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from conjure_async import Session
-from conjure_async._logging import get_logger
 
 __all__ = [
     "ConversationNotFoundError",
@@ -67,7 +67,7 @@ __all__ = [
 SessionFactory = Callable[[str], Session[Any]]
 """Builds the (unopened) session of a new conversation, given its id."""
 
-_log = get_logger(component="session_store")
+_log = logging.getLogger("examples.services")
 
 
 class TenantBusyError(Exception):
@@ -299,17 +299,17 @@ class SessionStore:
                 entry.ready.set()
                 task_status.started()
                 started = True
-                _log.debug("conversation.opened", conversation=entry.key[1], tenant=entry.key[0])
+                _log.debug("conversation %r of tenant %r opened", entry.key[1], entry.key[0])
                 await entry.close_requested.wait()
         except Exception as exc:
             if not started:
                 raise
-            _log.error("conversation.close_failed", conversation=entry.key[1], error=repr(exc))
+            _log.error("closing conversation %r failed: %r", entry.key[1], exc)
         finally:
             self._forget(entry)
             entry.ready.set()  # wake waiters of a failed open; they retry
             entry.closed.set()
-            _log.debug("conversation.closed", conversation=entry.key[1], tenant=entry.key[0])
+            _log.debug("conversation %r of tenant %r closed", entry.key[1], entry.key[0])
 
     def _request_close(self, entry: _Entry) -> None:
         entry.closing = True
@@ -329,5 +329,5 @@ class SessionStore:
                     if entry.closing or not entry.ready.is_set() or entry.active:
                         continue
                     if idle >= self.idle_ttl:
-                        _log.debug("conversation.idle", conversation=entry.key[1], idle_s=idle)
+                        _log.debug("conversation %r idle for %.1fs: closing", entry.key[1], idle)
                         self._request_close(entry)
