@@ -89,7 +89,7 @@ async def model_factory_from_env(*, delay: float = 0.3) -> AsyncIterator[Callabl
 
     With a key, every conversation shares one ``AnthropicModel`` (one HTTP
     connection pool), closed when the block ends; ``CONJURE_MODEL`` picks the
-    model (default ``claude-sonnet-4-5``).
+    model (default: ``AnthropicModel``'s).
 
     Args:
         delay: Seconds each scripted model call takes (offline only).
@@ -99,7 +99,8 @@ async def model_factory_from_env(*, delay: float = 0.3) -> AsyncIterator[Callabl
         return
     from conjure_async.models import AnthropicModel  # noqa: PLC0415 - only with a key
 
-    async with AnthropicModel(os.environ.get("CONJURE_MODEL", "claude-sonnet-4-5")) as model:
+    name = os.environ.get("CONJURE_MODEL")
+    async with (AnthropicModel(name) if name else AnthropicModel()) as model:
         yield lambda: model
 
 
