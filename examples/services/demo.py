@@ -100,8 +100,9 @@ async def model_factory_from_env(*, delay: float = 0.3) -> AsyncIterator[Callabl
     from conjure_async.models import AnthropicModel  # noqa: PLC0415 - only with a key
 
     name = os.environ.get("CONJURE_MODEL")
-    async with (AnthropicModel(name) if name else AnthropicModel()) as model:
-        yield lambda: model
+    claude = AnthropicModel(name) if name else AnthropicModel()
+    async with claude:
+        yield lambda: claude
 
 
 def default_backend_factory() -> Callable[[], Backend]:
