@@ -554,4 +554,3 @@ def decode_json(api: AnthropicAPI, response: httpx2.Response, what: str) -> Any:
             f"{what}: the API returned a body that is not valid JSON: {snippet!r}",
             request_id=response.headers.get("request-id"),
         ) from exc
-

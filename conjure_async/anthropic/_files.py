@@ -167,12 +167,15 @@ class FilesClient:
             raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
         partial = folder / f".{target.name}.{uuid.uuid4().hex[:8]}.part"
         try:
-            async with self.api.stream(
-                "GET",
-                f"/v1/files/{file_id}/content",
-                betas=self.betas,
-                headers={"accept": "application/binary"},
-            ) as response, await anyio.open_file(partial, "xb") as out:
+            async with (
+                self.api.stream(
+                    "GET",
+                    f"/v1/files/{file_id}/content",
+                    betas=self.betas,
+                    headers={"accept": "application/binary"},
+                ) as response,
+                await anyio.open_file(partial, "xb") as out,
+            ):
                 try:
                     async for chunk in response.aiter_bytes():
                         await out.write(chunk)
@@ -232,7 +235,5 @@ def _finish(partial: Path, target: Path, overwrite: bool) -> None:
         raise FileExistsError(f"{target} exists; pass overwrite=True to replace it") from None
     except OSError:  # no hard links on this file system: check, then rename
         if target.exists():
-            raise FileExistsError(
-                f"{target} exists; pass overwrite=True to replace it"
-            ) from None
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it") from None
         partial.replace(target)

@@ -343,9 +343,7 @@ class AnthropicBackend(Backend):
         if isinstance(known, dict) and await self._version_exists(
             client, str(known.get("skill_id")), str(known.get("version"))
         ):
-            self._log.debug(
-                "anthropic.skill_reused", skill=skill.name, skill_id=known["skill_id"]
-            )
+            self._log.debug("anthropic.skill_reused", skill=skill.name, skill_id=known["skill_id"])
             return _Uploaded(
                 skill,
                 known["skill_id"],
@@ -452,8 +450,7 @@ class AnthropicBackend(Backend):
         """The ``container.skills`` entries (local skills once uploaded)."""
         entries = [s.to_wire() for s in self.skills if isinstance(s, AnthropicSkill)]
         entries.extend(
-            {"type": "custom", "skill_id": u.skill_id, "version": u.version}
-            for u in self._uploaded
+            {"type": "custom", "skill_id": u.skill_id, "version": u.version} for u in self._uploaded
         )
         return entries
 

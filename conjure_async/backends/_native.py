@@ -141,9 +141,7 @@ def _is_tool_context(annotation: Any) -> bool:
 def _has_description(annotation: Any) -> bool:
     if typing.get_origin(annotation) is not Annotated:
         return False
-    return any(
-        isinstance(meta, FieldInfo) and meta.description for meta in annotation.__metadata__
-    )
+    return any(isinstance(meta, FieldInfo) and meta.description for meta in annotation.__metadata__)
 
 
 def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:

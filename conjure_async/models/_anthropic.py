@@ -228,7 +228,4 @@ class AnthropicModel:
             return MessagesResponse.model_validate(payload)
         except ValueError as exc:
             snippet = self.api.redact(http_response.text[:200])
-            raise ModelResponseError(
-                f"expected an event stream, got {snippet!r}{suffix}"
-            ) from exc
-
+            raise ModelResponseError(f"expected an event stream, got {snippet!r}{suffix}") from exc

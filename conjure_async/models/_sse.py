@@ -226,8 +226,7 @@ class MessageAssembler:
             parsed = json.loads(raw)
         except ValueError as exc:
             raise ModelResponseError(
-                f"the input of content block {index} is not valid JSON: {raw[:200]!r}"
-                + self._rid()
+                f"the input of content block {index} is not valid JSON: {raw[:200]!r}" + self._rid()
             ) from exc
         self._blocks[index]["input"] = parsed
 

@@ -288,9 +288,7 @@ def message_stream_events(
     tool results and unknown blocks arrive whole in ``content_block_start``.
     The container and stop reason come in ``message_delta``.
     """
-    message = (
-        response.to_wire() if isinstance(response, MessagesResponse) else dict(response)
-    )
+    message = response.to_wire() if isinstance(response, MessagesResponse) else dict(response)
     usage = dict(message.get("usage") or {})
     start = {
         "id": message.get("id", ""),
@@ -982,9 +980,7 @@ class FakeAnthropicServer:
 
     def _add_version(self, skill: _Skill, parts: list[MultipartPart]) -> _Version:
         files = {
-            p.filename: p.content
-            for p in parts
-            if p.name in ("files[]", "files") and p.filename
+            p.filename: p.content for p in parts if p.name in ("files[]", "files") and p.filename
         }
         if not files:
             raise _HTTPError(400, "files: at least one file is required")
@@ -1035,9 +1031,7 @@ class FakeAnthropicServer:
     def _list_skills(self, request: RecordedRequest, *, beta: bool) -> dict[str, Any]:
         source = _first(request.query, "source")
         skills = [
-            s.wire(beta=beta)
-            for s in self._skills.values()
-            if source is None or s.source == source
+            s.wire(beta=beta) for s in self._skills.values() if source is None or s.source == source
         ]
         return _cursor_page(skills, request.query)
 
@@ -1194,4 +1188,3 @@ class _Responder:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
         cycle.disconnected = True  # so uvicorn neither writes to nor logs about the socket
-

@@ -65,9 +65,7 @@ def generate_logs(service: str, lines: int = 240) -> list[str]:
     return out
 
 
-def create_app(
-    logs: Mapping[str, Sequence[str]], unavailable: Sequence[str] = UNAVAILABLE
-) -> Any:
+def create_app(logs: Mapping[str, Sequence[str]], unavailable: Sequence[str] = UNAVAILABLE) -> Any:
     """Build the starlette application serving ``logs``."""
     try:
         # Imported on use: starlette and uvicorn are test/example dependencies only.
@@ -102,9 +100,7 @@ def create_app(
             }
         )
 
-    return Starlette(
-        routes=[Route("/services", services), Route("/logs/{service}", service_logs)]
-    )
+    return Starlette(routes=[Route("/services", services), Route("/logs/{service}", service_logs)])
 
 
 @asynccontextmanager

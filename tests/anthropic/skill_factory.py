@@ -7,8 +7,13 @@ from pathlib import Path
 from conjure_async.skills import Skill, load_skill
 
 
-def make_skill(root: Path, name: str = "budget-builder", *, body: str = "Do it.",
-               extra: dict[str, bytes] | None = None) -> Skill:
+def make_skill(
+    root: Path,
+    name: str = "budget-builder",
+    *,
+    body: str = "Do it.",
+    extra: dict[str, bytes] | None = None,
+) -> Skill:
     """Write ``root/name`` with a SKILL.md (and ``extra`` files) and load it."""
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)

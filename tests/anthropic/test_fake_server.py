@@ -127,8 +127,11 @@ async def test_rejects_a_wrong_api_key(server: FakeAnthropicServer) -> None:
 
 async def test_rejects_more_than_eight_container_skills(server: FakeAnthropicServer) -> None:
     skills = [{"type": "anthropic", "skill_id": "xlsx"}] * 9
-    body = {**BODY, "tools": [{"type": "code_execution_20250825", "name": "code_execution"}],
-            "container": {"skills": skills}}
+    body = {
+        **BODY,
+        "tools": [{"type": "code_execution_20250825", "name": "code_execution"}],
+        "container": {"skills": skills},
+    }
 
     async with httpx2.AsyncClient() as client:
         response = await client.post(f"{server.base_url}/v1/messages", json=body, headers=HEADERS)
@@ -144,7 +147,8 @@ async def test_code_execution_requests_get_a_container(server: FakeAnthropicServ
         first = await client.post(f"{server.base_url}/v1/messages", json=body, headers=HEADERS)
         container_id = first.json()["container"]["id"]
         second = await client.post(
-            f"{server.base_url}/v1/messages", json={**body, "container": container_id},
+            f"{server.base_url}/v1/messages",
+            json={**body, "container": container_id},
             headers=HEADERS,
         )
 
@@ -154,17 +158,37 @@ async def test_code_execution_requests_get_a_container(server: FakeAnthropicServ
 
 def test_stream_events_follow_the_documented_order() -> None:
     response = text_response("hi")
-    response.content.append(MessagesRequest.model_validate(
-        {"model": "m", "max_tokens": 1, "messages": [{"role": "assistant", "content": [
-            {"type": "tool_use", "id": "t", "name": "n", "input": {"a": 1}}]}]}
-    ).messages[0].content[0])  # type: ignore[arg-type]
+    response.content.append(
+        MessagesRequest.model_validate(
+            {
+                "model": "m",
+                "max_tokens": 1,
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "content": [
+                            {"type": "tool_use", "id": "t", "name": "n", "input": {"a": 1}}
+                        ],
+                    }
+                ],
+            }
+        )
+        .messages[0]
+        .content[0]
+    )  # type: ignore[arg-type]
 
     names = [name for name, _ in message_stream_events(response, json_chunk_size=100)]
 
     assert names == [
-        "message_start", "ping",
-        "content_block_start", "content_block_delta", "content_block_stop",
-        "content_block_start", "content_block_delta", "content_block_delta",
+        "message_start",
+        "ping",
+        "content_block_start",
+        "content_block_delta",
         "content_block_stop",
-        "message_delta", "message_stop",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
     ]

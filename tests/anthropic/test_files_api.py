@@ -21,7 +21,11 @@ async def test_metadata_reads_the_file_object(
     info = await FilesClient(api).metadata(file_id)
 
     assert (info.id, info.filename, info.mime_type, info.size_bytes, info.downloadable) == (
-        file_id, "data.csv", "text/csv", 8, True,
+        file_id,
+        "data.csv",
+        "text/csv",
+        8,
+        True,
     )
 
 
@@ -135,11 +139,14 @@ async def test_list_follows_pages_in_both_shapes(
 
 
 def test_ga_metadata_with_expiry_is_understood() -> None:
-    info = FileInfo.from_wire({"id": "file_1", "type": "file", "filename": "a.txt",
-                               "expires_at": "2030-01-01T00:00:00Z"})
+    info = FileInfo.from_wire(
+        {"id": "file_1", "type": "file", "filename": "a.txt", "expires_at": "2030-01-01T00:00:00Z"}
+    )
 
     assert (info.filename, info.expires_at, info.downloadable) == (
-        "a.txt", "2030-01-01T00:00:00Z", None,
+        "a.txt",
+        "2030-01-01T00:00:00Z",
+        None,
     )
 
 

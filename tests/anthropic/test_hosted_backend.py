@@ -27,12 +27,22 @@ ModelFactory = Callable[..., AnthropicModel]
 
 
 def bash_use(call_id: str, command: str) -> dict[str, Any]:
-    return {"type": "server_tool_use", "id": call_id, "name": "bash_code_execution",
-            "input": {"command": command}}
+    return {
+        "type": "server_tool_use",
+        "id": call_id,
+        "name": "bash_code_execution",
+        "input": {"command": command},
+    }
 
 
-def bash_result(call_id: str, stdout: str = "", *, code: int = 0, stderr: str = "",
-                file_ids: tuple[str, ...] = ()) -> dict[str, Any]:
+def bash_result(
+    call_id: str,
+    stdout: str = "",
+    *,
+    code: int = 0,
+    stderr: str = "",
+    file_ids: tuple[str, ...] = (),
+) -> dict[str, Any]:
     return {
         "type": "bash_code_execution_tool_result",
         "tool_use_id": call_id,
@@ -47,18 +57,26 @@ def bash_result(call_id: str, stdout: str = "", *, code: int = 0, stderr: str = 
 
 
 def answer(*content: dict[str, Any], stop: str = "end_turn") -> dict[str, Any]:
-    return {"content": list(content), "stop_reason": stop,
-            "usage": {"input_tokens": 10, "output_tokens": 5}}
+    return {
+        "content": list(content),
+        "stop_reason": stop,
+        "usage": {"input_tokens": 10, "output_tokens": 5},
+    }
 
 
-def _backend(server: FakeAnthropicServer, api: AnthropicAPI | None = None,
-             skills: list[Any] | None = None, **options: Any) -> AnthropicBackend:
+def _backend(
+    server: FakeAnthropicServer,
+    api: AnthropicAPI | None = None,
+    skills: list[Any] | None = None,
+    **options: Any,
+) -> AnthropicBackend:
     if api is None:
         options.setdefault("api_key", API_KEY)
         options.setdefault("base_url", server.base_url)
         options.setdefault("retry", FAST)
-    return AnthropicBackend(skills if skills is not None else [AnthropicSkill("xlsx")],
-                            api=api, **options)
+    return AnthropicBackend(
+        skills if skills is not None else [AnthropicSkill("xlsx")], api=api, **options
+    )
 
 
 # -- the request -----------------------------------------------------------------------
@@ -77,8 +95,7 @@ async def test_request_carries_code_execution_container_skills_and_betas(
     assert sent.json["container"] == {
         "skills": [{"type": "anthropic", "skill_id": "xlsx", "version": "latest"}]
     }
-    assert sent.betas == ["code-execution-2025-08-25", "skills-2025-10-02",
-                          "files-api-2025-04-14"]
+    assert sent.betas == ["code-execution-2025-08-25", "skills-2025-10-02", "files-api-2025-04-14"]
 
 
 async def test_code_execution_tool_type_is_configurable(
@@ -95,8 +112,12 @@ async def test_code_execution_tool_type_is_configurable(
 
 def test_code_execution_tool_is_not_added_twice() -> None:
     backend = AnthropicBackend()
-    request = MessagesRequest(model="m", max_tokens=1, messages=[],
-                              tools=[{"type": "code_execution_20250825", "name": "code_execution"}])
+    request = MessagesRequest(
+        model="m",
+        max_tokens=1,
+        messages=[],
+        tools=[{"type": "code_execution_20250825", "name": "code_execution"}],
+    )
 
     assert backend.prepare_request(request).tools == request.tools
 
@@ -120,12 +141,18 @@ async def test_skills_are_listed_without_location_in_the_system_prompt(
 def _paused_run(server: FakeAnthropicServer) -> str:
     file_id = server.add_file(b"month,total\nJan,10\n", "budget.csv", mime_type="text/csv")
     server.queue(
-        answer({"type": "text", "text": "Building it."}, bash_use("srv_1", "ls /skills"),
-               stop="pause_turn"),
-        answer(bash_result("srv_1", "xlsx\n"),
-               bash_use("srv_2", "python make.py"), stop="pause_turn"),
-        answer(bash_result("srv_2", "saved\n", file_ids=(file_id,)),
-               {"type": "text", "text": "Done: budget.csv"}),
+        answer(
+            {"type": "text", "text": "Building it."},
+            bash_use("srv_1", "ls /skills"),
+            stop="pause_turn",
+        ),
+        answer(
+            bash_result("srv_1", "xlsx\n"), bash_use("srv_2", "python make.py"), stop="pause_turn"
+        ),
+        answer(
+            bash_result("srv_2", "saved\n", file_ids=(file_id,)),
+            {"type": "text", "text": "Done: budget.csv"},
+        ),
     )
     return file_id
 
@@ -164,34 +191,53 @@ async def test_pause_continuations_resend_assistant_content_in_the_same_containe
     assert bodies[2]["container"]["id"] == container_id
     assert [m["role"] for m in bodies[1]["messages"]] == ["user", "assistant"]
     assert bodies[1]["messages"][1]["content"][1]["id"] == "srv_1"
-    assert [b.get("id") or b.get("tool_use_id") for b in bodies[2]["messages"][1]["content"]
-            if b["type"] != "text"] == ["srv_1", "srv_1", "srv_2"]
+    assert [
+        b.get("id") or b.get("tool_use_id")
+        for b in bodies[2]["messages"][1]["content"]
+        if b["type"] != "text"
+    ] == ["srv_1", "srv_1", "srv_2"]
 
 
 async def test_tool_finished_carries_stdout_stderr_and_exit_code(
     server: FakeAnthropicServer, model_factory: ModelFactory
 ) -> None:
-    server.queue(answer(bash_use("srv_1", "false"),
-                        bash_result("srv_1", "out\n", code=2, stderr="boom\n"),
-                        {"type": "text", "text": "It failed."}))
+    server.queue(
+        answer(
+            bash_use("srv_1", "false"),
+            bash_result("srv_1", "out\n", code=2, stderr="boom\n"),
+            {"type": "text", "text": "It failed."},
+        )
+    )
 
     async with Session(_backend(server), model=model_factory()) as session:
         events = await collect(session.stream("Run it"))
 
     finished = next(e for e in events if isinstance(e, ToolFinished))
     assert finished.model_dump(exclude={"duration_s"}) == {
-        "kind": "tool_finished", "call_id": "srv_1", "name": "bash_code_execution",
-        "backend": "anthropic", "output": "out\nboom\n\n[exit code 2]", "is_error": True,
-        "exit_code": 2, "stdout": "out\n", "stderr": "boom\n", "timed_out": False,
+        "kind": "tool_finished",
+        "call_id": "srv_1",
+        "name": "bash_code_execution",
+        "backend": "anthropic",
+        "output": "out\nboom\n\n[exit code 2]",
+        "is_error": True,
+        "exit_code": 2,
+        "stdout": "out\n",
+        "stderr": "boom\n",
+        "timed_out": False,
     }
 
 
 async def test_server_tool_error_variant_is_an_error_result(
     server: FakeAnthropicServer, model_factory: ModelFactory
 ) -> None:
-    error = {"type": "bash_code_execution_tool_result", "tool_use_id": "srv_1",
-             "content": {"type": "bash_code_execution_tool_result_error",
-                         "error_code": "execution_time_exceeded"}}
+    error = {
+        "type": "bash_code_execution_tool_result",
+        "tool_use_id": "srv_1",
+        "content": {
+            "type": "bash_code_execution_tool_result_error",
+            "error_code": "execution_time_exceeded",
+        },
+    }
     server.queue(answer(bash_use("srv_1", "sleep 999"), error, {"type": "text", "text": "x"}))
 
     async with Session(_backend(server), model=model_factory()) as session:
@@ -204,13 +250,25 @@ async def test_server_tool_error_variant_is_an_error_result(
 async def test_text_editor_results_become_tool_events(
     server: FakeAnthropicServer, model_factory: ModelFactory
 ) -> None:
-    server.queue(answer(
-        {"type": "server_tool_use", "id": "srv_1", "name": "text_editor_code_execution",
-         "input": {"command": "create", "path": "/tmp/a.py", "file_text": "print(1)"}},
-        {"type": "text_editor_code_execution_tool_result", "tool_use_id": "srv_1",
-         "content": {"type": "text_editor_code_execution_create_result", "is_file_update": False}},
-        {"type": "text", "text": "Created."},
-    ))
+    server.queue(
+        answer(
+            {
+                "type": "server_tool_use",
+                "id": "srv_1",
+                "name": "text_editor_code_execution",
+                "input": {"command": "create", "path": "/tmp/a.py", "file_text": "print(1)"},
+            },
+            {
+                "type": "text_editor_code_execution_tool_result",
+                "tool_use_id": "srv_1",
+                "content": {
+                    "type": "text_editor_code_execution_create_result",
+                    "is_file_update": False,
+                },
+            },
+            {"type": "text", "text": "Created."},
+        )
+    )
 
     async with Session(_backend(server), model=model_factory()) as session:
         events = await collect(session.stream("Write a.py"))
@@ -268,10 +326,13 @@ async def test_container_survives_dump_state_and_restore(
         await restored.chat("second")
 
     first_container = server.message_requests[0]
-    assert first_container.json["container"] == {"skills": [
-        {"type": "anthropic", "skill_id": "xlsx", "version": "latest"}]}
-    assert server.message_bodies[1]["container"]["id"] == json.loads(state)["backends"][0][
-        "state"]["container_id"]
+    assert first_container.json["container"] == {
+        "skills": [{"type": "anthropic", "skill_id": "xlsx", "version": "latest"}]
+    }
+    assert (
+        server.message_bodies[1]["container"]["id"]
+        == json.loads(state)["backends"][0]["state"]["container_id"]
+    )
 
 
 async def test_without_skills_the_container_is_the_plain_id(
@@ -306,7 +367,8 @@ async def test_custom_skill_is_uploaded_before_the_first_turn(
         {"type": "custom", "skill_id": skill_id, "version": version}
     ]
     assert sorted(server.skill_files(skill_id)) == [
-        "budget-builder/SKILL.md", "budget-builder/scripts/run.py"
+        "budget-builder/SKILL.md",
+        "budget-builder/scripts/run.py",
     ]
 
 
@@ -383,8 +445,9 @@ async def test_index_location_is_configurable(
     index = tmp_path / "index" / "skills.json"
     skill = make_skill(tmp_path)
 
-    async with Session(_backend(server, skills=[skill], index_path=index),
-                       model=model_factory()) as session:
+    async with Session(
+        _backend(server, skills=[skill], index_path=index), model=model_factory()
+    ) as session:
         await session.chat("Hi")
 
     entries = json.loads(index.read_text())["apis"][server.base_url]

@@ -252,9 +252,21 @@ def test_retry_after_http_date_is_understood() -> None:
     assert 25 <= policy.delay(0, {"retry-after": header}) <= 31
 
 
-@pytest.mark.parametrize(("status", "expected"), [(408, True), (409, True), (429, True),
-                                                  (500, True), (529, True), (400, False),
-                                                  (401, False), (403, False), (404, False),
-                                                  (413, False), (422, False)])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (408, True),
+        (409, True),
+        (429, True),
+        (500, True),
+        (529, True),
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (413, False),
+        (422, False),
+    ],
+)
 def test_should_retry_follows_the_sdk(status: int, expected: bool) -> None:
     assert RetryPolicy().should_retry(status, {}) is expected

@@ -27,17 +27,19 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def client(server: FakeAnthropicServer) -> AsyncIterator[Any]:
-    sdk_client = anthropic.AsyncAnthropic(
-        api_key=API_KEY, base_url=server.base_url, max_retries=0
-    )
+    sdk_client = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=server.base_url, max_retries=0)
     yield sdk_client
     await sdk_client.close()
 
 
 def _request(**extra: Any) -> MessagesRequest:
     return MessagesRequest.model_validate(
-        {"model": "claude-test", "max_tokens": 64,
-         "messages": [Message(role="user", content="Hi")], **extra}
+        {
+            "model": "claude-test",
+            "max_tokens": 64,
+            "messages": [Message(role="user", content="Hi")],
+            **extra,
+        }
     )
 
 
@@ -52,9 +54,7 @@ async def test_create_goes_through_the_sdk(server: FakeAnthropicServer, client: 
     assert sent.json["messages"] == [{"role": "user", "content": "Hi"}]
 
 
-async def test_betas_are_sent_as_the_beta_header(
-    server: FakeAnthropicServer, client: Any
-) -> None:
+async def test_betas_are_sent_as_the_beta_header(server: FakeAnthropicServer, client: Any) -> None:
     server.queue(text_response("ok"))
 
     await AnthropicSDKModel(client, stream=False)(_request(betas=["skills-2025-10-02"]))
@@ -77,9 +77,7 @@ async def test_streaming_reports_text_deltas(server: FakeAnthropicServer, client
     assert len(parts) == 3
 
 
-async def test_status_errors_become_typed_errors(
-    server: FakeAnthropicServer, client: Any
-) -> None:
+async def test_status_errors_become_typed_errors(server: FakeAnthropicServer, client: Any) -> None:
     server.inject(ErrorResponse(429, message="slow down"))
 
     with pytest.raises(RateLimitError) as caught:
@@ -97,22 +95,45 @@ async def test_hosted_session_with_pause_turn_through_the_sdk(
     server: FakeAnthropicServer, client: Any
 ) -> None:
     server.queue(
-        {"content": [{"type": "server_tool_use", "id": "srv_1", "name": "bash_code_execution",
-                      "input": {"command": "echo hi"}}], "stop_reason": "pause_turn"},
-        {"content": [{"type": "bash_code_execution_tool_result", "tool_use_id": "srv_1",
-                      "content": {"type": "bash_code_execution_result", "stdout": "hi\n",
-                                  "stderr": "", "return_code": 0, "content": []}},
-                     {"type": "text", "text": "Said hi."}], "stop_reason": "end_turn"},
+        {
+            "content": [
+                {
+                    "type": "server_tool_use",
+                    "id": "srv_1",
+                    "name": "bash_code_execution",
+                    "input": {"command": "echo hi"},
+                }
+            ],
+            "stop_reason": "pause_turn",
+        },
+        {
+            "content": [
+                {
+                    "type": "bash_code_execution_tool_result",
+                    "tool_use_id": "srv_1",
+                    "content": {
+                        "type": "bash_code_execution_result",
+                        "stdout": "hi\n",
+                        "stderr": "",
+                        "return_code": 0,
+                        "content": [],
+                    },
+                },
+                {"type": "text", "text": "Said hi."},
+            ],
+            "stop_reason": "end_turn",
+        },
     )
-    backend = AnthropicBackend([AnthropicSkill("xlsx")], api_key=API_KEY,
-                               base_url=server.base_url)
+    backend = AnthropicBackend([AnthropicSkill("xlsx")], api_key=API_KEY, base_url=server.base_url)
 
     async with Session(backend, model=AnthropicSDKModel(client, model="claude-test")) as session:
         events = await collect(session.stream("Say hi"))
 
     assert summarize(events) == [
-        "tool_started bash_code_execution", "paused 1",
-        "tool_finished bash_code_execution ok", "turn_finished end_turn",
+        "tool_started bash_code_execution",
+        "paused 1",
+        "tool_finished bash_code_execution ok",
+        "turn_finished end_turn",
     ]
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["Said hi."]
     assert "id" not in server.message_bodies[0]["container"]

@@ -72,10 +72,12 @@ async def test_ga_shape_is_understood_without_the_beta_header(
 
 
 def test_both_shapes_read_the_same() -> None:
-    beta = SkillInfo.from_wire({"id": "s", "display_title": "T", "latest_version": "1",
-                                "source": "custom"})
-    ga = SkillInfo.from_wire({"id": "s", "display_name": "T", "latest_version_id": "1",
-                              "source": {"type": "custom"}})
+    beta = SkillInfo.from_wire(
+        {"id": "s", "display_title": "T", "latest_version": "1", "source": "custom"}
+    )
+    ga = SkillInfo.from_wire(
+        {"id": "s", "display_name": "T", "latest_version_id": "1", "source": {"type": "custom"}}
+    )
 
     assert beta.model_dump(exclude={"raw"}) == ga.model_dump(exclude={"raw"})
 
@@ -133,15 +135,15 @@ async def test_delete_with_versions_removes_versions_then_skill(
     deleted = await client.delete_with_versions(created.id)
 
     deletes = [r.path for r in server.requests_to("/v1/skills", "DELETE")]
-    assert deletes == [f"/v1/skills/{created.id}/versions/{created.latest_version}",
-                       f"/v1/skills/{created.id}"]
+    assert deletes == [
+        f"/v1/skills/{created.id}/versions/{created.latest_version}",
+        f"/v1/skills/{created.id}",
+    ]
     assert deleted.type == "skill_deleted"
     assert server.custom_skill_ids == []
 
 
-async def test_deleting_a_skill_with_versions_is_refused(
-    api: AnthropicAPI, tmp_path: Path
-) -> None:
+async def test_deleting_a_skill_with_versions_is_refused(api: AnthropicAPI, tmp_path: Path) -> None:
     client = SkillsClient(api)
     created = await client.create_from_skill(make_skill(tmp_path))
 

@@ -107,9 +107,12 @@ async def test_stream_assembles_the_full_message(
 
     response = await model_factory().stream(_request(), _Texts())
 
-    assert response.to_wire() == {**MIXED, "type": "message", "role": "assistant",
-                                  "usage": {**MIXED["usage"], "cache_creation_input_tokens": 0,
-                                            "cache_read_input_tokens": 0}}
+    assert response.to_wire() == {
+        **MIXED,
+        "type": "message",
+        "role": "assistant",
+        "usage": {**MIXED["usage"], "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+    }
 
 
 async def test_tool_inputs_are_parsed_at_block_stop(
@@ -130,8 +133,13 @@ async def test_tool_inputs_are_parsed_at_block_stop(
 async def test_container_and_stop_reason_come_from_message_delta(
     server: FakeAnthropicServer, model_factory: ModelFactory
 ) -> None:
-    server.queue({**MIXED, "stop_reason": "pause_turn",
-                  "container": {"id": "container_1", "expires_at": "2030-01-01T00:00:00Z"}})
+    server.queue(
+        {
+            **MIXED,
+            "stop_reason": "pause_turn",
+            "container": {"id": "container_1", "expires_at": "2030-01-01T00:00:00Z"},
+        }
+    )
 
     response = await model_factory().stream(_request(), _Texts())
 
@@ -251,8 +259,8 @@ def test_malformed_event_data_is_a_model_response_error() -> None:
 
 def test_decoder_joins_multiline_data_and_skips_comments() -> None:
     decoder = SSEDecoder()
-    lines = [": comment", "event: ping", "data: {\"a\":", "data: 1}", ""]
+    lines = [": comment", "event: ping", 'data: {"a":', "data: 1}", ""]
 
     frames = [f for line in lines if (f := decoder.feed(line)) is not None]
 
-    assert frames == [ServerSentEvent("ping", "{\"a\":\n1}")]
+    assert frames == [ServerSentEvent("ping", '{"a":\n1}')]

@@ -134,9 +134,7 @@ async def test_created_files_of_every_backend_are_in_one_list_tagged_by_source(
     )
 
 
-async def test_state_covers_every_backend_and_restores(
-    skills: list[Skill], tmp_path: Path
-) -> None:
+async def test_state_covers_every_backend_and_restores(skills: list[Skill], tmp_path: Path) -> None:
     model = ScriptedModel(
         [tool_use_response(tool_call("save_note", {"text": "hello"})), text_response("done")]
     )
@@ -152,9 +150,7 @@ async def test_state_covers_every_backend_and_restores(
     assert [(f.source, f.name) for f in restored.files] == [("native", "note.txt")]
 
 
-def test_restoring_with_different_backends_is_refused(
-    skills: list[Skill], tmp_path: Path
-) -> None:
+def test_restoring_with_different_backends_is_refused(skills: list[Skill], tmp_path: Path) -> None:
     state = Session(backends(skills, tmp_path), model=ScriptedModel([])).dump_state()
     with pytest.raises(SessionStateError, match=r"saved with backends \['native', 'local'\]"):
         Session.restore(state, backend=[LocalBackend(skills)], model=ScriptedModel([]))

@@ -28,7 +28,7 @@ def expected_finding(service: str) -> str:
     log_api = importlib.import_module("examples.monitoring_agent.log_api")
     lines = log_api.generate_logs(service)
     errors = [line.split('msg="')[1].split('"')[0] for line in lines if " ERROR " in line]
-    (message, count), = Counter(errors).most_common(1)
+    ((message, count),) = Counter(errors).most_common(1)
     most = f'most frequent: "{message}" ({count}x)'
     return f"{service}: {len(lines)} lines, {len(errors)} errors, {most}"
 

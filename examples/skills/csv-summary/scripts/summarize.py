@@ -37,11 +37,15 @@ def summarize(stream: TextIO, delimiter: str = ",", top: int = 3) -> dict[str, o
         entry: dict[str, object] = {"count": len(present), "missing": rows - len(present)}
         if present and all(n is not None for n in numbers):
             nums = [n for n in numbers if n is not None]
-            entry.update(type="number", min=min(nums), max=max(nums),
-                         mean=round(sum(nums) / len(nums), 4))
+            entry.update(
+                type="number", min=min(nums), max=max(nums), mean=round(sum(nums) / len(nums), 4)
+            )
         else:
-            entry.update(type="text", distinct=len(set(present)),
-                         top=[[v, n] for v, n in Counter(present).most_common(top)])
+            entry.update(
+                type="text",
+                distinct=len(set(present)),
+                top=[[v, n] for v, n in Counter(present).most_common(top)],
+            )
         stats[column] = entry
     return {"rows": rows, "columns": stats}
 
