@@ -784,27 +784,28 @@ class Session(Generic[DepsT]):
         tail: list[str] = []
         tail_size = 0
         result: ToolResult | None = None
-        try:
-            with anyio.fail_after(self.tool_timeout):
-                agen = backend.run_tool(call, ctx)
-                async with contextlib.aclosing(agen):  # type: ignore[type-var]
-                    async for item in agen:
-                        if isinstance(item, ToolChunk):
-                            tail.append(item.text)
-                            tail_size += len(item.text)
-                            while tail_size > _TIMEOUT_TAIL and len(tail) > 1:
-                                tail_size -= len(tail.pop(0))
-                            await turn.emit(
-                                ToolOutput.fast(
-                                    call_id=call.id,
-                                    name=call.name,
-                                    stream=item.stream,
-                                    text=item.text,
-                                )
+        # A deadline scope rather than fail_after: the same timeout, and a
+        # TimeoutError the tool itself raises is not mistaken for ours.
+        with anyio.CancelScope(deadline=anyio.current_time() + self.tool_timeout) as scope:
+            agen = backend.run_tool(call, ctx)
+            async with contextlib.aclosing(agen):  # type: ignore[type-var]
+                async for item in agen:
+                    if isinstance(item, ToolChunk):
+                        tail.append(item.text)
+                        tail_size += len(item.text)
+                        while tail_size > _TIMEOUT_TAIL and len(tail) > 1:
+                            tail_size -= len(tail.pop(0))
+                        await turn.emit(
+                            ToolOutput.fast(
+                                call_id=call.id,
+                                name=call.name,
+                                stream=item.stream,
+                                text=item.text,
                             )
-                        else:
-                            result = item
-        except TimeoutError:
+                        )
+                    else:
+                        result = item
+        if scope.cancelled_caught:
             partial = "".join(tail)[-_TIMEOUT_TAIL:]
             note = f"[timed out after {_fmt_seconds(self.tool_timeout)}; the tool was stopped]"
             return ToolResult(

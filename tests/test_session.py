@@ -501,3 +501,19 @@ async def test_server_side_tool_events_are_recorded_with_their_input() -> None:
     assert_events(events, ["tool_started bash", "tool_finished bash ok", "turn_finished end_turn"])
     (record,) = events[-1].reply.tool_calls  # type: ignore[union-attr]
     assert (record.call_id, record.input, record.output) == ("srv_1", {"command": "ls"}, "a\n")
+
+
+async def test_a_tool_raising_timeout_error_is_not_reported_as_our_timeout() -> None:
+    from conjure_async.backends import NativeBackend, tool
+
+    @tool
+    async def fetch() -> str:
+        """Fetch something slow."""
+        raise TimeoutError("upstream took too long")
+
+    model = ScriptedModel([tool_use_response(tool_call("fetch")), text_response("k")])
+    async with Session(NativeBackend(fetch), model=model, tool_timeout=30) as session:
+        reply = await session.chat("go")
+    (record,) = reply.tool_calls
+    assert record.is_error
+    assert record.output == "TimeoutError: upstream took too long"
