@@ -14,6 +14,7 @@ from typing import Any, Generic, Self
 
 import anyio
 from anyio.abc import ObjectSendStream, TaskGroup
+from opentelemetry.trace import INVALID_SPAN
 from typing_extensions import TypeVar
 
 from conjure_async._exceptions import (
@@ -154,6 +155,7 @@ class _Turn:
     iterations: int = 0
     pauses: int = 0
     server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tracing: bool = True
 
 
 class Session(Generic[DepsT]):
@@ -548,7 +550,13 @@ class Session(Generic[DepsT]):
     async def _run_turn(
         self, message: str | list[dict[str, Any]], emit: Callable[[Event], Awaitable[None]]
     ) -> Reply:
-        turn = _Turn(emit=emit, usage=_UsageSum(), records=[], files=[])
+        turn = _Turn(
+            emit=emit,
+            usage=_UsageSum(),
+            records=[],
+            files=[],
+            tracing=self._telemetry.active,
+        )
         send = turn
         self._append_user(message)
         continuation = False
@@ -814,6 +822,10 @@ class Session(Generic[DepsT]):
         if result is None:
             raise BackendError(f"backend {backend.kind} yielded no result for {call.name}")
         return result
+
+
+_NO_SPAN = contextlib.nullcontext(INVALID_SPAN)
+"""Used instead of a tool span while no tracer provider is configured."""
 
 
 async def _discard(event: Event) -> None:

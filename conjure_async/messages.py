@@ -13,7 +13,22 @@ from typing import Annotated, Any, Literal, Self, TypeAlias, TypeVar
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
-_DEFAULTS: dict[type[BaseModel], dict[str, Any]] = {}
+# per class: (immutable defaults, names of mutable defaults, extra value)
+_PLANS: dict[type[BaseModel], tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]] = {}
+
+
+def _plan(cls: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
+    defaults: dict[str, Any] = {}
+    mutable: dict[str, Any] = {}
+    for name, field in cls.model_fields.items():
+        if field.is_required():
+            continue
+        value = field.get_default(call_default_factory=True)
+        (mutable if isinstance(value, list | dict | set) else defaults)[name] = value
+    extra: dict[str, Any] | None = {} if cls.model_config.get("extra") == "allow" else None
+    plan = (defaults, mutable, extra)
+    _PLANS[cls] = plan
+    return plan
 
 
 def fast_construct(cls: type[ModelT], **values: Any) -> ModelT:
@@ -23,43 +38,18 @@ def fast_construct(cls: type[ModelT], **values: Any) -> ModelT:
     library calls it, with values of the declared types; unknown fields are
     not allowed.
     """
-    defaults = _DEFAULTS.get(cls)
-    if defaults is None:
-        defaults = {
-            name: field.get_default(call_default_factory=True)
-            for name, field in cls.model_fields.items()
-            if not field.is_required()
-        }
-        _DEFAULTS[cls] = defaults
-    obj = cls.__new__(cls)
+    defaults, mutable, extra = _PLANS.get(cls) or _plan(cls)
     state = {**defaults, **values}
-    for name, value in defaults.items():
-        if isinstance(value, list | dict) and name not in values:
+    for name, value in mutable.items():
+        if name not in values:
             state[name] = type(value)()  # no mutable default shared between objects
-    object.__setattr__(obj, "__dict__", state)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
-    object.__setattr__(
-        obj, "__pydantic_extra__", {} if cls.model_config.get("extra") == "allow" else None
-    )
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = cls.__new__(cls)
+    setattr_ = object.__setattr__
+    setattr_(obj, "__dict__", state)
+    setattr_(obj, "__pydantic_fields_set__", set(values))
+    setattr_(obj, "__pydantic_extra__", None if extra is None else {})
+    setattr_(obj, "__pydantic_private__", None)
     return obj
-
-
-__all__ = [
-    "ContentBlock",
-    "Message",
-    "MessagesRequest",
-    "MessagesResponse",
-    "ServerToolResultBlock",
-    "ServerToolUseBlock",
-    "TextBlock",
-    "ThinkingBlock",
-    "ToolDefinition",
-    "ToolResultBlock",
-    "ToolUseBlock",
-    "UnknownBlock",
-    "Usage",
-]
 
 
 class _Wire(BaseModel):
