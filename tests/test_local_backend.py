@@ -238,9 +238,14 @@ async def test_tool_subset_with_only() -> None:
         assert [t["name"] for t in session.tools] == ["view"]
 
 
-async def test_unsandboxed_warning_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+async def test_unsandboxed_warning_is_logged_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import structlog
+
     import conjure_async.backends._local as local_module
 
+    monkeypatch.setattr(structlog, "is_configured", lambda: False)  # the stdlib route
     local_module._warned_unsandboxed = False
     with caplog.at_level("WARNING", logger="conjure_async"):
         for _ in range(2):
