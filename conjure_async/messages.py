@@ -8,13 +8,15 @@ content block of a type this version does not know is kept as
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal, Self, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 # per class: (immutable defaults, names of mutable defaults, extra value)
 _PLANS: dict[type[BaseModel], tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]] = {}
+_PRIVATE: dict[type[BaseModel], dict[str, Any] | None] = {}
 
 
 def _plan(cls: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
@@ -27,6 +29,9 @@ def _plan(cls: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any], dict[st
         (mutable if isinstance(value, list | dict | set) else defaults)[name] = value
     extra: dict[str, Any] | None = {} if cls.model_config.get("extra") == "allow" else None
     plan = (defaults, mutable, extra)
+    _PRIVATE[cls] = {
+        name: attr.get_default() for name, attr in cls.__private_attributes__.items()
+    } or None
     _PLANS[cls] = plan
     return plan
 
@@ -48,7 +53,8 @@ def fast_construct(cls: type[ModelT], **values: Any) -> ModelT:
     setattr_(obj, "__dict__", state)
     setattr_(obj, "__pydantic_fields_set__", set(values))
     setattr_(obj, "__pydantic_extra__", None if extra is None else {})
-    setattr_(obj, "__pydantic_private__", None)
+    private = _PRIVATE.get(cls)
+    setattr_(obj, "__pydantic_private__", dict(private) if private else None)
     return obj
 
 
@@ -152,10 +158,24 @@ ContentBlock: TypeAlias = Annotated[
 
 
 class Message(_Wire):
-    """One message of the conversation."""
+    """One message of the conversation.
+
+    Treat a message as immutable once it is in a session's history: its JSON
+    is computed once and reused by every later request (see
+    :meth:`MessagesRequest.body_json`).
+    """
 
     role: Literal["user", "assistant"]
     content: str | list[ContentBlock]
+    _json: bytes | None = PrivateAttr(default=None)
+
+    def wire_json(self) -> bytes:
+        """The message's JSON (as sent to the API), computed once."""
+        if self._json is None:
+            self._json = json.dumps(
+                self.to_wire(), ensure_ascii=False, separators=(",", ":")
+            ).encode()
+        return self._json
 
 
 class ToolDefinition(_Wire):
@@ -207,6 +227,23 @@ class MessagesRequest(_Wire):
     def body(self) -> dict[str, Any]:
         """Return the JSON body to send (without ``betas``)."""
         return self.to_wire()
+
+    def body_json(self, **overrides: Any) -> bytes:
+        """Return the JSON body as bytes, with top-level ``overrides`` applied.
+
+        Each message's JSON is cached on the message, so the cost of a request
+        does not grow with re-serializing the history: the messages are
+        joined, not converted again. ``None`` overrides remove the key.
+        """
+        head = self.model_dump(mode="json", exclude_none=True, exclude={"messages"})
+        for key, value in overrides.items():
+            if value is None:
+                head.pop(key, None)
+            else:
+                head[key] = value
+        messages = b",".join(m.wire_json() for m in self.messages)
+        head_json = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
+        return b'{"messages":[' + messages + b"]" + (b"," + head_json[1:] if head else b"}")
 
 
 class MessagesResponse(_Wire):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -111,3 +115,23 @@ def test_output_capture_is_bounded_and_exact_when_small(chunks: list[str], limit
         assert text.startswith(whole[: limit // 2])
         assert text.endswith(whole[-(limit - limit // 2) :])
         assert f"[... {len(whole) - limit} characters cut ...]" in text
+
+
+def test_body_json_matches_body_and_reuses_each_message_json(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    history = [Message(role="user", content="hé"), Message.fast(role="assistant", content="ok")]
+    request = MessagesRequest(model="m", max_tokens=5, messages=history, tools=[{"name": "t"}])
+    assert json.loads(request.body_json(stream=True)) == {**request.body(), "stream": True}
+    assert json.loads(request.body_json(model="other"))["model"] == "other"
+    calls: list[Message] = []
+    original = Message.to_wire
+
+    def counting(self: Message) -> dict[str, Any]:
+        calls.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Message, "to_wire", counting)
+    request.body_json()
+    request.body_json()
+    assert calls == []  # both messages' JSON was computed once, above

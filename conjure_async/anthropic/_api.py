@@ -306,6 +306,15 @@ class AnthropicAPI:
         all_headers = self.headers(betas, headers)
         all_headers["x-stainless-retry-count"] = str(attempt)
         clean_params = {k: v for k, v in (params or {}).items() if v is not None}
+        if isinstance(json_body, bytes):  # JSON already encoded (the Messages body)
+            all_headers["content-type"] = "application/json"
+            return self._client.build_request(
+                method,
+                f"{self.base_url}{path}",
+                params=clean_params or None,
+                content=json_body,
+                headers=all_headers,
+            )
         return self._client.build_request(
             method,
             f"{self.base_url}{path}",

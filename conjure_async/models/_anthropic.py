@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import httpx2
 
@@ -130,16 +130,10 @@ class AnthropicModel:
     ) -> None:
         await self.aclose()
 
-    def _body(self, request: MessagesRequest, *, stream: bool) -> dict[str, Any]:
-        body = request.body()
-        body.setdefault("model", self.model_name)
-        if not body.get("model"):
-            body["model"] = self.model_name
-        if stream:
-            body["stream"] = True
-        else:
-            body.pop("stream", None)
-        return body
+    def _body(self, request: MessagesRequest, *, stream: bool) -> bytes:
+        # JSON bytes built from each message's cached JSON: a long history is
+        # joined, not serialized again on every request.
+        return request.body_json(model=request.model or self.model_name, stream=stream or None)
 
     def _betas(self, request: MessagesRequest) -> list[str]:
         return merge_betas(self.betas, request.betas or [])
