@@ -19,7 +19,7 @@ def lint(session: nox.Session) -> None:
     """ruff: lint and format check."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", "conjure_async")
+    session.run("ruff", "format", "--check", "conjure_async", "tests", "examples", "benchmarks")
 
 
 @nox.session(python=PYTHON)

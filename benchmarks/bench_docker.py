@@ -178,6 +178,22 @@ async def run_all(engine: Engine) -> list[tuple[str, str, str]]:
     return rows
 
 
+async def run(quick: bool = False) -> list[str]:
+    """Run on a found or started engine; return the markdown table lines."""
+    del quick  # the Docker figures are already small runs
+    found = await anyio.to_thread.run_sync(find_or_start_engine)
+    if isinstance(found, str):
+        return [f"No Docker engine could be had: {found}", ""]
+    try:
+        await anyio.to_thread.run_sync(build_test_image, found)
+        rows = await run_all(found)
+    finally:
+        await anyio.to_thread.run_sync(stop_engine, found)
+    lines = ["| measurement | median | vs baseline |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {note} |" for name, value, note in rows]
+    return [*lines, ""]
+
+
 def main() -> None:
     found = find_or_start_engine()
     if isinstance(found, str):
