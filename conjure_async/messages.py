@@ -171,11 +171,17 @@ class Message(_Wire):
 
     def wire_json(self) -> bytes:
         """The message's JSON (as sent to the API), computed once."""
-        if self._json is None:
-            self._json = json.dumps(
-                self.to_wire(), ensure_ascii=False, separators=(",", ":")
-            ).encode()
-        return self._json
+        # The private-attribute dict is read directly: going through pydantic's
+        # __getattr__ costs microseconds, paid per message per request.
+        private = self.__pydantic_private__
+        cached = private.get("_json") if private is not None else None
+        if cached is None:
+            cached = json.dumps(self.to_wire(), ensure_ascii=False, separators=(",", ":")).encode()
+            if private is None:
+                object.__setattr__(self, "__pydantic_private__", {"_json": cached})
+            else:
+                private["_json"] = cached
+        return cached
 
 
 class ToolDefinition(_Wire):
