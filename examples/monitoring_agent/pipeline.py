@@ -5,15 +5,19 @@
     log API ──httpx2──► [api]     Session(native log-fetcher + local log-analyzer) ─┐
     (127.0.0.1)        [worker]  Session(native log-fetcher + local log-analyzer) ─┼─► report
                        [billing] Session(native log-fetcher + local log-analyzer) ─┘   Session
+                                                                          (hosted container)
 
 The per-service stages run at once in one task group, each *isolated*: a stage
 that crashes (a model API error, a timeout) is reported as failed and the
 others go on. A tool that fails (the billing log shard answers 503) is not a
 crash: the model reads the error and says so.
 
-Offline (no ``ANTHROPIC_API_KEY``) the service stages use ``ScriptedModel`` and
-the report stage talks HTTP to a ``FakeAnthropicServer`` through
-``AnthropicModel``; with a key every stage uses Claude.
+The report stage runs on the hosted backend: the model writes ``report.md`` in
+an Anthropic code execution container and the pipeline downloads it through
+the Files API. Offline (no ``ANTHROPIC_API_KEY``) the service stages use
+``ScriptedModel`` and the report stage talks HTTP to a ``FakeAnthropicServer``
+(which plays the container) through ``AnthropicModel``; with a key every stage
+uses Claude.
 """
 
 from __future__ import annotations
@@ -31,10 +35,10 @@ import anyio
 import httpx2
 
 from conjure_async import Reply, Session, load_skills
-from conjure_async.backends import LocalBackend, NativeBackend
+from conjure_async.backends import AnthropicBackend, LocalBackend, NativeBackend
 from conjure_async.events import CreatedFile
 from conjure_async.messages import MessagesRequest, MessagesResponse, ToolResultBlock
-from conjure_async.models import ApiCallback
+from conjure_async.models import AnthropicModel, ApiCallback
 from conjure_async.skills import Skill
 from conjure_async.testing import (
     FakeAnthropicServer,
@@ -45,7 +49,7 @@ from conjure_async.testing import (
 )
 
 from .log_api import SERVICES, serve_log_api
-from .skills import FetchDeps, LogFetcher, ReportWriter
+from .skills import FetchDeps, LogFetcher
 
 __all__ = ["MonitoringResult", "ServiceOutcome", "main", "run_monitoring_demo"]
 
@@ -64,8 +68,9 @@ SERVICE_PROMPT = (
 )
 REPORT_PROMPT = (
     "Write a short Markdown monitoring report (a title, one bullet per service, then "
-    "one line of advice) from these per-service findings, save it as report.md with "
-    "the report-writer skill, then reply with one sentence.\n\nFindings:\n{findings}"
+    "one line of advice) from these per-service findings, save it in the code "
+    "execution container as /mnt/outputs/report.md, then reply with one sentence."
+    "\n\nFindings:\n{findings}"
 )
 
 
@@ -160,15 +165,46 @@ def _report_markdown(findings: str) -> str:
     return "\n".join(["# Monitoring report", "", *bullets, "", advice, ""])
 
 
-def scripted_report_answer(body: dict[str, Any]) -> MessagesResponse:
-    """The fake Anthropic server's answer: save a report, then confirm."""
-    last = body["messages"][-1]["content"]
-    if isinstance(last, list) and any(b.get("type") == "tool_result" for b in last):
-        return text_response("The monitoring report is saved as report.md.")
-    findings = body["messages"][0]["content"]
-    content = _report_markdown(findings if isinstance(findings, str) else "")
-    save = tool_call("report_writer_write", {"path": "report.md", "content": content})
-    return tool_use_response(save)
+def hosted_report_answer(server: FakeAnthropicServer) -> Callable[[dict[str, Any]], Any]:
+    """The fake server's part: run the report code "in the container", then confirm.
+
+    One response, as the hosted API gives it: a ``bash_code_execution`` call,
+    its result naming the file it created (stored in the fake Files API), and
+    the final text.
+    """
+
+    def answer(body: dict[str, Any]) -> dict[str, Any]:
+        findings = body["messages"][0]["content"]
+        content = _report_markdown(findings if isinstance(findings, str) else "")
+        file_id = server.add_file(content.encode(), "report.md", mime_type="text/markdown")
+        command = "cat > /mnt/outputs/report.md <<'EOF'\n" + content + "EOF"
+        return {
+            "content": [
+                {"type": "text", "text": "Writing the report in the container."},
+                {
+                    "type": "server_tool_use",
+                    "id": "srvtoolu_report",
+                    "name": "bash_code_execution",
+                    "input": {"command": command},
+                },
+                {
+                    "type": "bash_code_execution_tool_result",
+                    "tool_use_id": "srvtoolu_report",
+                    "content": {
+                        "type": "bash_code_execution_result",
+                        "stdout": "",
+                        "stderr": "",
+                        "return_code": 0,
+                        "content": [{"type": "bash_code_execution_output", "file_id": file_id}],
+                    },
+                },
+                {"type": "text", "text": "The monitoring report is saved as report.md."},
+            ],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 900, "output_tokens": 120},
+        }
+
+    return answer
 
 
 # -- the stages ----------------------------------------------------------------------
@@ -225,44 +261,39 @@ async def write_report(
     outcomes: Sequence[ServiceOutcome],
     *,
     output_dir: Path,
-    model: ApiCallback,
+    model: AnthropicModel,
     print_fn: PrintFn,
 ) -> tuple[str, list[CreatedFile]]:
-    """The report stage: a session whose native report-writer saves ``report.md``."""
+    """The report stage, on the hosted backend: written in the container, then downloaded."""
     findings = "\n".join(f"- {o.finding}" for o in outcomes)
-    async with Session[None](
-        NativeBackend(ReportWriter(output_dir)), model=model, max_tokens=2048
-    ) as session:
+    backend = AnthropicBackend([], api=model.api)
+    async with Session[None](backend, model=model, max_tokens=2048) as session:
         reply = await _chat(session, REPORT_PROMPT.format(findings=findings), "report", print_fn)
         files = session.files
-    saved = [f for f in files if f.name.endswith(".md") and f.path]
-    if saved and saved[-1].path is not None:
-        report = await anyio.Path(saved[-1].path).read_text(encoding="utf-8")
-    else:
-        report = reply.text
-    return report, files
+        reports = [f for f in files if f.file_id]
+        path = await backend.download(reports[-1], output_dir, overwrite=True) if reports else None
+    if path is None:
+        return reply.text, files
+    print_fn(f"[report] downloaded {Path(path).name} through the Files API")
+    return await anyio.Path(path).read_text(encoding="utf-8"), files
 
 
 # -- the whole pipeline ----------------------------------------------------------------
 
 
-async def _anthropic_model(stack: AsyncExitStack) -> ApiCallback:
-    from conjure_async.models import AnthropicModel  # noqa: PLC0415 - used only with a key
-
+async def _anthropic_model(stack: AsyncExitStack) -> AnthropicModel:
     name = os.environ.get("CONJURE_MODEL")
     client = AnthropicModel(model=name) if name else AnthropicModel()
-    model: ApiCallback = await stack.enter_async_context(client)
-    return model
+    return await stack.enter_async_context(client)
 
 
-async def _fake_anthropic_model(stack: AsyncExitStack) -> ApiCallback:
-    from conjure_async.models import AnthropicModel  # noqa: PLC0415 - imported on use
-
-    server = await stack.enter_async_context(FakeAnthropicServer(scripted_report_answer))
-    model: ApiCallback = await stack.enter_async_context(
+async def _fake_anthropic_model(stack: AsyncExitStack) -> AnthropicModel:
+    server = FakeAnthropicServer()
+    server.queue(hosted_report_answer(server))
+    await stack.enter_async_context(server)
+    return await stack.enter_async_context(
         AnthropicModel(base_url=server.base_url, api_key="fake-key")
     )
-    return model
 
 
 async def run_monitoring_demo(

@@ -96,31 +96,3 @@ class LogFetcher(NativeSkill):
             raise LogAPIError(f"log API answered {response.status_code} for {url}: {reason}")
         data: dict[str, Any] = response.json()
         return data
-
-
-class ReportWriter(NativeSkill):
-    """Writes the monitoring report into an output directory."""
-
-    name = "report-writer"
-    description = "Save the monitoring report (Markdown) as a file for the on-call team."
-    operations = ("write",)
-
-    def __init__(self, output_dir: Path) -> None:
-        self.output_dir = output_dir
-
-    async def write(self, path: str, content: str, ctx: ToolContext[Any]) -> ToolResult:
-        """Save a report file (path: a file name such as report.md)."""
-        name = Path(path).name
-        if not name.endswith(".md"):
-            raise ValueError("reports are Markdown files: use a name ending in .md")
-        target = self.output_dir / name
-        await anyio.Path(target).write_text(content, encoding="utf-8")
-        created = CreatedFile(
-            name=name,
-            source="native",
-            path=str(target),
-            size_bytes=len(content.encode()),
-            mime_type="text/markdown",
-            tool_use_id=ctx.call_id,
-        )
-        return ToolResult(output=f"saved {name} ({len(content)} characters)", files=(created,))

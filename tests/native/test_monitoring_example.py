@@ -56,11 +56,13 @@ async def test_demo_analyzes_every_service_and_writes_a_report(
         "",
         "Check 1 service(s) whose logs could not be analyzed.",
     ]
-    assert sorted((f.source, f.name) for f in result.files) == [
+    assert sorted((f.source, f.name) for f in result.files if f.source == "native") == [
         ("native", "api.log"),
-        ("native", "report.md"),
         ("native", "worker.log"),
     ]
+    # the report was written in the (fake) hosted container and downloaded
+    (hosted,) = [f for f in result.files if f.source == "anthropic"]
+    assert hosted.file_id is not None
 
 
 def activity(printed: list[str], label: str) -> list[str]:
@@ -90,7 +92,11 @@ async def test_demo_prints_each_stage_activity_then_the_report(
         "-> log_fetcher_execute",
         "<- log_fetcher_execute error",
     ]
-    assert activity(printed, "report") == ["-> report_writer_write", "<- report_writer_write ok"]
+    assert activity(printed, "report") == [
+        "-> bash_code_execution",
+        "<- bash_code_execution ok",
+        "downloaded report.md",
+    ]
     assert printed[-1] == result.report.rstrip()
 
 
