@@ -191,7 +191,10 @@ async def run_demo(write: Write | None = None) -> int:
             out(f"  (not available in this checkout: {exc})\n")
             continue
         await getattr(module, function_name)(lambda line: out(f"{line}\n"))
-    out("\nDemo finished: every tool above ran for real; the model was scripted.\n")
+    out(
+        "\nDemo finished: the local and native tools ran for real on this machine; the "
+        "models were scripted, and the hosted container was the fake server.\n"
+    )
     return 0
 
 
