@@ -55,6 +55,8 @@ from conjure_async.messages import (
     Message,
     MessagesRequest,
     MessagesResponse,
+    ServerToolResultBlock,
+    ServerToolUseBlock,
     TextBlock,
     ToolDefinition,
     ToolResultBlock,
@@ -493,7 +495,34 @@ class Session(Generic[DepsT]):
             await send.send(ErrorEvent(error_type=type(error).__name__, message=str(error)))
             await send.send(_Failure(error))
 
+    def _drop_unanswered_server_calls(self) -> None:
+        """Remove server tool calls left without a result at the end of the history.
+
+        A turn that ended on ``pause_turn`` (the continuation cap was reached,
+        or the chat was cancelled while paused) may end with a
+        ``server_tool_use`` whose result never came; the API rejects a new user
+        message after it. The unfinished call is dropped before the next one.
+        """
+        if not self._history or self._history[-1].role != "assistant":
+            return
+        last = self._history[-1]
+        if isinstance(last.content, str):
+            return
+        answered = {b.tool_use_id for b in last.content if isinstance(b, ServerToolResultBlock)}
+        kept = [
+            b
+            for b in last.content
+            if not (isinstance(b, ServerToolUseBlock) and b.id not in answered)
+        ]
+        if len(kept) == len(last.content):
+            return
+        if kept:
+            self._history[-1] = Message.fast(role="assistant", content=kept)
+        else:
+            self._history.pop()
+
     def _append_user(self, content: str | list[dict[str, Any]]) -> None:
+        self._drop_unanswered_server_calls()
         blocks: list[Any] = [TextBlock(text=content)] if isinstance(content, str) else list(content)
         if self._history and self._history[-1].role == "user":
             last = self._history[-1]

@@ -517,3 +517,27 @@ async def test_a_tool_raising_timeout_error_is_not_reported_as_our_timeout() -> 
     (record,) = reply.tool_calls
     assert record.is_error
     assert record.output == "TimeoutError: upstream took too long"
+
+
+async def test_next_chat_after_an_exhausted_pause_drops_the_unanswered_server_call() -> None:
+    paused = {
+        "content": [
+            {"type": "text", "text": "Working."},
+            {
+                "type": "server_tool_use",
+                "id": "srv_1",
+                "name": "bash_code_execution",
+                "input": {"command": "sleep 600"},
+            },
+        ],
+        "stop_reason": "pause_turn",
+    }
+    model = ScriptedModel([paused, text_response("fresh answer")])
+    async with Session(model=model, max_pause_continuations=0) as session:
+        first = await session.chat("long job")
+        second = await session.chat("something else")
+    assert first.stop_reason == "pause_turn"
+    assert second.text == "fresh answer"
+    sent = model.requests[1].messages
+    assert [m.role for m in sent] == ["user", "assistant", "user"]
+    assert [b.type for b in sent[1].content] == ["text"]  # type: ignore[union-attr]
