@@ -32,12 +32,12 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import anyio
 import httpx2
 
+from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -162,7 +162,7 @@ def merge_betas(*groups: Iterable[str]) -> list[str]:
     return merged
 
 
-class AnthropicAPI:
+class AnthropicAPI(AsyncCloseable):
     """An authenticated, retrying HTTP client for the Anthropic API.
 
     Owns one ``httpx2.AsyncClient`` (unless you pass ``http_client``, which
@@ -247,17 +247,6 @@ class AnthropicAPI:
         self._closed = True
         if self._owns_client:
             await self._client.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     @property
     def closed(self) -> bool:

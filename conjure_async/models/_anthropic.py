@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from types import TracebackType
-from typing import Self
 
 import httpx2
 
+from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import APIConnectionError, ModelResponseError
 from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
 from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock
@@ -23,7 +22,7 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 _MESSAGES = "/v1/messages"
 
 
-class AnthropicModel:
+class AnthropicModel(AsyncCloseable):
     """The api callback for the Anthropic Messages API (``POST /v1/messages``).
 
     One instance holds one pooled ``httpx2.AsyncClient`` (through
@@ -118,17 +117,6 @@ class AnthropicModel:
         """Close the HTTP client this model created (idempotent)."""
         if self._owns_api:
             await self.api.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _body(self, request: MessagesRequest, *, stream: bool) -> bytes:
         # JSON bytes built from each message's cached JSON: a long history is

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable, Sequence
-from types import ModuleType, TracebackType
-from typing import Any, Self
+from types import ModuleType
+from typing import Any
 
+from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -32,7 +33,7 @@ def _anthropic() -> ModuleType:
         raise MissingDependencyError("anthropic", "anthropic") from exc
 
 
-class AnthropicSDKModel:
+class AnthropicSDKModel(AsyncCloseable):
     """Use an ``anthropic.AsyncAnthropic`` client as the session's model.
 
     For users of the official SDK (the ``[anthropic]`` extra): the client's
@@ -84,17 +85,6 @@ class AnthropicSDKModel:
         """Close the client if this adapter created it."""
         if self._owns_client:
             await self.client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def _prepare(self, request: MessagesRequest, *, streaming: bool) -> tuple[Any, dict[str, Any]]:
         body = request.body()
