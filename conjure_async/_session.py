@@ -63,7 +63,7 @@ from conjure_async.messages import (
     ToolUseBlock,
     Usage,
 )
-from conjure_async.models._base import ApiCallback, call_model
+from conjure_async.models._base import ApiCallback, accepts_on_block, call_model
 from conjure_async.skills import available_skills_block
 
 __all__ = [
@@ -235,6 +235,7 @@ class Session(Generic[DepsT]):
         self.session_id = session_id or uuid.uuid4().hex
         self.skills_instructions = skills_instructions
         self._telemetry = Telemetry(tracer_provider, capture_content=capture_content)
+        self._streams_blocks = accepts_on_block(model)
         self._limiter = anyio.CapacityLimiter(max_concurrent_tools)
         self._lock = anyio.Lock()
         self._log: Logger = get_logger(session_id=self.session_id)
@@ -557,9 +558,16 @@ class Session(Generic[DepsT]):
         async def on_text(text: str) -> None:
             await turn.emit(TextDelta.fast(text=text))
 
+        async def on_block(block: ContentBlock) -> None:
+            for backend in self.backends:
+                for event in backend.handle_block(block):
+                    await self._emit_backend_event(event, turn)
+
         request = self._request()
         with self._telemetry.chat_span(self.model_name, self.max_tokens) as span:
-            response = await call_model(self.model, request, on_text)
+            response = await call_model(
+                self.model, request, on_text, on_block, streams_blocks=self._streams_blocks
+            )
             if span.is_recording():
                 span.set_attribute("gen_ai.response.id", response.id)
                 span.set_attribute("gen_ai.response.model", response.model)

@@ -541,3 +541,63 @@ async def test_next_chat_after_an_exhausted_pause_drops_the_unanswered_server_ca
     sent = model.requests[1].messages
     assert [m.role for m in sent] == ["user", "assistant", "user"]
     assert [b.type for b in sent[1].content] == ["text"]  # type: ignore[union-attr]
+
+
+def _compact(events: list[Any]) -> list[str]:
+    """Kinds in order, consecutive text deltas joined into one ``text:...`` item."""
+    out: list[str] = []
+    for event in events:
+        if event.kind == "text_delta":
+            if out and out[-1].startswith("text:"):
+                out[-1] += event.text
+            else:
+                out.append(f"text:{event.text}")
+        else:
+            out.append(event.kind)
+    return out
+
+
+SERVER_SIDE_RESPONSE = {
+    "content": [
+        {"type": "text", "text": "Checking."},
+        {"type": "server_tool_use", "id": "srv_1", "name": "bash", "input": {}},
+        {"type": "text", "text": "Done."},
+    ],
+    "stop_reason": "end_turn",
+}
+
+
+class BlockEvents(FuncBackend):
+    """Turns each server_tool_use block into a started/finished pair."""
+
+    kind = "blocks"
+
+    def handle_block(self, block: Any) -> list[Any]:
+        from conjure_async.events import ToolFinished, ToolStarted
+
+        if block.type != "server_tool_use":
+            return []
+        return [
+            ToolStarted(call_id=block.id, name=block.name, input={}, backend="blocks"),
+            ToolFinished(call_id=block.id, name=block.name, backend="blocks", output="ok"),
+        ]
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["streaming", "plain-callback"])
+async def test_server_side_block_events_stream_in_their_place(streaming: bool) -> None:
+    scripted = ScriptedModel([SERVER_SIDE_RESPONSE], text_chunk=3)
+
+    async def plain(request: MessagesRequest) -> Any:
+        return await scripted(request)
+
+    model: Any = scripted if streaming else plain
+    async with Session(BlockEvents({}), model=model) as session:
+        events = await collect(session.stream("go"))
+    assert _compact(events) == [
+        "text:Checking.",
+        "tool_started",
+        "tool_finished",
+        "text:Done.",
+        "model_responded",
+        "turn_finished",
+    ]

@@ -8,8 +8,9 @@ the backend only:
   (:meth:`Backend.tools`);
 * may add to each model request (:meth:`Backend.prepare_request`; the hosted
   backend adds the code execution tool, ``container`` and beta headers) and
-  read each response (:meth:`Backend.handle_response`; the hosted backend
-  turns server tool blocks into events and remembers the container id);
+  read each content block and response (:meth:`Backend.handle_block`,
+  :meth:`Backend.handle_response`; the hosted backend turns server tool blocks
+  into events and remembers the container id);
 * runs a client tool call as an **async generator**
   (:meth:`Backend.run_tool`) yielding :class:`ToolChunk` output while it runs
   and exactly one :class:`ToolResult` last.
@@ -31,7 +32,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from conjure_async.events import CreatedFile
-from conjure_async.messages import MessagesRequest, MessagesResponse, ToolDefinition
+from conjure_async.messages import (
+    ContentBlock,
+    MessagesRequest,
+    MessagesResponse,
+    ToolDefinition,
+)
 
 if TYPE_CHECKING:
     from anyio.abc import TaskGroup
@@ -176,8 +182,19 @@ class Backend(abc.ABC):  # noqa: B024 - every hook has a default; run_tool raise
         """Return the request to send, with what this backend adds to it."""
         return request
 
+    def handle_block(self, block: ContentBlock) -> Sequence[Event]:
+        """Read one content block as soon as it is complete; return events for it.
+
+        Called for every block of every response, in order (live while the
+        model streams), before :meth:`handle_response`. The hosted backend
+        turns server tool blocks into tool and file events here, so they
+        stream in their place between the text deltas.
+        """
+        del block
+        return ()
+
     def handle_response(self, response: MessagesResponse) -> Sequence[Event]:
-        """Read a model response; return events for what ran server-side."""
+        """Read a whole model response after its blocks; return events, if any."""
         del response
         return ()
 

@@ -61,6 +61,7 @@ from conjure_async.backends._base import Backend, BackendContext
 from conjure_async.backends._output import OutputCapture
 from conjure_async.events import CreatedFile, Event, FileCreated, ToolFinished, ToolStarted
 from conjure_async.messages import (
+    ContentBlock,
     MessagesRequest,
     MessagesResponse,
     ServerToolResultBlock,
@@ -491,24 +492,24 @@ class AnthropicBackend(Backend):
             }
         )
 
+    def handle_block(self, block: ContentBlock) -> Sequence[Event]:
+        """Turn a server tool block into tool and file events, as soon as it is complete."""
+        if isinstance(block, ServerToolUseBlock) and block.name in _SERVER_TOOLS:
+            self._pending[block.id] = block.name
+            return [
+                ToolStarted(call_id=block.id, name=block.name, input=block.input, backend=self.kind)
+            ]
+        if isinstance(block, ServerToolResultBlock) and block.type in _RESULT_TOOLS:
+            name = self._pending.pop(block.tool_use_id, _RESULT_TOOLS[block.type])
+            return self._finished(block, name)
+        return ()
+
     def handle_response(self, response: MessagesResponse) -> Sequence[Event]:
-        """Remember the container; turn server tool blocks into tool and file events."""
+        """Remember the container the response ran in (sent with the next request)."""
         container = response.container or {}
         if isinstance(container.get("id"), str) and container["id"]:
             self.container_id = container["id"]
-        events: list[Event] = []
-        for block in response.content:
-            if isinstance(block, ServerToolUseBlock) and block.name in _SERVER_TOOLS:
-                self._pending[block.id] = block.name
-                events.append(
-                    ToolStarted(
-                        call_id=block.id, name=block.name, input=block.input, backend=self.kind
-                    )
-                )
-            elif isinstance(block, ServerToolResultBlock) and block.type in _RESULT_TOOLS:
-                name = self._pending.pop(block.tool_use_id, _RESULT_TOOLS[block.type])
-                events.extend(self._finished(block, name))
-        return events
+        return ()
 
     def _finished(self, block: ServerToolResultBlock, name: str) -> list[Event]:
         outcome = _outcome(block.content)

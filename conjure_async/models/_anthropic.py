@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx2
+from pydantic import TypeAdapter
 
 from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import APIConnectionError, ModelResponseError
 from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
-from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock
-from conjure_async.models._base import TextHandler
+from conjure_async.messages import ContentBlock, MessagesRequest, MessagesResponse, TextBlock
+from conjure_async.models._base import BlockHandler, TextHandler
 from conjure_async.models._sse import MessageAssembler, aiter_sse
 
 __all__ = ["DEFAULT_MODEL", "AnthropicModel"]
@@ -157,7 +159,12 @@ class AnthropicModel(AsyncCloseable):
                 f"the Messages API returned an invalid message: {exc}{suffix}"
             ) from exc
 
-    async def stream(self, request: MessagesRequest, on_text: TextHandler) -> MessagesResponse:
+    async def stream(
+        self,
+        request: MessagesRequest,
+        on_text: TextHandler,
+        on_block: BlockHandler | None = None,
+    ) -> MessagesResponse:
         """Send ``request``; await ``on_text`` for each text delta; return the full message.
 
         With ``stream=False`` this is :meth:`__call__` followed by one
@@ -175,6 +182,8 @@ class AnthropicModel(AsyncCloseable):
             for block in response.content:
                 if isinstance(block, TextBlock) and block.text:
                     await on_text(block.text)
+                if on_block is not None:
+                    await on_block(block)
             return response
         async with self.api.stream(
             "POST", _MESSAGES, json=self._body(request, stream=True), betas=self._betas(request)
@@ -192,6 +201,9 @@ class AnthropicModel(AsyncCloseable):
                     text = assembler.handle(frame)
                     if text:
                         await on_text(text)
+                    if on_block is not None:
+                        for raw in assembler.pop_completed():
+                            await on_block(_validate_block(raw, request_id))
             except httpx2.TransportError as exc:
                 detail = self.api.redact(str(exc)) or type(exc).__name__
                 raise APIConnectionError(
@@ -211,3 +223,17 @@ class AnthropicModel(AsyncCloseable):
         except ValueError as exc:
             snippet = self.api.redact(http_response.text[:200])
             raise ModelResponseError(f"expected an event stream, got {snippet!r}{suffix}") from exc
+
+
+_block_adapter: TypeAdapter[ContentBlock] = TypeAdapter(ContentBlock)
+
+
+def _validate_block(raw: dict[str, Any], request_id: str | None) -> ContentBlock:
+    """A streamed block, validated as soon as it is complete."""
+    try:
+        return _block_adapter.validate_python(raw)
+    except ValueError as exc:
+        suffix = f" (request_id={request_id})" if request_id else ""
+        raise ModelResponseError(
+            f"the stream sent an invalid content block: {exc}{suffix}"
+        ) from exc

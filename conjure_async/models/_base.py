@@ -10,24 +10,37 @@ callable, where request and response are the Messages API shapes
         return MessagesResponse.model_validate(r.json())
 
 A callback that can stream also implements :class:`StreamingApiCallback`:
-``stream(request, on_text)`` awaits ``on_text(delta)`` for each piece of text
-as it arrives and returns the complete response. The session then emits
-``text_delta`` events live; for a plain callback it emits each text block as
-one delta after the response arrives.
+``stream(request, on_text, on_block=None)`` awaits ``on_text(delta)`` for each
+piece of text as it arrives and ``on_block(block)`` for each content block as
+soon as it is complete, and returns the complete response. The session then
+emits ``text_delta`` events live, and events for server-side tool blocks
+(hosted code execution) in their place between them. For a plain callback the
+session replays the response's blocks in order after it arrives.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 from conjure_async._exceptions import ModelResponseError
-from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock
+from conjure_async.messages import ContentBlock, MessagesRequest, MessagesResponse, TextBlock
 
-__all__ = ["ApiCallback", "StreamingApiCallback", "TextHandler", "call_model", "coerce_response"]
+__all__ = [
+    "ApiCallback",
+    "BlockHandler",
+    "StreamingApiCallback",
+    "TextHandler",
+    "call_model",
+    "coerce_response",
+]
 
 TextHandler: TypeAlias = Callable[[str], Awaitable[None]]
 """Receives text deltas while a response streams."""
+
+BlockHandler: TypeAlias = Callable[[ContentBlock], Awaitable[None]]
+"""Receives each content block of a response as soon as it is complete."""
 
 ApiCallback: TypeAlias = Callable[[MessagesRequest], Awaitable[Any]]
 """Any ``async (MessagesRequest) -> MessagesResponse`` (a dict of that shape works too)."""
@@ -41,8 +54,18 @@ class StreamingApiCallback(Protocol):
         """Return the complete response."""
         ...
 
-    async def stream(self, request: MessagesRequest, on_text: TextHandler) -> MessagesResponse:
-        """Await ``on_text`` for each text delta; return the complete response."""
+    async def stream(
+        self,
+        request: MessagesRequest,
+        on_text: TextHandler,
+        on_block: BlockHandler | None = None,
+    ) -> MessagesResponse:
+        """Await ``on_text`` per text delta and ``on_block`` per completed block.
+
+        Return the complete response. Accepting ``on_block`` is optional: a
+        ``stream(request, on_text)`` also works (blocks are then replayed after
+        the response).
+        """
         ...
 
 
@@ -60,14 +83,44 @@ def coerce_response(raw: Any) -> MessagesResponse:
     )
 
 
+def accepts_on_block(model: Any) -> bool:
+    """Whether ``model.stream`` takes an ``on_block`` argument."""
+    stream = getattr(model, "stream", None)
+    if not callable(stream):
+        return False
+    try:
+        return "on_block" in inspect.signature(stream).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 async def call_model(
-    model: ApiCallback, request: MessagesRequest, on_text: TextHandler
+    model: ApiCallback,
+    request: MessagesRequest,
+    on_text: TextHandler,
+    on_block: BlockHandler,
+    *,
+    streams_blocks: bool | None = None,
 ) -> MessagesResponse:
-    """Call ``model`` (streaming when it can) and return a validated response."""
+    """Call ``model`` (streaming when it can) and return a validated response.
+
+    Every text delta reaches ``on_text`` and every content block reaches
+    ``on_block``, in response order: live when the model streams them,
+    replayed from the response otherwise. ``streams_blocks`` caches
+    :func:`accepts_on_block` for the model.
+    """
     if callable(getattr(model, "stream", None)):
-        return coerce_response(await model.stream(request, on_text))  # type: ignore[attr-defined]
+        if streams_blocks is None:
+            streams_blocks = accepts_on_block(model)
+        if streams_blocks:
+            return coerce_response(await model.stream(request, on_text, on_block))  # type: ignore[attr-defined]
+        response = coerce_response(await model.stream(request, on_text))  # type: ignore[attr-defined]
+        for block in response.content:
+            await on_block(block)
+        return response
     response = coerce_response(await model(request))
     for block in response.content:
         if isinstance(block, TextBlock) and block.text:
             await on_text(block.text)
+        await on_block(block)
     return response

@@ -98,6 +98,7 @@ class MessageAssembler:
         self.done = False
         self._message: dict[str, Any] | None = None
         self._blocks: dict[int, dict[str, Any]] = {}
+        self._completed: list[dict[str, Any]] = []
         self._partial_json: dict[int, list[str]] = {}
 
     def handle(self, frame: ServerSentEvent) -> str | None:
@@ -217,18 +218,22 @@ class MessageAssembler:
     def _on_content_block_stop(self, data: dict[str, Any]) -> None:
         index = int(data["index"])
         parts = self._partial_json.pop(index, None)
-        if parts is None:
-            return
-        raw = "".join(parts)
-        if not raw.strip():
-            return  # no input deltas: keep the block's own input ({} usually)
-        try:
-            parsed = json.loads(raw)
-        except ValueError as exc:
-            raise ModelResponseError(
-                f"the input of content block {index} is not valid JSON: {raw[:200]!r}" + self._rid()
-            ) from exc
-        self._blocks[index]["input"] = parsed
+        raw = "".join(parts) if parts is not None else ""
+        if raw.strip():  # no input deltas: keep the block's own input ({} usually)
+            try:
+                parsed = json.loads(raw)
+            except ValueError as exc:
+                raise ModelResponseError(
+                    f"the input of content block {index} is not valid JSON: {raw[:200]!r}"
+                    + self._rid()
+                ) from exc
+            self._blocks[index]["input"] = parsed
+        self._completed.append(self._blocks[index])
+
+    def pop_completed(self) -> list[dict[str, Any]]:
+        """The blocks completed since the last call, in order (each returned once)."""
+        done, self._completed = self._completed, []
+        return done
 
     def _on_message_delta(self, data: dict[str, Any]) -> None:
         message = self._require_message()

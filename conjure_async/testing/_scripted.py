@@ -11,7 +11,7 @@ import anyio
 
 from conjure_async._exceptions import ModelResponseError
 from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock
-from conjure_async.models._base import TextHandler, coerce_response
+from conjure_async.models._base import BlockHandler, TextHandler, coerce_response
 
 __all__ = [
     "ScriptStep",
@@ -138,12 +138,19 @@ class ScriptedModel:
                 step = await step
         return coerce_response(step)
 
-    async def stream(self, request: MessagesRequest, on_text: TextHandler) -> MessagesResponse:
-        """Like ``__call__``, sending each text block to ``on_text`` in chunks."""
+    async def stream(
+        self,
+        request: MessagesRequest,
+        on_text: TextHandler,
+        on_block: BlockHandler | None = None,
+    ) -> MessagesResponse:
+        """Like ``__call__``, streaming each block in order: text in chunks, then the block."""
         response = await self(request)
         for block in response.content:
             if isinstance(block, TextBlock) and block.text:
                 size = self.text_chunk or len(block.text)
                 for start in range(0, len(block.text), size):
                     await on_text(block.text[start : start + size])
+            if on_block is not None:
+                await on_block(block)
         return response
