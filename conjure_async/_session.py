@@ -764,6 +764,14 @@ class Session(Generic[DepsT]):
                 result = ToolResult(output=decision.message, is_error=True)
             elif isinstance(decision, Rewrite):
                 call = ToolCall(id=call.id, name=call.name, input=dict(decision.input))
+                assert route is not None
+                problems = schema_errors(call.input, route.definition.input_schema)
+                if problems:  # a hook's rewrite is checked like the model's input
+                    result = ToolResult(
+                        output=f"Invalid arguments for {call.name} after the before_tool_call "
+                        "hook rewrote them: " + "; ".join(problems),
+                        is_error=True,
+                    )
         await turn.emit(
             ToolStarted.fast(
                 call_id=call.id, name=call.name, input=call.input, backend=backend_kind

@@ -601,3 +601,24 @@ async def test_server_side_block_events_stream_in_their_place(streaming: bool) -
         "model_responded",
         "turn_finished",
     ]
+
+
+async def test_a_rewrite_that_breaks_the_schema_is_refused() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}},
+        "required": ["text"],
+        "additionalProperties": False,
+    }
+    backend = FuncBackend({"echo": echo}, schemas={"echo": schema})
+
+    async def before(call: ToolCall, ctx: Any) -> Rewrite:
+        return Rewrite({"text": 42})
+
+    model = ScriptedModel([tool_use_response(tool_call("echo", {"text": "x"})), text_response("k")])
+    async with Session(backend, model=model, before_tool_call=before) as session:
+        reply = await session.chat("go")
+    assert backend.calls == []
+    assert reply.tool_calls[0].is_error
+    assert "after the before_tool_call hook rewrote them" in reply.tool_calls[0].output
+    assert "input.text must be of type string" in reply.tool_calls[0].output
