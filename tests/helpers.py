@@ -84,3 +84,17 @@ async def gone(pid: int, timeout: float = 5.0) -> bool:
         while process_alive(pid):  # noqa: ASYNC110 - polling /proc; nothing to wait on
             await anyio.sleep(0.01)
     return not process_alive(pid)
+
+
+def compact_events(events: list[Any]) -> list[str]:
+    """Event kinds in order, consecutive text deltas joined into one ``text:...`` item."""
+    out: list[str] = []
+    for event in events:
+        if event.kind == "text_delta":
+            if out and out[-1].startswith("text:"):
+                out[-1] += event.text
+            else:
+                out.append(f"text:{event.text}")
+        else:
+            out.append(event.kind)
+    return out

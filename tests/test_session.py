@@ -29,7 +29,7 @@ from conjure_async.testing import (
     tool_call,
     tool_use_response,
 )
-from tests.helpers import FuncBackend
+from tests.helpers import FuncBackend, compact_events
 
 pytestmark = pytest.mark.anyio
 
@@ -543,20 +543,6 @@ async def test_next_chat_after_an_exhausted_pause_drops_the_unanswered_server_ca
     assert [b.type for b in sent[1].content] == ["text"]  # type: ignore[union-attr]
 
 
-def _compact(events: list[Any]) -> list[str]:
-    """Kinds in order, consecutive text deltas joined into one ``text:...`` item."""
-    out: list[str] = []
-    for event in events:
-        if event.kind == "text_delta":
-            if out and out[-1].startswith("text:"):
-                out[-1] += event.text
-            else:
-                out.append(f"text:{event.text}")
-        else:
-            out.append(event.kind)
-    return out
-
-
 SERVER_SIDE_RESPONSE = {
     "content": [
         {"type": "text", "text": "Checking."},
@@ -593,7 +579,7 @@ async def test_server_side_block_events_stream_in_their_place(streaming: bool) -
     model: Any = scripted if streaming else plain
     async with Session(BlockEvents({}), model=model) as session:
         events = await collect(session.stream("go"))
-    assert _compact(events) == [
+    assert compact_events(events) == [
         "text:Checking.",
         "tool_started",
         "tool_finished",

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from conjure_async import Session
 from conjure_async.backends import AnthropicBackend, AnthropicSkill
 from conjure_async.models import AnthropicModel
 from conjure_async.testing import FakeAnthropicServer, collect
+from tests.helpers import compact_events
 
 pytestmark = pytest.mark.anyio
 
@@ -39,19 +38,6 @@ RESPONSE = {
 }
 
 
-def compact(events: list[Any]) -> list[str]:
-    out: list[str] = []
-    for event in events:
-        if event.kind == "text_delta":
-            if out and out[-1].startswith("text:"):
-                out[-1] += event.text
-            else:
-                out.append(f"text:{event.text}")
-        else:
-            out.append(event.kind)
-    return out
-
-
 async def test_streamed_hosted_run_interleaves_tool_events_with_text() -> None:
     async with FakeAnthropicServer([RESPONSE]) as server:
         async with AnthropicModel(api_key="k", base_url=server.base_url, stream=True) as model:
@@ -59,7 +45,7 @@ async def test_streamed_hosted_run_interleaves_tool_events_with_text() -> None:
             async with Session(backend, model=model) as session:
                 events = await collect(session.stream("What is in the skill?"))
         assert server.message_bodies[0]["stream"] is True
-    assert compact(events) == [
+    assert compact_events(events) == [
         "text:Listing the skill.",
         "tool_started",
         "tool_finished",
