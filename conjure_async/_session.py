@@ -615,6 +615,8 @@ class Session(Generic[DepsT]):
                 for backend in self.backends:
                     for event in backend.handle_response(response):
                         await self._emit_backend_event(event, turn)
+                    for event in await backend.after_response():
+                        await self._emit_backend_event(event, turn)
                 stop = response.stop_reason
                 tool_uses = response.tool_uses
                 self._add_assistant(response.content, continuation=continuation)

@@ -198,6 +198,14 @@ class Backend(abc.ABC):  # noqa: B024 - every hook has a default; run_tool raise
         del response
         return ()
 
+    async def after_response(self) -> Sequence[Event]:
+        """Return events that need I/O, after each response (e.g. file names looked up).
+
+        Called after :meth:`handle_response`; must not raise for a lookup that
+        fails (report what is known instead).
+        """
+        return ()
+
     def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one client tool call.
 

@@ -46,7 +46,7 @@ from typing import Any, ClassVar, Literal
 
 import anyio
 
-from conjure_async._exceptions import NotFoundError, SessionStateError
+from conjure_async._exceptions import ConjureError, NotFoundError, SessionStateError
 from conjure_async._logging import Logger, get_logger
 from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
 from conjure_async.anthropic._files import FILES_BETA, FilesClient
@@ -248,6 +248,7 @@ class AnthropicBackend(Backend):
         self._owned_api: AnthropicAPI | None = None
         self._uploaded: list[_Uploaded] = []
         self._pending: dict[str, str] = {}
+        self._new_files: list[tuple[str, str]] = []
         self._log: Logger = get_logger(backend="anthropic")
         self._closed = False
 
@@ -525,17 +526,35 @@ class AnthropicBackend(Backend):
                 stderr=outcome.stderr,
             )
         ]
-        events.extend(
-            FileCreated(
-                file=CreatedFile(
-                    name=file_id,
-                    source=self.kind,
-                    file_id=file_id,
-                    tool_use_id=block.tool_use_id,
-                )
+        # Files are reported by after_response, once their names are looked up.
+        self._new_files.extend((file_id, block.tool_use_id) for file_id in outcome.file_ids)
+        return events
+
+    async def after_response(self) -> Sequence[Event]:
+        """Report the files the container created, named from the Files API metadata.
+
+        A lookup that fails (or takes over 10 s) leaves the file named by its id.
+        """
+        new, self._new_files = self._new_files, []
+        events: list[Event] = []
+        for file_id, tool_use_id in new:
+            name, size, mime = file_id, None, None
+            with anyio.move_on_after(10):
+                try:
+                    info = await self.files.metadata(file_id)
+                except ConjureError as exc:
+                    self._log.warning("hosted.file_lookup_failed", file_id=file_id, error=str(exc))
+                else:
+                    name, size, mime = info.filename or file_id, info.size_bytes, info.mime_type
+            created = CreatedFile(
+                name=name,
+                source=self.kind,
+                file_id=file_id,
+                size_bytes=size,
+                mime_type=mime,
+                tool_use_id=tool_use_id,
             )
-            for file_id in outcome.file_ids
-        )
+            events.append(FileCreated(file=created))
         return events
 
     # -- state --------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def _describe(event: Event) -> str | None:
             output = " | ".join(event.output.strip().splitlines())
             return f"  <- {event.name}: {status}: {output}"
         case "file_created":
-            return f"  file created in the container: {event.file.file_id}"
+            return f"  file created in the container: {event.file.name} ({event.file.file_id})"
         case "paused":
             return f"  [pause_turn #{event.count}: the session continues the turn]"
         case "turn_finished":

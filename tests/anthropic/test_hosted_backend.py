@@ -172,9 +172,11 @@ async def test_hosted_run_with_two_pause_turns_emits_tool_events(
         "tool_started bash_code_execution",
         "paused 2",
         "tool_finished bash_code_execution ok",
-        f"file_created {file_id}",
+        "file_created budget.csv",  # named from the Files API metadata
         "turn_finished end_turn",
     ]
+    (created,) = [e.file for e in events if e.kind == "file_created"]
+    assert (created.file_id, created.size_bytes, created.mime_type) == (file_id, 19, "text/csv")
 
 
 async def test_pause_continuations_resend_assistant_content_in_the_same_container(
@@ -476,3 +478,17 @@ async def test_too_large_skill_fails_before_any_upload(
             pass
 
     assert server.requests == []
+
+
+async def test_a_failed_file_lookup_keeps_the_file_id_as_its_name(
+    server: FakeAnthropicServer, model_factory: ModelFactory
+) -> None:
+    server.queue(
+        answer(
+            bash_result("srv_9", "saved\n", file_ids=("file_missing",)),
+            {"type": "text", "text": "Done."},
+        )
+    )
+    async with Session(_backend(server), model=model_factory()) as session:
+        reply = await session.chat("Save it")
+    assert [(f.name, f.file_id) for f in reply.files] == [("file_missing", "file_missing")]
