@@ -17,6 +17,6 @@ async def test_hosted_demo_runs_against_the_fake_server_and_says_so() -> None:
     text = "\n".join(lines)
     assert "FAKE Anthropic server" in lines[0]
     assert "[pause_turn #1" in text
-    assert "file created in the container: file_fake000001" in text
+    assert "file created in the container: budget.xlsx (file_fake000001)" in text
     assert "budget.xlsx" in text
     assert "turn finished (end_turn, 3 model calls" in text
