@@ -11,24 +11,12 @@ from pathlib import Path
 import pytest
 
 from conjure_async._cli import main
+from tests.skills.broken import BROKEN_PROBLEMS
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "skills"
 BROKEN = REPO / "tests" / "data" / "skills_broken"
 MakeSkill = Callable[..., Path]
-
-BROKEN_PROBLEMS = [
-    ("Bad_Name/SKILL.md", "name"),
-    ("bad-metadata/SKILL.md", "metadata.version"),
-    ("bad-yaml/SKILL.md", "frontmatter"),
-    ("dir-mismatch/SKILL.md", "name"),
-    ("misnamed-file", "SKILL.md"),
-    ("no-description/SKILL.md", "description"),
-    ("no-frontmatter/SKILL.md", "frontmatter"),
-    ("not-a-mapping/SKILL.md", "frontmatter"),
-    ("unknown-field/SKILL.md", "version"),
-    ("unterminated/SKILL.md", "frontmatter"),
-]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
