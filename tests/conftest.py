@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import process_alive
+
+# The run's own temp dir: every work dir, cache and socket the suite (and the
+# library under test) makes lands here, so the leak check below sees only what
+# this run made, never the work dirs of other programs sharing the machine.
+# Set at import, before anything asks tempfile for its directory; children
+# inherit it through TMPDIR. Removed when the run ends.
+RUN_TMP = Path(tempfile.mkdtemp(prefix="conjure-tests-run-")).resolve()
+os.environ["TMPDIR"] = str(RUN_TMP)
+tempfile.tempdir = str(RUN_TMP)
 
 
 @pytest.fixture
@@ -35,7 +45,8 @@ def _children() -> set[int]:
 
 
 def _work_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("conjure-*")}
+    """Session work dirs in this run's own temp dir (never the machine-wide one)."""
+    return {p.name for p in RUN_TMP.glob("conjure-*")}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,3 +63,4 @@ def no_leaks() -> Iterator[None]:
     leaked_children = _children() - children_before
     assert not leaked_dirs, f"session work dirs left behind: {sorted(leaked_dirs)}"
     assert not leaked_children, f"child processes left running: {sorted(leaked_children)}"
+    shutil.rmtree(RUN_TMP, ignore_errors=True)
