@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self
 
@@ -365,6 +367,37 @@ class Session(Generic[DepsT]):
     def tools(self) -> list[dict[str, Any]]:
         """The client tool definitions sent to the model."""
         return list(self._tool_dicts)
+
+    async def download(
+        self,
+        file: CreatedFile,
+        directory: str | os.PathLike[str],
+        *,
+        overwrite: bool = False,
+    ) -> Path:
+        """Fetch a file a tool reported (``reply.files``, ``session.files``) into ``directory``.
+
+        The same call whatever ran the tool: a Local file is copied from the
+        work dir, a Docker file out of the container, a hosted file through
+        the Files API. Returns the local path (the file's name made safe).
+
+        Raises:
+            SessionStateError: No backend of this session reports files from
+                ``file.source`` (or the session is not open).
+            FileExistsError: The target exists and ``overwrite`` is false.
+            FileNotFoundError: The file is gone.
+            BackendError: The backend failed while copying.
+        """
+        self._ensure_open()
+        for backend in self.backends:
+            if backend.kind == file.source:
+                folder = Path(directory)
+                await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+                return await backend.download(file, folder, overwrite=overwrite)
+        raise SessionStateError(
+            f"no backend of this session serves files from {file.source!r} "
+            f"(backends: {[b.kind for b in self.backends]})"
+        )
 
     def reset(self) -> None:
         """Forget the conversation history (usage totals and files stay)."""

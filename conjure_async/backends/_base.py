@@ -29,8 +29,10 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
+from conjure_async._exceptions import BackendError
 from conjure_async.events import CreatedFile
 from conjure_async.messages import (
     ContentBlock,
@@ -220,6 +222,30 @@ class Backend(abc.ABC):  # noqa: B024 - every hook has a default; run_tool raise
         infrastructure failures raise (:class:`BackendError`).
         """
         raise NotImplementedError(f"{type(self).__name__} serves no client tools ({call.name})")
+
+    async def download(
+        self,
+        file: CreatedFile,
+        directory: Path,
+        *,
+        overwrite: bool = False,
+    ) -> Path:
+        """Copy a file this backend reported into ``directory``; return its path.
+
+        Called by :meth:`Session.download <conjure_async.Session.download>` for
+        files whose ``source`` is this backend's :attr:`kind`. The copy keeps
+        the file's name made safe (never a path outside ``directory``), is
+        written under a temporary name and renamed when complete (a failed
+        copy leaves nothing), and replaces an existing file only with
+        ``overwrite``.
+
+        Raises:
+            FileExistsError: The target exists and ``overwrite`` is false.
+            FileNotFoundError: The file is gone (or was never readable).
+            BackendError: This backend cannot hand out files.
+        """
+        del directory, overwrite
+        raise BackendError(f"{type(self).__name__} cannot download files ({file.name})")
 
     def dump_state(self) -> dict[str, Any]:
         """JSON-able state to carry into a restored session (e.g. a container id)."""
