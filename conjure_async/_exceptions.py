@@ -20,6 +20,7 @@ raise::
     ├── SessionError                misuse of a session
     │   ├── SessionStateError       not open / already closed / bad restored state
     │   ├── ToolConflictError       two backends offer the same tool name
+    │   ├── SkillConflictError      two skills of one session share a name
     │   └── MaxIterationsError      a chat exceeded its iteration cap
     ├── BackendError                an execution backend's infrastructure failed
     │   ├── SandboxUnavailableError the requested sandbox (bwrap, Docker) cannot run
@@ -70,6 +71,7 @@ __all__ = [
     "SandboxUnavailableError",
     "SessionError",
     "SessionStateError",
+    "SkillConflictError",
     "SkillError",
     "SkillNotFoundError",
     "SkillPackageError",
@@ -179,6 +181,10 @@ class SessionStateError(SessionError):
 
 class ToolConflictError(SessionError):
     """Two backends of one session offer a tool with the same name."""
+
+
+class SkillConflictError(SessionError):
+    """Two skills offered in one session (by one backend or two) share a name."""
 
 
 class MaxIterationsError(SessionError):

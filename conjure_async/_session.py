@@ -24,6 +24,7 @@ from conjure_async._exceptions import (
     MaxIterationsError,
     ModelResponseError,
     SessionStateError,
+    SkillConflictError,
     ToolConflictError,
 )
 from conjure_async._logging import Logger, get_logger
@@ -82,6 +83,16 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 STATE_VERSION = 1
 _TIMEOUT_TAIL = 4000
 _END_REASONS = frozenset({"end_turn", "stop_sequence", "max_tokens", "refusal"})
+_MAX_STATE_DEPTH = 200
+"""Deepest JSON nesting a restored state may have (far beyond real content blocks)."""
+
+NOT_RUN_CANCELLED = "Tool call cancelled before it finished."
+"""The result the model receives for a call that was cancelled (or never answered)."""
+NOT_RUN_MAX_TOKENS = (
+    "This tool call was not run: the response was cut off by max_tokens before its "
+    "input was complete."
+)
+"""The result the model receives for a call in a response cut off by ``max_tokens``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +171,8 @@ class _Turn:
     pauses: int = 0
     server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     tracing: bool = True
+    start: int = 0
+    """Index of the turn's first message after the user's (its replies start there)."""
 
 
 class Session(Generic[DepsT]):
@@ -250,6 +263,7 @@ class Session(Generic[DepsT]):
         self._tg: TaskGroup | None = None
         self._state = "new"
         self._check_tool_names()
+        self._check_skill_names()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -265,6 +279,25 @@ class Session(Generic[DepsT]):
                     )
                 self._routes[definition.name] = _Route(backend, definition)
         self._tool_dicts = [r.definition.to_wire() for r in self._routes.values()]
+
+    def _check_skill_names(self) -> None:
+        """Refuse two skills of one name: the model could not tell them apart."""
+        owners: dict[str, Backend] = {}
+        for backend in self.backends:
+            for listing in backend.skill_listings():
+                other = owners.get(listing.name)
+                if other is backend:
+                    raise SkillConflictError(
+                        f"skill {listing.name!r} is offered twice by "
+                        f"{type(backend).__name__} ({backend.kind})"
+                    )
+                if other is not None:
+                    raise SkillConflictError(
+                        f"skill {listing.name!r} is offered by both "
+                        f"{type(other).__name__} ({other.kind}) and "
+                        f"{type(backend).__name__} ({backend.kind}); rename one"
+                    )
+                owners[listing.name] = backend
 
     async def __aenter__(self) -> Self:
         if self._state != "new":
@@ -284,6 +317,7 @@ class Session(Generic[DepsT]):
                     )
                 )
                 opened.append(backend)
+            self._check_skill_names()
             self._system = self._build_system_prompt()
         except BaseException:
             await self._close_backends(opened)
@@ -435,31 +469,42 @@ class Session(Generic[DepsT]):
         state was dumped. Raises :class:`SessionStateError` when they differ or
         the state is malformed.
         """
-        try:
-            data = json.loads(state) if isinstance(state, str) else dict(state)
-            if data.get("version") != STATE_VERSION:
-                raise SessionStateError(f"unsupported state version {data.get('version')!r}")
-            messages = [Message.model_validate(m) for m in data["messages"]]
-            usage = Usage.model_validate(data.get("usage", {}))
-            files = [CreatedFile.model_validate(f) for f in data.get("files", [])]
-            saved_backends = list(data.get("backends", []))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SessionStateError(f"invalid session state: {exc}") from exc
-        options.setdefault("session_id", data.get("session_id"))
-        options.setdefault("model_name", data.get("model_name"))
+        parsed = _parse_state(state)
+        options.setdefault("session_id", parsed.session_id)
+        options.setdefault("model_name", parsed.model_name)
         session: Session[Any] = cls(backend, model=model, **options)
         kinds = [b.kind for b in session.backends]
-        saved_kinds = [b.get("kind") for b in saved_backends]
+        saved_kinds = [kind for kind, _ in parsed.backends]
         if kinds != saved_kinds:
             raise SessionStateError(
                 f"state was saved with backends {saved_kinds}, restored with {kinds}"
             )
-        for b, saved in zip(session.backends, saved_backends, strict=True):
-            b.load_state(dict(saved.get("state") or {}))
+        for b, (kind, backend_state) in zip(session.backends, parsed.backends, strict=True):
+            try:
+                b.load_state(backend_state)
+            except SessionStateError:
+                raise
+            except (KeyError, TypeError, ValueError) as exc:
+                raise SessionStateError(
+                    f"invalid session state: the {kind} backend state was refused: {exc}"
+                ) from exc
+        messages = parsed.messages
+        usage, files = parsed.usage, parsed.files
         session._history = messages
         session._usage = _UsageSum.of(usage)
         session._files = files
+        session._repair_unanswered_calls()
         return session
+
+    def _repair_unanswered_calls(self) -> None:
+        """Answer client tool calls left unanswered at the end (as after a cancellation)."""
+        if not self._history or self._history[-1].role != "assistant":
+            return
+        last = self._history[-1].content
+        if isinstance(last, list):
+            unanswered = [b for b in last if isinstance(b, ToolUseBlock)]
+            if unanswered:
+                self._answer_unrun(unanswered, NOT_RUN_CANCELLED)
 
     # -- chatting ----------------------------------------------------------
 
@@ -629,6 +674,7 @@ class Session(Generic[DepsT]):
         )
         send = turn
         self._append_user(message)
+        turn.start = len(self._history)
         continuation = False
         with self._telemetry.agent_span(self.session_id, self.model_name) as span:
             while True:
@@ -651,9 +697,14 @@ class Session(Generic[DepsT]):
                     for event in await backend.after_response():
                         await self._emit_backend_event(event, turn)
                 stop = response.stop_reason
-                tool_uses = response.tool_uses
-                self._add_assistant(response.content, continuation=continuation)
+                content = self._valid_content(response.content)
+                tool_uses = [b for b in content if isinstance(b, ToolUseBlock)]
+                if content:
+                    self._add_assistant(content, continuation=continuation)
                 continuation = False
+                if tool_uses and stop == "max_tokens":
+                    self._answer_unrun(tool_uses, NOT_RUN_MAX_TOKENS)
+                    break
                 if tool_uses:
                     await self._run_tools(tool_uses, turn)
                     continue
@@ -663,12 +714,7 @@ class Session(Generic[DepsT]):
                     await send.emit(Paused.fast(count=turn.pauses))
                     continue
                 break
-            last = self._history[-1]
-            text = (
-                "".join(b.text for b in last.content if isinstance(b, TextBlock))
-                if isinstance(last.content, list)
-                else last.content
-            )
+            text = self._reply_text(turn.start)
             reply = Reply(
                 text=text,
                 stop_reason=stop,
@@ -681,6 +727,41 @@ class Session(Generic[DepsT]):
             self._log.debug("chat.finished", stop_reason=stop, iterations=turn.iterations)
             await send.emit(TurnFinished(reply=reply))
         return reply
+
+    def _valid_content(self, content: list[ContentBlock]) -> list[ContentBlock]:
+        """The response's blocks as the history may keep them (a valid next request).
+
+        A ``tool_use`` id the response already used is dropped (the API
+        rejects two results for one id); the caller stores nothing for an
+        empty list (the API rejects an empty assistant message).
+        """
+        seen: set[str] = set()
+        kept: list[ContentBlock] = []
+        for block in content:
+            if isinstance(block, ToolUseBlock | ServerToolUseBlock):
+                if block.id in seen:
+                    self._log.warning("model.duplicate_tool_use_id", call_id=block.id)
+                    continue
+                seen.add(block.id)
+            kept.append(block)
+        return kept
+
+    def _answer_unrun(self, tool_uses: Sequence[ToolUseBlock], reason: str) -> None:
+        """Answer calls that will not run with error results, keeping the history valid."""
+        blocks: list[ContentBlock] = [
+            ToolResultBlock(tool_use_id=block.id, content=reason, is_error=True)
+            for block in tool_uses
+        ]
+        self._history.append(Message.fast(role="user", content=blocks))
+
+    def _reply_text(self, start: int) -> str:
+        """The text of the turn's last assistant message (``""`` if it stored none)."""
+        for message in reversed(self._history[start:]):
+            if message.role == "assistant":
+                if isinstance(message.content, str):
+                    return message.content
+                return "".join(b.text for b in message.content if isinstance(b, TextBlock))
+        return ""
 
     async def _emit_backend_event(self, event: Event, turn: _Turn) -> None:
         """Pass on an event a backend reported for server-side work (hosted tools)."""
@@ -737,7 +818,7 @@ class Session(Generic[DepsT]):
             blocks: list[ContentBlock] = [
                 ToolResultBlock(
                     tool_use_id=block.id,
-                    content=result.output if result else "Tool call cancelled before it finished.",
+                    content=result.output if result else NOT_RUN_CANCELLED,
                     is_error=True if result is None or result.is_error else None,
                 )
                 for block, result in zip(tool_uses, results, strict=True)
@@ -921,3 +1002,106 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 def _fmt_seconds(value: float) -> str:
     return f"{value:g}s" if math.isfinite(value) else "inf"
+
+
+@dataclass(frozen=True, slots=True)
+class _ParsedState:
+    session_id: str | None
+    model_name: str | None
+    messages: list[Message]
+    usage: Usage
+    files: list[CreatedFile]
+    backends: list[tuple[str, dict[str, Any]]]
+
+
+def _parse_state(state: Any) -> _ParsedState:
+    """Check a dumped state field by field; any problem is a :class:`SessionStateError`."""
+
+    def bad(what: str) -> SessionStateError:
+        return SessionStateError(f"invalid session state: {what}")
+
+    if isinstance(state, str | bytes):
+        try:
+            state = json.loads(state)
+        except RecursionError:
+            raise bad("the JSON is nested too deeply") from None
+        except ValueError as exc:
+            raise bad(f"not JSON ({exc})") from None
+    if not isinstance(state, dict):
+        raise bad(f"expected a JSON object, got {type(state).__name__}")
+    if _depth_exceeds(state, _MAX_STATE_DEPTH):
+        raise bad(f"nested deeper than {_MAX_STATE_DEPTH} levels")
+    if state.get("version") != STATE_VERSION:
+        raise bad(f"unsupported state version {state.get('version')!r} (expected {STATE_VERSION})")
+    optional_text: dict[str, str | None] = {}
+    for key in ("session_id", "model_name"):
+        value = state.get(key)
+        if value is not None and not isinstance(value, str):
+            raise bad(f"{key} must be a string, not {type(value).__name__}")
+        optional_text[key] = value
+    raw_messages, raw_files, raw_backends = (
+        state.get("messages"),
+        state.get("files", []),
+        state.get("backends", []),
+    )
+    for key, value in (
+        ("messages", raw_messages),
+        ("files", raw_files),
+        ("backends", raw_backends),
+    ):
+        if not isinstance(value, list):
+            raise bad(f"{key} must be a list, not {type(value).__name__}")
+    assert isinstance(raw_messages, list)
+    assert isinstance(raw_files, list)
+    assert isinstance(raw_backends, list)
+    try:
+        messages = [Message.model_validate(m) for m in raw_messages]
+    except ValueError as exc:
+        raise bad(f"messages: {_first_line(exc)}") from None
+    try:
+        usage = Usage.model_validate(state.get("usage", {}))
+    except ValueError as exc:
+        raise bad(f"usage: {_first_line(exc)}") from None
+    try:
+        files = [CreatedFile.model_validate(f) for f in raw_files]
+    except ValueError as exc:
+        raise bad(f"files: {_first_line(exc)}") from None
+    backends: list[tuple[str, dict[str, Any]]] = []
+    for index, saved in enumerate(raw_backends):
+        if not isinstance(saved, dict) or not isinstance(saved.get("kind"), str):
+            raise bad(f"backends[{index}] must be an object with a string 'kind'")
+        backend_state = saved.get("state") or {}
+        if not isinstance(backend_state, dict):
+            raise bad(
+                f"backends[{index}] ({saved['kind']}): the backend state must be an object, "
+                f"not {type(backend_state).__name__}"
+            )
+        backends.append((saved["kind"], backend_state))
+    return _ParsedState(
+        session_id=optional_text["session_id"],
+        model_name=optional_text["model_name"],
+        messages=messages,
+        usage=usage,
+        files=files,
+        backends=backends,
+    )
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether JSON data nests deeper than ``limit`` (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    """A pydantic error's summary, bounded (validation text can quote large input)."""
+    text = str(exc)
+    return text if len(text) <= 500 else text[:500] + "..."

@@ -40,6 +40,7 @@ EXPECTED = {
         "SessionError",
         "SessionStateError",
         "Skill",
+        "SkillConflictError",
         "SkillError",
         "SkillNotFoundError",
         "SkillPackageError",
