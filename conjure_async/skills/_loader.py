@@ -202,14 +202,14 @@ NO_SKILLS_FOUND = "no skills found (no SKILL.md in it or in its sub-folders, and
 
 
 def _has_skill_md(directory: Path) -> bool:
-    # exists(), not is_file(): a SKILL.md that is a pipe or a device is then
-    # refused by name when read, rather than silently skipped.
-    return (directory / SKILL_FILE).exists()
+    # Any directory entry named SKILL.md, not only a regular file: a pipe, a
+    # device or a dangling symlink is then reported when read, not skipped.
+    return os.path.lexists(directory / SKILL_FILE)
 
 
 def _sources(path: Path) -> list[_Source]:
     """Classify ``path`` into the skill sources it holds."""
-    if path.name == SKILL_FILE and path.exists() and not path.is_dir():
+    if path.name == SKILL_FILE and os.path.lexists(path) and not path.is_dir():
         return [_Source(directory=path.parent)]
     if path.is_file():
         if path.suffix == PACKAGE_SUFFIX:

@@ -309,3 +309,14 @@ def test_special_files_in_a_skill_are_skipped_not_read(tmp_path: Path) -> None:
     assert report["names"] == ["demo-skill"]
     found = {(Path(d["path"]).name, d["field"], d["severity"]) for d in report["diagnostics"]}
     assert found == {("fifo", "resources", "warning"), ("SKILL.md", "SKILL.md", "error")}
+
+
+def test_a_dangling_skill_md_symlink_is_reported_as_unreadable(tmp_path: Path) -> None:
+    """A SKILL.md symlink to nowhere is a 'cannot read' error, not a misnamed file or nothing."""
+    directory = tmp_path / "skills" / "demo-skill"
+    directory.mkdir(parents=True)
+    (directory / "SKILL.md").symlink_to(tmp_path / "missing.md")
+    result = load_skills(tmp_path / "skills", lenient=True)
+    assert [(d.path, d.field, d.message[:11]) for d in result.failures] == [
+        (str(directory / "SKILL.md"), "SKILL.md", "cannot read")
+    ]
