@@ -1,11 +1,13 @@
 """The ``conjure`` command line: ``validate``, ``skills list`` and ``demo``.
 
-Exit codes: 0 success, 1 a skill is invalid or cannot be loaded, 2 usage error.
+Exit codes: 0 success, 1 a skill is invalid or cannot be loaded (or a PATH
+holds no skill), 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import logging
@@ -21,6 +23,8 @@ from conjure_async.skills import (
     SkillSet,
     load_skills,
 )
+from conjure_async.skills._loader import NO_SKILLS_FOUND
+from conjure_async.skills._validate import check_profile
 
 __all__ = ["main"]
 
@@ -48,22 +52,51 @@ def _skill_json(skill: Skill) -> dict[str, Any]:
     }
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _require_skills(result: SkillSet) -> SkillSet:
+    """Make each PATH that holds no skill an error, not the library's warning.
+
+    A library caller may load a folder that is empty for now; a PATH named on
+    the command line that holds no skill is a typo or a mistake, and a CI
+    step must not pass on it.
+    """
+
+    def promoted(diagnostic: Diagnostic) -> Diagnostic:
+        if diagnostic.field == "path" and diagnostic.message == NO_SKILLS_FOUND:
+            return dataclasses.replace(diagnostic, severity="error")
+        return diagnostic
+
+    return SkillSet(
+        result,
+        diagnostics=[promoted(d) for d in result.diagnostics],
+        failures=[promoted(d) for d in result.failures],
+    )
+
+
 def _load(args: argparse.Namespace, paths: list[str]) -> SkillSet:
     """Load leniently, without the library's summary warning: the CLI prints every problem."""
     skills_logger = logging.getLogger("conjure_async.skills")
     was_disabled = skills_logger.disabled
     skills_logger.disabled = True
     try:
-        return load_skills(*paths, lenient=True, profile=getattr(args, "profile", "agentskills"))
+        profile = check_profile(getattr(args, "profile", "agentskills"))
+        return _require_skills(load_skills(*paths, lenient=True, profile=profile))
     finally:
         skills_logger.disabled = was_disabled
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     result = _load(args, args.paths)
+    errors = len(result.errors)
+    warnings = len(result.diagnostics) - errors
     if args.json:
         report = {
             "ok": result.ok,
+            "errors": errors,
+            "warnings": warnings,
             "skills": [_skill_json(s) for s in result],
             "failures": [d.to_dict() for d in result.failures],
         }
@@ -81,7 +114,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             print(line)
     valid = sum(1 for s in result if s.is_valid)
     invalid = len(result) - valid + len({d.path for d in result.failures if d.severity == "error"})
-    print(f"{valid} valid, {invalid} invalid, {len(result.errors)} problem(s)")
+    print(
+        f"{valid} valid, {invalid} invalid, {_plural(errors, 'error')}, "
+        f"{_plural(warnings, 'warning')}"
+    )
     return EXIT_OK if result.ok else EXIT_INVALID
 
 
@@ -166,8 +202,9 @@ def _parser() -> argparse.ArgumentParser:
         parents=[profile],
         help="check skills against the specification",
         description="Check skill directories, folders of skills and .skill packages. "
-        "Prints every problem as 'severity: path: field: message' and 'ok: name (path)' "
-        "for each valid skill; exits 1 if any skill is invalid or cannot be loaded.",
+        "Prints every problem as 'severity: path: field: message', 'ok: name (path)' "
+        "for each valid skill, and a summary counting errors and warnings; exits 1 if "
+        "any skill is invalid or cannot be loaded, or a PATH holds no skill.",
     )
     validate.add_argument("paths", nargs="+", metavar="PATH")
     validate.set_defaults(handler=_cmd_validate)

@@ -26,7 +26,7 @@ the rest.
 from conjure_async.skills._loader import SkillSet, load_skill, load_skills
 from conjure_async.skills._model import Diagnostic, Severity, Skill, SkillResources
 from conjure_async.skills._package import default_cache_dir, extract_skill_package
-from conjure_async.skills._parse import parse_skill_md
+from conjure_async.skills._parse import MAX_FRONTMATTER_SIZE, MAX_SKILL_MD_SIZE, parse_skill_md
 from conjure_async.skills._prompt import (
     SkillListing,
     SkillPromptEntry,
@@ -38,6 +38,8 @@ from conjure_async.skills._tools import SKILL_TOOL_NAMES, skill_tool_definitions
 from conjure_async.skills._validate import Profile, validate_frontmatter
 
 __all__ = [
+    "MAX_FRONTMATTER_SIZE",
+    "MAX_SKILL_MD_SIZE",
     "SKILL_TOOL_NAMES",
     "Diagnostic",
     "Profile",

@@ -25,10 +25,10 @@ from conjure_async.skills._model import (
     scan_files,
 )
 from conjure_async.skills._package import PACKAGE_SUFFIX, extract_skill_package
-from conjure_async.skills._parse import parse_skill_md
+from conjure_async.skills._parse import parse_skill_md, read_skill_md
 from conjure_async.skills._validate import Profile, check_profile, validate_frontmatter
 
-__all__ = ["SkillSet", "load_skill", "load_skills"]
+__all__ = ["NO_SKILLS_FOUND", "SkillSet", "load_skill", "load_skills"]
 
 logger = logging.getLogger("conjure_async.skills")
 
@@ -147,13 +147,12 @@ def _load_directory(directory: Path, profile: Profile, package: Path | None = No
     skill_md = directory / SKILL_FILE
     display = f"{package}!/{directory.name}/{SKILL_FILE}" if package else str(skill_md)
     try:
-        text = skill_md.read_bytes().decode("utf-8")
+        text = read_skill_md(skill_md, display)
     except OSError as exc:
         reason = f"cannot read: {exc.strerror or exc}"
         return _Outcome(None, [Diagnostic(display, SKILL_FILE, reason)])
-    except UnicodeDecodeError as exc:
-        reason = f"is not valid UTF-8 ({exc.reason} at byte {exc.start})"
-        return _Outcome(None, [Diagnostic(display, SKILL_FILE, reason)])
+    except SkillParseError as exc:
+        return _Outcome(None, [Diagnostic(display, SKILL_FILE, exc.reason)])
     try:
         frontmatter, body, body_start = parse_skill_md(text, display)
     except SkillParseError as exc:
@@ -198,18 +197,29 @@ def _misnamed_skill_files(directory: Path) -> list[str]:
         return []
 
 
+NO_SKILLS_FOUND = "no skills found (no SKILL.md in it or in its sub-folders, and no .skill package)"
+"""The message of the warning for a folder that holds no skill source."""
+
+
+def _has_skill_md(directory: Path) -> bool:
+    # Any directory entry named SKILL.md, not only a regular file: a pipe, a
+    # device or a dangling symlink is then reported when read, not skipped.
+    return os.path.lexists(directory / SKILL_FILE)
+
+
 def _sources(path: Path) -> list[_Source]:
     """Classify ``path`` into the skill sources it holds."""
+    if path.name == SKILL_FILE and os.path.lexists(path) and not path.is_dir():
+        return [_Source(directory=path.parent)]
     if path.is_file():
-        if path.name == SKILL_FILE:
-            return [_Source(directory=path.parent)]
         if path.suffix == PACKAGE_SUFFIX:
             return [_Source(package=path)]
         message = "is not a skill directory, a folder of skills or a .skill package"
         return [_Source(failure=Diagnostic(str(path), "path", message))]
     if not path.is_dir():
-        return [_Source(failure=Diagnostic(str(path), "path", "does not exist"))]
-    if (path / SKILL_FILE).is_file():
+        reason = "is not a file or a directory" if path.exists() else "does not exist"
+        return [_Source(failure=Diagnostic(str(path), "path", reason))]
+    if _has_skill_md(path):
         return [_Source(directory=path)]
     found: list[_Source] = []
     try:
@@ -220,7 +230,7 @@ def _sources(path: Path) -> list[_Source]:
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            if (child / SKILL_FILE).is_file():
+            if _has_skill_md(child):
                 found.append(_Source(directory=child))
                 continue
             misnamed = _misnamed_skill_files(child)
@@ -230,7 +240,7 @@ def _sources(path: Path) -> list[_Source]:
         elif child.suffix == PACKAGE_SUFFIX and child.is_file():
             found.append(_Source(package=child))
     if not found:
-        warning = Diagnostic(str(path), "path", "no skills found", "warning")
+        warning = Diagnostic(str(path), "path", NO_SKILLS_FOUND, "warning")
         return [_Source(failure=warning)]
     return found
 
@@ -366,7 +376,7 @@ def load_skill(
     """
     checked = check_profile(profile)
     candidate = Path(path)
-    if candidate.is_dir() and not (candidate / SKILL_FILE).is_file():
+    if candidate.is_dir() and not _has_skill_md(candidate):
         raise SkillError(
             f"{candidate}: not a skill directory (no {SKILL_FILE}); "
             "use load_skills() for a folder of skills"

@@ -11,9 +11,18 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from conjure_async._exceptions import SkillResourceError
-from conjure_async.skills._parse import parse_skill_md
+from conjure_async.skills._parse import open_regular_file, parse_skill_md, read_skill_md
+from conjure_async.skills._text import shorten
 
-__all__ = ["SKILL_FILE", "Diagnostic", "Severity", "Skill", "SkillResources"]
+__all__ = [
+    "MAX_DIAGNOSTIC_FIELD",
+    "MAX_DIAGNOSTIC_MESSAGE",
+    "SKILL_FILE",
+    "Diagnostic",
+    "Severity",
+    "Skill",
+    "SkillResources",
+]
 
 SKILL_FILE = "SKILL.md"
 """The name of the file that makes a directory a skill."""
@@ -24,12 +33,20 @@ _SKIPPED_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn"})
 _SKIPPED_SUFFIXES = (".pyc", ".pyo")
 _CHUNK = 1 << 16
 
+MAX_DIAGNOSTIC_FIELD = 200
+"""Longest :attr:`Diagnostic.field`, in characters; longer ones are truncated."""
+MAX_DIAGNOSTIC_MESSAGE = 1000
+"""Longest :attr:`Diagnostic.message`, in characters; longer ones are truncated."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Diagnostic:
     """One problem found while loading or validating a skill.
 
-    ``str(diagnostic)`` is ``"path: field: message"``.
+    ``str(diagnostic)`` is ``"path: field: message"``. The field and the
+    message are capped (:data:`MAX_DIAGNOSTIC_FIELD`,
+    :data:`MAX_DIAGNOSTIC_MESSAGE` characters): whatever a skill holds, one
+    diagnostic stays small enough to print or log.
     """
 
     path: str
@@ -41,6 +58,10 @@ class Diagnostic:
     """What is wrong, in words a skill author can act on."""
     severity: Severity = "error"
     """``error`` breaks the specification; ``warning`` is advice."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "field", shorten(self.field, MAX_DIAGNOSTIC_FIELD))
+        object.__setattr__(self, "message", shorten(self.message, MAX_DIAGNOSTIC_MESSAGE))
 
     def __str__(self) -> str:
         return f"{self.path}: {self.field}: {self.message}"
@@ -127,12 +148,13 @@ class Skill(BaseModel):
 
         Raises:
             SkillResourceError: ``SKILL.md`` cannot be read any more.
-            SkillParseError: ``SKILL.md`` changed and no longer parses.
+            SkillParseError: ``SKILL.md`` changed and no longer parses, or
+                is now over the size limit or not valid UTF-8.
         """
         if self._body is None:
             try:
-                text = self.skill_md.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                text = read_skill_md(self.skill_md)
+            except OSError as exc:
                 raise SkillResourceError(str(self.path), SKILL_FILE, f"cannot read: {exc}") from exc
             self._body = parse_skill_md(text, str(self.skill_md))[1]
         return self._body
@@ -169,7 +191,8 @@ class Skill(BaseModel):
         """
         target = self.resolve_resource(relpath)
         try:
-            return target.read_bytes()
+            with open_regular_file(target) as fh:
+                return fh.read()
         except OSError as exc:
             raise SkillResourceError(
                 str(self.path), str(relpath), f"cannot read: {exc.strerror or exc}"
@@ -184,11 +207,17 @@ def scan_files(root: Path) -> tuple[list[str], list[Diagnostic]]:
     """List a skill directory's files as sorted relative POSIX paths.
 
     ``__pycache__``/VCS folders and compiled Python files are skipped.
-    Symlinks that resolve outside ``root`` are left out with a warning.
+    Symlinks that resolve outside ``root`` and anything that is not a regular
+    file (a named pipe, a socket, a device: reading one could block forever)
+    are left out with a warning.
     """
     files: list[str] = []
     problems: list[Diagnostic] = []
     real_root = root.resolve()
+
+    def ignore(path: Path, reason: str) -> None:
+        problems.append(Diagnostic(str(path), "resources", f"{reason}; ignored", "warning"))
+
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS)
         base = Path(dirpath)
@@ -198,16 +227,11 @@ def scan_files(root: Path) -> tuple[list[str], list[Diagnostic]]:
             full = base / name
             rel = full.relative_to(root).as_posix()
             if full.is_symlink() and not full.resolve().is_relative_to(real_root):
-                problems.append(
-                    Diagnostic(
-                        str(full),
-                        "resources",
-                        "symlink points outside the skill directory; ignored",
-                        "warning",
-                    )
-                )
-                continue
-            files.append(rel)
+                ignore(full, "symlink points outside the skill directory")
+            elif not full.is_file():
+                ignore(full, "is not a regular file")
+            else:
+                files.append(rel)
     files.sort()
     return files, problems
 
@@ -241,7 +265,7 @@ def hash_files(root: Path, files: list[str]) -> str:
         digest.update(len(encoded).to_bytes(4, "big"))
         digest.update(encoded)
         content = hashlib.sha256()
-        with (root / rel).open("rb") as fh:
+        with open_regular_file(root / rel) as fh:
             while chunk := fh.read(_CHUNK):
                 content.update(chunk)
         digest.update(content.digest())

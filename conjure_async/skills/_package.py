@@ -9,6 +9,7 @@ leaves nothing behind.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
 import os
@@ -16,13 +17,15 @@ import re
 import shutil
 import stat
 import tempfile
+import unicodedata
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
 from conjure_async._exceptions import SkillPackageError, SkillParseError
 from conjure_async.skills._model import SKILL_FILE
-from conjure_async.skills._parse import parse_skill_md
+from conjure_async.skills._parse import MAX_FRONTMATTER_SIZE, parse_skill_md
+from conjure_async.skills._text import quote
 
 __all__ = [
     "DEFAULT_MAX_FILES",
@@ -36,10 +39,15 @@ PACKAGE_SUFFIX = ".skill"
 DEFAULT_MAX_TOTAL_SIZE = 50 * 1024 * 1024
 """Largest total uncompressed size of a package (50 MB)."""
 DEFAULT_MAX_FILES = 2000
-"""Most files a package may hold."""
+"""Most entries (files and directories alike) a package may hold."""
 
 _CHUNK = 1 << 16
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_MAX_NAME_BYTES = 255
+# Characters no file or directory name made from a package may hold: control
+# characters (newline, tab, escape, DEL, C1 such as NEL) and the Unicode line
+# and paragraph separators, which all break listings, prompts and logs.
+_LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
 
 
 def default_cache_dir() -> Path:
@@ -64,49 +72,82 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _has_control_character(name: str) -> bool:
+    return any(unicodedata.category(ch) in _LINE_BREAKING for ch in name)
+
+
 def _safe_parts(name: str, package: str) -> tuple[str, ...]:
     """Return the path components of an entry name, refusing anything unsafe."""
+    shown = quote(name, 200)
     if "\\" in name:
-        raise SkillPackageError(package, f"entry {name!r} contains a backslash; refused")
+        raise SkillPackageError(package, f"entry {shown} contains a backslash; refused")
     if "\x00" in name:
-        raise SkillPackageError(package, f"entry {name!r} contains a NUL byte; refused")
+        raise SkillPackageError(package, f"entry {shown} contains a NUL byte; refused")
+    if _has_control_character(name):
+        raise SkillPackageError(package, f"entry {shown} contains a control character; refused")
     if name.startswith("/"):
-        raise SkillPackageError(package, f"entry {name!r} is an absolute path; refused")
+        raise SkillPackageError(package, f"entry {shown} is an absolute path; refused")
     if _DRIVE.match(name):
-        raise SkillPackageError(package, f"entry {name!r} has a drive letter; refused")
+        raise SkillPackageError(package, f"entry {shown} has a drive letter; refused")
     parts = tuple(p for p in PurePosixPath(name).parts if p != ".")
     if ".." in parts:
-        raise SkillPackageError(package, f"entry {name!r} contains '..'; refused")
+        raise SkillPackageError(package, f"entry {shown} contains '..'; refused")
     if not parts:
-        raise SkillPackageError(package, f"entry {name!r} has an empty path; refused")
+        raise SkillPackageError(package, f"entry {shown} has an empty path; refused")
     return parts
+
+
+def _directory_name(name: str, source: str, package: str) -> str:
+    """Return ``name`` if it can name the extracted skill directory, else refuse the package.
+
+    Args:
+        name: The candidate (the frontmatter ``name`` or the zip's stem).
+        source: Where it comes from, for the message.
+        package: The package, for the message.
+    """
+    problem = None
+    if name in {"", ".", ".."}:
+        problem = "is empty or a relative path"
+    elif any(ch in name for ch in "/\\\x00:"):
+        problem = "contains a path separator, ':' or NUL"
+    elif _has_control_character(name):
+        problem = "contains a control character"
+    elif len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        problem = f"is longer than {_MAX_NAME_BYTES} bytes"
+    if problem is not None:
+        raise SkillPackageError(
+            package,
+            f"{source} {quote(name, 100)} cannot be used as a directory name ({problem}); refused",
+        )
+    return name
 
 
 def _check_entries(
     infos: list[zipfile.ZipInfo], package: str, max_total_size: int, max_files: int
 ) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
+    # Every entry counts, directories too: 50,000 empty directory entries cost
+    # as much to create as 50,000 files.
+    if len(infos) > max_files:
+        raise SkillPackageError(
+            package, f"holds {len(infos)} entries, more than the limit {max_files}"
+        )
     seen: set[tuple[str, ...]] = set()
     checked: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
     declared = 0
-    files = 0
     for info in infos:
         parts = _safe_parts(info.filename, package)
+        shown = quote(info.filename, 200)
         mode = info.external_attr >> 16
         if stat.S_ISLNK(mode):
-            raise SkillPackageError(package, f"entry {info.filename!r} is a symlink; refused")
+            raise SkillPackageError(package, f"entry {shown} is a symlink; refused")
         if info.flag_bits & 0x1:
-            raise SkillPackageError(package, f"entry {info.filename!r} is encrypted; refused")
+            raise SkillPackageError(package, f"entry {shown} is encrypted; refused")
         if parts in seen:
-            raise SkillPackageError(
-                package, f"entry {info.filename!r} appears more than once; refused"
-            )
+            raise SkillPackageError(package, f"entry {shown} appears more than once; refused")
         seen.add(parts)
         if not info.is_dir():
-            files += 1
             declared += info.file_size
         checked.append((info, parts))
-    if files > max_files:
-        raise SkillPackageError(package, f"holds {files} files, more than the limit {max_files}")
     if declared > max_total_size:
         raise SkillPackageError(
             package,
@@ -132,22 +173,30 @@ def _layout(
     )
 
 
-def _dir_name_from_frontmatter(archive: zipfile.ZipFile, fallback: str) -> str:
-    """Return the frontmatter ``name`` when it is a safe directory name, else ``fallback``."""
+def _dir_name_from_frontmatter(archive: zipfile.ZipFile, fallback: str, package: str) -> str:
+    """Return the directory name for a package whose ``SKILL.md`` is at the root.
+
+    The frontmatter ``name`` when there is one, else the zip's stem; either is
+    refused (:class:`SkillPackageError`) when it cannot safely name a
+    directory (control characters, path syntax, too long). A name that is
+    invalid but harmless (``PDF-Tool``) is kept, so loading reports it.
+    """
+    name: object = None
+    # Enough bytes for any frontmatter within its limit (4 bytes a character);
+    # a file cut mid-character or mid-frontmatter just has no usable name here.
+    budget = 4 * MAX_FRONTMATTER_SIZE + 1024
     try:
         with archive.open(SKILL_FILE) as fh:
-            text = fh.read(1 << 20).decode("utf-8")
+            raw = fh.read(budget)
+        text = codecs.getincrementaldecoder("utf-8")().decode(raw, final=False)
         name = parse_skill_md(text, SKILL_FILE)[0].get("name")
     except (UnicodeDecodeError, SkillParseError, KeyError, OSError, zipfile.BadZipFile):
-        return fallback
-    if (
-        isinstance(name, str)
-        and name not in {"", ".", ".."}
-        and len(name) <= 255
-        and not any(ch in name for ch in "/\\\x00:")
-    ):
-        return name
-    return fallback
+        pass
+    except (zlib.error, EOFError, NotImplementedError):
+        pass  # a corrupt entry: reported when it is extracted
+    if isinstance(name, str):
+        return _directory_name(name, "SKILL.md name", package)
+    return _directory_name(fallback, "package file name", package)
 
 
 def _extract_entry(
@@ -195,17 +244,20 @@ def extract_skill_package(
 
     Refused, each with a :class:`SkillPackageError` naming the reason: files
     that are not zip archives, absolute paths, ``..`` components, drive
-    letters and backslashes, symlink entries, encrypted entries, duplicate
-    names, more than ``max_files`` files, more than ``max_total_size`` bytes
-    uncompressed (declared or actually read), an entry larger than its
-    declared size, and archives without ``SKILL.md`` at the root or in exactly
-    one top folder. Nothing is left partly extracted.
+    letters and backslashes, names with control characters (newline, tab,
+    escape...) or Unicode line separators, symlink entries, encrypted entries,
+    duplicate names, more than ``max_files`` entries (directories count too),
+    more than ``max_total_size`` bytes uncompressed (declared or actually
+    read), an entry larger than its declared size, archives without
+    ``SKILL.md`` at the root or in exactly one top folder, and a root
+    ``SKILL.md`` whose ``name`` (or, without one, the zip's stem) cannot name
+    a directory. Nothing is left partly extracted.
 
     Args:
         package: The ``.skill`` (zip) file.
         cache_dir: Where to extract; defaults to :func:`default_cache_dir`.
         max_total_size: Limit on the total uncompressed size, in bytes.
-        max_files: Limit on the number of files.
+        max_files: Limit on the number of entries, files and directories.
 
     Returns:
         The extracted skill directory (it contains ``SKILL.md``).
@@ -266,7 +318,9 @@ def _extract_into(
     with archive:
         entries = _check_entries(archive.infolist(), label, max_total_size, max_files)
         strip, top = _layout(entries, label)
-        dir_name = top if top is not None else _dir_name_from_frontmatter(archive, source.stem)
+        dir_name = (
+            top if top is not None else _dir_name_from_frontmatter(archive, source.stem, label)
+        )
         skill_dir = staging / dir_name
         skill_dir.mkdir()
         budget = max_total_size

@@ -8,13 +8,16 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from conjure_async.skills._model import Diagnostic
+from conjure_async.skills._text import quote
 
 __all__ = [
     "ALLOWED_FIELDS",
     "MAX_COMPATIBILITY_LENGTH",
     "MAX_DESCRIPTION_LENGTH",
+    "MAX_DIAGNOSTICS",
     "MAX_NAME_LENGTH",
     "Profile",
+    "name_problems",
     "validate_frontmatter",
 ]
 
@@ -34,6 +37,11 @@ MAX_DESCRIPTION_LENGTH = 1024
 MAX_COMPATIBILITY_LENGTH = 500
 RESERVED_WORDS = ("anthropic", "claude")
 
+MAX_DIAGNOSTICS = 25
+"""Most diagnostics :func:`validate_frontmatter` returns for one frontmatter; the
+last one then says how many more were found."""
+
+_MAX_CHARS_SHOWN = 10
 _ASCII_NAME = re.compile(r"[a-z0-9-]+")
 _XML_TAG = re.compile(r"<\s*/?\s*[A-Za-z_][^<>]*>")
 
@@ -50,23 +58,40 @@ def check_profile(profile: str) -> Profile:
     raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
 
 
-def _name_problems(name: object, dir_name: str | None, profile: Profile) -> list[str]:
+def _chars(found: set[str]) -> str:
+    """Quote a few of ``found``, sorted, and say how many more there are."""
+    ordered = sorted(found)
+    shown = ", ".join(repr(ch) for ch in ordered[:_MAX_CHARS_SHOWN])
+    more = len(ordered) - _MAX_CHARS_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def name_problems(name: object, dir_name: str | None, profile: Profile) -> list[str]:
+    """Return what is wrong with a skill ``name`` (empty when valid).
+
+    The rules of :func:`validate_frontmatter`, for the ``name`` field alone.
+    """
     if not isinstance(name, str):
         return ["is required and must be a string" if name is None else "must be a string"]
     normal = unicodedata.normalize("NFKC", name)
     problems: list[str] = []
     if not 1 <= len(normal) <= MAX_NAME_LENGTH:
         problems.append(f"must be 1-{MAX_NAME_LENGTH} characters (got {len(normal)})")
-    bad = sorted({ch for ch in normal if not (ch.islower() or ch.isdigit() or ch == "-")})
-    if bad:
-        shown = ", ".join(repr(ch) for ch in bad)
-        problems.append(f"may contain only lowercase letters, digits and hyphens (found {shown})")
+    # As the agentskills reference validator: every character a letter or a
+    # digit in any script (str.isalnum) or '-', and letters that have case in
+    # lowercase; letters without case (CJK, kana, Hangul...) count as lowercase.
+    invalid = {ch for ch in normal if not (ch.isalnum() or ch == "-")}
+    if invalid:
+        problems.append(f"may contain only letters, digits and hyphens (found {_chars(invalid)})")
+    cased = {ch for ch in normal if ch.lower() != ch}
+    if cased:
+        problems.append(f"must be lowercase (found {_chars(cased)})")
     if normal.startswith("-") or normal.endswith("-"):
         problems.append("must not start or end with a hyphen")
     if "--" in normal:
         problems.append("must not contain consecutive hyphens ('--')")
     if dir_name is not None and unicodedata.normalize("NFKC", dir_name) != normal:
-        problems.append(f"{name!r} must match the skill directory name {dir_name!r}")
+        problems.append(f"{quote(name)} must match the skill directory name {quote(dir_name)}")
     if profile == "anthropic":
         if normal and not _ASCII_NAME.fullmatch(normal):
             problems.append("must use only a-z, 0-9 and '-' on the hosted platform")
@@ -104,10 +129,12 @@ def validate_frontmatter(
 ) -> list[Diagnostic]:
     """Check a parsed frontmatter mapping against the specification.
 
-    Rules (``agentskills`` profile): ``name`` is required, 1-64 characters
-    after NFKC normalisation, only lowercase letters (any script with case,
-    ``str.islower``), digits and hyphens, no leading, trailing or doubled
-    hyphen, and equal to the directory name; ``description`` is a non-empty
+    Rules (``agentskills`` profile, as the reference validator): ``name`` is
+    required, 1-64 characters after NFKC normalisation, only letters and
+    digits of any script (``str.isalnum``) and hyphens, letters that have case
+    in lowercase (letters without case, such as CJK, count as lowercase), no
+    leading, trailing or doubled hyphen, and equal to the directory name
+    (both NFKC-normalised); ``description`` is a non-empty
     string of at most 1024 characters; ``license`` is a string;
     ``compatibility`` a string of at most 500 characters; ``metadata`` a map
     of strings to strings; ``allowed-tools`` a space-separated string; no
@@ -123,7 +150,8 @@ def validate_frontmatter(
         profile: Which rule set to apply.
 
     Returns:
-        Every problem found, in field order; empty when valid.
+        Every problem found, in field order, at most :data:`MAX_DIAGNOSTICS`
+        (the last then counts the ones left out); empty when valid.
 
     Raises:
         ValueError: ``profile`` is unknown.
@@ -134,7 +162,7 @@ def validate_frontmatter(
     def add(field: str, message: str) -> None:
         found.append(Diagnostic(path, field, message))
 
-    for message in _name_problems(frontmatter.get("name"), dir_name, profile):
+    for message in name_problems(frontmatter.get("name"), dir_name, profile):
         add("name", message)
     for message in _description_problems(frontmatter.get("description"), profile):
         add("description", message)
@@ -156,11 +184,11 @@ def validate_frontmatter(
         else:
             for key, value in metadata.items():
                 if not isinstance(key, str):
-                    add("metadata", f"keys must be strings, got {key!r}")
+                    add("metadata", f"keys must be strings, got {quote(key)}")
                 elif not isinstance(value, str):
                     add(
                         f"metadata.{key}",
-                        f"values must be strings, got {type(value).__name__} {value!r} "
+                        f"values must be strings, got {type(value).__name__} {quote(value)} "
                         "(quote it in YAML)",
                     )
     if "allowed-tools" in frontmatter and not isinstance(frontmatter["allowed-tools"], str):
@@ -169,4 +197,9 @@ def validate_frontmatter(
         if key not in ALLOWED_FIELDS:
             allowed = ", ".join(sorted(ALLOWED_FIELDS))
             add(str(key), f"unknown field (allowed: {allowed}; put extra data in metadata)")
+    if len(found) > MAX_DIAGNOSTICS:
+        hidden = len(found) - MAX_DIAGNOSTICS + 1
+        found[MAX_DIAGNOSTICS - 1 :] = [
+            Diagnostic(path, "frontmatter", f"{hidden} more problems not shown; fix these first")
+        ]
     return found

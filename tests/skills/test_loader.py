@@ -16,6 +16,7 @@ from conjure_async._exceptions import (
     SkillValidationError,
 )
 from conjure_async.skills import Skill, SkillSet, load_skill, load_skills
+from conjure_async.skills._loader import NO_SKILLS_FOUND
 from tests.skills.broken import BROKEN_PROBLEMS
 
 BROKEN = Path(__file__).resolve().parents[1] / "data" / "skills_broken"
@@ -237,9 +238,9 @@ def test_strict_mode_raises_one_error_listing_every_problem() -> None:
         load_skills(BROKEN)
     problems = info.value.problems
     assert {(relative(p.path), p.field) for p in problems} == set(BROKEN_PROBLEMS)
-    assert len(problems) == len(set(BROKEN_PROBLEMS))
+    assert len(problems) == len(BROKEN_PROBLEMS)
     message = str(info.value)
-    assert message.startswith(f"{len(set(BROKEN_PROBLEMS))} skill problems:")
+    assert message.startswith(f"{len(BROKEN_PROBLEMS)} skill problems:")
     assert f"{BROKEN / 'bad-yaml' / 'SKILL.md'}: frontmatter: line 4: invalid YAML" in message
 
 
@@ -299,7 +300,7 @@ def test_empty_root_is_a_warning_not_an_error(tmp_path: Path) -> None:
     result = load_skills(tmp_path / "empty")
     assert list(result) == []
     assert [(d.field, d.message, d.severity) for d in result.diagnostics] == [
-        ("path", "no skills found", "warning")
+        ("path", NO_SKILLS_FOUND, "warning")
     ]
 
 
@@ -317,7 +318,7 @@ def test_lenient_mode_returns_loadable_skills_with_their_diagnostics() -> None:
     ]
     by_name = {s.name: [d.field for d in s.diagnostics] for s in result}
     assert by_name == {
-        "Bad_Name": ["name"],
+        "Bad_Name": ["name", "name"],
         "bad-metadata": ["metadata.version"],
         "another-name": ["name"],
         "unknown-field": ["version"],
@@ -358,7 +359,7 @@ def test_lenient_mode_logs_one_warning(caplog: pytest.LogCaptureFixture) -> None
     records = [r for r in caplog.records if r.name == "conjure_async.skills"]
     assert len(records) == 1
     assert records[0].levelno == logging.WARNING
-    assert "10 problem(s)" in records[0].getMessage()
+    assert "11 problem(s)" in records[0].getMessage()
 
 
 def test_lenient_mode_logs_nothing_when_all_is_valid(caplog: pytest.LogCaptureFixture) -> None:

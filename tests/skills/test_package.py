@@ -44,10 +44,58 @@ def test_package_with_skill_md_at_the_root_is_named_after_the_frontmatter(
     assert (directory / "references" / "a.md").read_text() == "a"
 
 
-def test_root_package_with_an_unusable_name_is_named_after_the_zip(make_zip: MakeZip) -> None:
-    text = "---\nname: ../evil\ndescription: d\n---\n"
+def test_root_package_without_a_name_is_named_after_the_zip(make_zip: MakeZip) -> None:
+    """A root SKILL.md with no usable name field gives the zip's stem as directory name."""
+    text = "---\ndescription: d\n---\n"
     directory = extract_skill_package(make_zip({"SKILL.md": text}, name="fallback.skill"))
     assert directory.name == "fallback"
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ('"evil\\nname"', "'evil\\nname'"),
+        ('"tab\\there"', "'tab\\there'"),
+        ('"esc\\e[31m"', "'esc\\x1b[31m'"),
+        ('"line\\Lsep"', "'line\\u2028sep'"),
+        ("../evil", "'../evil'"),
+        ("a/b", "'a/b'"),
+        ('".."', "'..'"),
+        ("x" * 300, "'" + "x" * 20),
+    ],
+    ids=["newline", "tab", "escape", "line-separator", "dotdot-path", "slash", "dotdot", "long"],
+)
+def test_root_package_whose_name_cannot_be_a_directory_is_refused(
+    make_zip: MakeZip, cache_dir: Path, name: str, shown: str
+) -> None:
+    """A root SKILL.md name with control characters or path syntax is refused, nothing created."""
+    text = f"---\nname: {name}\ndescription: d\n---\n"
+    package = make_zip({"SKILL.md": text})
+    with pytest.raises(SkillPackageError, match="cannot be used as a directory name") as info:
+        extract_skill_package(package)
+    assert shown in info.value.reason
+    assert leftovers(cache_dir) == []
+
+
+def test_root_package_with_a_name_that_is_invalid_but_safe_is_extracted(
+    make_zip: MakeZip,
+) -> None:
+    """An invalid but harmless name (uppercase) is kept, so lenient loading can report it."""
+    text = "---\nname: PDF-Tool\ndescription: d\n---\nBody.\n"
+    package = make_zip({"SKILL.md": text})
+    assert extract_skill_package(package).name == "PDF-Tool"
+    (skill,) = load_skills(package, lenient=True)
+    assert [d.field for d in skill.diagnostics] == ["name"]
+
+
+def test_root_package_named_with_a_control_character_in_the_zip_name_is_refused(
+    make_zip: MakeZip, cache_dir: Path
+) -> None:
+    """The zip-stem fallback goes through the same check as every other name."""
+    package = make_zip({"SKILL.md": "---\ndescription: d\n---\n"}, name="bad\nname.skill")
+    with pytest.raises(SkillPackageError, match="cannot be used as a directory name"):
+        extract_skill_package(package)
+    assert leftovers(cache_dir) == []
 
 
 def test_cache_is_keyed_by_the_zip_sha256(make_zip: MakeZip, cache_dir: Path) -> None:
@@ -197,7 +245,7 @@ def test_too_many_files_are_refused(make_zip: MakeZip, cache_dir: Path) -> None:
     entries: dict[str, str | bytes | None] = {"demo-skill/SKILL.md": SKILL}
     entries.update({f"demo-skill/f{i}.txt": "x" for i in range(3)})
     package = make_zip(entries)
-    with pytest.raises(SkillPackageError, match="holds 4 files, more than the limit 3"):
+    with pytest.raises(SkillPackageError, match="holds 4 entries, more than the limit 3"):
         extract_skill_package(package, max_files=3)
     assert leftovers(cache_dir) == []
 
@@ -210,8 +258,74 @@ def test_file_count_at_the_limit_is_accepted(make_zip: MakeZip) -> None:
 def test_default_file_limit_is_2000(make_zip: MakeZip) -> None:
     entries: dict[str, str | bytes | None] = {"demo-skill/SKILL.md": SKILL}
     entries.update({f"demo-skill/f{i}": "" for i in range(2000)})
-    with pytest.raises(SkillPackageError, match="holds 2001 files"):
+    with pytest.raises(SkillPackageError, match="holds 2001 entries"):
         extract_skill_package(make_zip(entries))
+
+
+def _with_directories(path: Path, count: int, nested: bool = False) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("demo-skill/SKILL.md", SKILL)
+        for i in range(count):
+            name = "demo-skill/" + ("d/" * (i + 1) if nested else f"d{i}/")
+            archive.writestr(zipfile.ZipInfo(name), b"")
+    return path
+
+
+def test_directory_entries_count_toward_the_entry_limit(tmp_path: Path, cache_dir: Path) -> None:
+    """Three empty directory entries plus SKILL.md make four entries: over a limit of 3."""
+    package = _with_directories(tmp_path / "dirs.skill", 3)
+    with pytest.raises(SkillPackageError, match="holds 4 entries, more than the limit 3"):
+        extract_skill_package(package, max_files=3)
+    assert leftovers(cache_dir) == []
+
+
+def test_nested_directory_entries_count_too(tmp_path: Path, cache_dir: Path) -> None:
+    """A chain of nested directory entries counts one entry per directory."""
+    package = _with_directories(tmp_path / "deep.skill", 5, nested=True)
+    with pytest.raises(SkillPackageError, match="holds 6 entries"):
+        extract_skill_package(package, max_files=5)
+    assert extract_skill_package(package, max_files=6).name == "demo-skill"
+
+
+def test_fifty_thousand_empty_directories_are_refused(tmp_path: Path, cache_dir: Path) -> None:
+    """The issue's package: 50,000 empty directory entries, refused by the default limit."""
+    package = _with_directories(tmp_path / "many.skill", 50_000)
+    with pytest.raises(SkillPackageError, match="holds 50001 entries, more than the limit 2000"):
+        extract_skill_package(package)
+    assert leftovers(cache_dir) == []
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "demo-skill/a\nb.txt",
+        "demo-skill/tab\tname.md",
+        "demo-skill/\x1b[31mred.txt",
+        "demo-skill/del\x7f.txt",
+        "demo-skill/c1\x85.txt",
+        "demo-skill/line\u2028sep.md",
+        "demo-skill/para\u2029sep.md",
+        "demo-skill/dir\r/x.txt",
+    ],
+    ids=["newline", "tab", "escape", "del", "c1-nel", "line-sep", "para-sep", "cr-in-dir"],
+)
+def test_entry_names_with_control_characters_are_refused(
+    make_zip: MakeZip, cache_dir: Path, entry: str
+) -> None:
+    """Entry names with control or line-breaking characters are refused before extraction."""
+    package = make_zip({"demo-skill/SKILL.md": SKILL, entry: "x"})
+    with pytest.raises(SkillPackageError, match="control character") as info:
+        extract_skill_package(package)
+    assert repr(entry) in info.value.reason
+    assert leftovers(cache_dir) == []
+
+
+def test_a_top_folder_with_a_newline_is_refused(make_zip: MakeZip, cache_dir: Path) -> None:
+    """The top folder's name becomes a directory too, so it is checked the same way."""
+    package = make_zip({"evil\nskill/SKILL.md": SKILL})
+    with pytest.raises(SkillPackageError, match="control character"):
+        extract_skill_package(package)
+    assert leftovers(cache_dir) == []
 
 
 def test_total_declared_size_over_the_limit_is_refused(make_zip: MakeZip, cache_dir: Path) -> None:

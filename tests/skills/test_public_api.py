@@ -13,6 +13,8 @@ def test_all_is_sorted_and_exact() -> None:
 
     assert skills.__all__ == sorted(skills.__all__, key=isort_style)
     assert set(skills.__all__) == {
+        "MAX_FRONTMATTER_SIZE",
+        "MAX_SKILL_MD_SIZE",
         "SKILL_TOOL_NAMES",
         "Diagnostic",
         "Profile",

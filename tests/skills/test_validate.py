@@ -65,10 +65,10 @@ def test_name_is_checked_after_nfkc_normalisation() -> None:
     [
         ("", "1-64 characters"),
         ("x" * 65, "1-64 characters (got 65)"),
-        ("PDF", "only lowercase letters, digits and hyphens"),
-        ("pdf_tools", "only lowercase letters, digits and hyphens (found '_')"),
-        ("pdf tools", "only lowercase letters"),
-        ("pdf.tools", "only lowercase letters"),
+        ("PDF", "must be lowercase (found 'D', 'F', 'P')"),
+        ("pdf_tools", "may contain only letters, digits and hyphens (found '_')"),
+        ("pdf tools", "may contain only letters, digits and hyphens (found ' ')"),
+        ("pdf.tools", "may contain only letters, digits and hyphens (found '.')"),
         ("-pdf", "must not start or end with a hyphen"),
         ("pdf-", "must not start or end with a hyphen"),
         ("pdf--tools", "consecutive hyphens"),
@@ -86,6 +86,69 @@ def test_name_must_be_a_string(value: Any, fragment: str) -> None:
     found = problems(name=value)
     assert fields_of(found) == ["name"]
     assert fragment in found[0][1]
+
+
+# The agentskills reference validator (skills-ref, validator._validate_name):
+# NFKC-normalise, then every character is alphanumeric (str.isalnum) or '-',
+# and the name equals its lowercase form. Its own tests' names come first.
+REFERENCE_ACCEPTS = [
+    "my-skill",
+    "技能",
+    "мой-навык",
+    "навык",
+    "café",
+    "cafe\u0301",  # decomposed: NFKC composes it
+    "σκιλ",
+    "straße",
+    "٣-skill",  # an Arabic-Indic digit is a digit
+    "ひらがな",
+    "한국어-스킬",
+    "\uff44\uff45\uff4d\uff4f",  # fullwidth "demo" normalises to ASCII
+    "ﬁle",  # the 'fi' ligature normalises to 'fi'
+]
+REFERENCE_REJECTS = [
+    ("MySkill", "must be lowercase (found 'M', 'S')"),
+    ("НАВЫК", "must be lowercase (found 'А', 'В', 'К', 'Н', 'Ы')"),  # noqa: RUF001
+    ("ΣΚΙΛ", "must be lowercase"),
+    ("ǅungla", "must be lowercase (found 'D')"),  # NFKC splits the titlecase 'ǅ' into 'Dž'
+    ("Ⅻ-skill", "must be lowercase"),  # Roman numeral XII: NFKC gives 'XII'
+    ("my_skill", "may contain only letters, digits and hyphens (found '_')"),
+    ("-my-skill", "must not start or end with a hyphen"),
+    ("my--skill", "consecutive hyphens"),
+    ("a" * 70, "1-64 characters (got 70)"),
+    ("技能!", "may contain only letters, digits and hyphens (found '!')"),
+    ("emoji-\U0001f600", "may contain only letters, digits and hyphens"),
+]
+
+
+@pytest.mark.parametrize("name", REFERENCE_ACCEPTS)
+def test_names_the_reference_validator_accepts_are_accepted(name: str) -> None:
+    """Lowercase names in any script (letters without case count as lowercase) are valid."""
+    assert problems(name=name) == []
+
+
+@pytest.mark.parametrize(("name", "fragment"), REFERENCE_REJECTS)
+def test_names_the_reference_validator_rejects_are_rejected(name: str, fragment: str) -> None:
+    """Letters with case must be lowercase; only letters, digits and '-' are allowed."""
+    found = problems(name=name)
+    assert set(fields_of(found)) == {"name"}
+    assert any(fragment in message for _, message in found), found
+
+
+@pytest.mark.parametrize(
+    ("name", "dir_name"),
+    [("技能", "技能"), ("мой-навык", "мой-навык"), ("cafe\u0301", "café"), ("café", "cafe\u0301")],
+)
+def test_non_latin_names_match_their_directory_after_nfkc(name: str, dir_name: str) -> None:
+    """The directory-name match compares NFKC forms, in every script."""
+    assert problems(name=name, dir_name=dir_name) == []
+
+
+def test_non_latin_name_must_still_match_its_directory() -> None:
+    """A non-Latin name that differs from its directory is reported."""
+    assert problems(name="技能", dir_name="навык") == [
+        ("name", "'技能' must match the skill directory name 'навык'")
+    ]
 
 
 def test_missing_name_is_reported() -> None:
@@ -188,10 +251,19 @@ def test_anthropic_profile_accepts_ascii_names(name: str) -> None:
     assert problems(name=name, profile="anthropic") == []
 
 
-def test_anthropic_profile_rejects_non_ascii_lowercase_names() -> None:
-    assert problems(name="café") == []
-    found = problems(name="café", profile="anthropic")
+@pytest.mark.parametrize(
+    "name", ["café", "技能", "мой-навык", "٣-skill", "\uff44\uff45\uff4d\uff4f-é"]
+)
+def test_anthropic_profile_rejects_non_ascii_lowercase_names(name: str) -> None:
+    """The hosted platform takes only [a-z0-9-], so every non-ASCII name fails that profile."""
+    assert problems(name=name) == []
+    found = problems(name=name, profile="anthropic")
     assert found == [("name", "must use only a-z, 0-9 and '-' on the hosted platform")]
+
+
+def test_anthropic_profile_accepts_a_fullwidth_name_that_normalises_to_ascii() -> None:
+    """NFKC runs first in both profiles: a fullwidth 'demo' is 'demo'."""
+    assert problems(name="\uff44\uff45\uff4d\uff4f", dir_name="demo", profile="anthropic") == []
 
 
 @pytest.mark.parametrize("name", ["claude-helper", "my-anthropic-tool"])
