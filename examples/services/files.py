@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
-import stat as stat_mode
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from conjure_async import Session
-from conjure_async.backends import LocalBackend
+from conjure_async import ConjureError, Session
 
 __all__ = ["FileRefusedError", "read_created_file"]
 
@@ -25,29 +26,30 @@ async def read_created_file(session: Session[Any], name: str) -> tuple[bytes, st
     """Return the content and media type of the created file called ``name``.
 
     Only names in ``session.files`` are served, never a path from the
-    request, so ``../`` cannot escape. The recorded path must still resolve
-    (symlinks followed) to a regular file inside a Local backend's working
-    directory: a tool that later replaced the file with a symlink to
-    ``/etc/passwd`` gets a refusal. Files of other backends (a container, the
-    Files API) are not served by this example.
+    request, so ``../`` cannot escape. The file is fetched with
+    :meth:`Session.download <conjure_async.Session.download>`, whichever
+    backend made it: copied from a Local work dir (which refuses a file a
+    tool later replaced with a symlink out of it), out of a Docker container,
+    or through the Files API for the hosted container.
 
     Raises:
         FileRefusedError: No such created file, or it may not be served.
     """
-    workdirs = [b.workdir for b in session.backends if isinstance(b, LocalBackend)]
     for created in reversed(session.files):
-        if created.name != name or created.source != "local" or not created.path:
+        if created.name != name:
             continue
-        path = Path(await anyio.Path(created.path).resolve())
-        if not any(path.is_relative_to(root) for root in workdirs):
-            break
+        folder = Path(await anyio.to_thread.run_sync(tempfile.mkdtemp))
         try:
-            info = await anyio.Path(path).stat()
-        except OSError:
-            break
-        if not stat_mode.S_ISREG(info.st_mode) or info.st_size > MAX_DOWNLOAD_BYTES:
-            break
-        data = await anyio.Path(path).read_bytes()
+            try:
+                path = await session.download(created, folder)
+            except (ConjureError, OSError) as exc:
+                raise FileRefusedError(name) from exc
+            if (await anyio.Path(path).stat()).st_size > MAX_DOWNLOAD_BYTES:
+                raise FileRefusedError(name)
+            data = await anyio.Path(path).read_bytes()
+        finally:
+            remove = functools.partial(shutil.rmtree, folder, ignore_errors=True)
+            await anyio.to_thread.run_sync(remove)
         media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return data, media_type
     raise FileRefusedError(name)
