@@ -47,6 +47,7 @@ from conjure_async._exceptions import (
     status_error_class,
 )
 from conjure_async._logging import get_logger
+from conjure_async._redact import Redactor, Secret
 
 __all__ = [
     "ANTHROPIC_VERSION",
@@ -62,25 +63,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` header sent with every request."""
 
-_REDACTED = "[REDACTED]"
 _ERROR_SNIPPET = 500
-
-
-class _Secret:
-    """Holds the API key; its repr and str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'**********'"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +196,9 @@ class AnthropicAPI(AsyncCloseable):
                 "no Anthropic API key: pass api_key=... or set the ANTHROPIC_API_KEY "
                 "environment variable"
             )
-        self._key = _Secret(key)
+        self._key = Secret(key)
+        self.redactor = Redactor(self._key)
+        """Removes this client's key (and any ``sk-ant-...`` string) from errors."""
         self.base_url = (
             base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
@@ -256,9 +241,8 @@ class AnthropicAPI(AsyncCloseable):
     # -- helpers ---------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        """Return ``text`` with the API key replaced by ``[REDACTED]``."""
-        key = self._key.get()
-        return text.replace(key, _REDACTED) if key and key in text else text
+        """Return ``text`` with the API key (and any ``sk-ant-...`` string) replaced."""
+        return self.redactor.text(text)
 
     def headers(
         self, betas: Sequence[str] = (), extra: Mapping[str, str] | None = None
@@ -330,7 +314,8 @@ class AnthropicAPI(AsyncCloseable):
                 message = _str_or_none(error.get("message"))
             request_id = request_id or _str_or_none(payload.get("request_id"))
         if message is None:
-            text = response.text.strip()[:_ERROR_SNIPPET]
+            # redacted before it is cut, so no piece of a key survives at the cut
+            text = self.redact(response.text.strip())[:_ERROR_SNIPPET]
             message = text or response.reason_phrase or "error"
         cls = status_error_class(response.status_code, error_type)
         return cls(
@@ -338,7 +323,7 @@ class AnthropicAPI(AsyncCloseable):
             status_code=response.status_code,
             error_type=error_type,
             request_id=request_id,
-            headers={k.lower(): v for k, v in response.headers.items()},
+            headers=self.redactor.headers({k.lower(): v for k, v in response.headers.items()}),
         )
 
     def _connection_error(self, exc: httpx2.TransportError, method: str, path: str) -> APIError:
@@ -450,6 +435,36 @@ class AnthropicAPI(AsyncCloseable):
     ) -> AsyncIterator[httpx2.Response]:
         if self._closed:
             raise APIConnectionError(f"{type(self).__name__} is closed")
+        with self.redactor.guard():  # every error of every request leaves redacted
+            async with self._attempts(
+                method,
+                path,
+                params=params,
+                json_body=json_body,
+                files=files,
+                data=data,
+                betas=betas,
+                headers=headers,
+                idempotent=idempotent,
+                read_body=read_body,
+            ) as response:
+                yield response
+
+    @asynccontextmanager
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        files: Any,
+        data: Mapping[str, Any] | None,
+        betas: Sequence[str],
+        headers: Mapping[str, str] | None,
+        idempotent: bool,
+        read_body: bool,
+    ) -> AsyncIterator[httpx2.Response]:
         retries = 0
         while True:
             request = self._build(
@@ -544,11 +559,12 @@ def _str_or_none(value: Any) -> str | None:
 
 def decode_json(api: AnthropicAPI, response: httpx2.Response, what: str) -> Any:
     """Parse a successful response's JSON body, or raise a clear :class:`APIError`."""
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        snippet = api.redact(response.text[:200])
-        raise APIError(
-            f"{what}: the API returned a body that is not valid JSON: {snippet!r}",
-            request_id=response.headers.get("request-id"),
-        ) from exc
+    with api.redactor.guard():
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            snippet = api.redact(response.text)[:200]
+            raise APIError(
+                f"{what}: the API returned a body that is not valid JSON: {snippet!r}",
+                request_id=response.headers.get("request-id"),
+            ) from exc

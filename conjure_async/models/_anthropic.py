@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import APIConnectionError, ModelResponseError
+from conjure_async._redact import validation_summary
 from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
 from conjure_async.messages import ContentBlock, MessagesRequest, MessagesResponse, TextBlock
 from conjure_async.models._base import BlockHandler, TextHandler
@@ -136,27 +137,33 @@ class AnthropicModel(AsyncCloseable):
             APIConnectionError: No response after the retries.
             ModelResponseError: The body is not a valid message.
         """
-        response = await self.api.request(
-            "POST", _MESSAGES, json=self._body(request, stream=False), betas=self._betas(request)
-        )
+        with self.api.redactor.guard():
+            response = await self.api.request(
+                "POST",
+                _MESSAGES,
+                json=self._body(request, stream=False),
+                betas=self._betas(request),
+            )
+            return self._message(response, "the Messages API returned")
+
+    def _message(self, response: httpx2.Response, said: str) -> MessagesResponse:
+        """Parse a JSON answer into a message, or fail clearly (never quoting a key)."""
         request_id = response.headers.get("request-id")
         suffix = f" (request_id={request_id})" if request_id else ""
         try:
             payload = json.loads(response.content)
         except ValueError as exc:
-            snippet = self.api.redact(response.text[:200])
+            snippet = self.api.redact(response.text)[:200]
             raise ModelResponseError(
-                f"the Messages API returned a body that is not JSON: {snippet!r}{suffix}"
+                f"{said} a body that is not JSON: {snippet!r}{suffix}"
             ) from exc
         if not isinstance(payload, dict) or payload.get("type", "message") != "message":
-            raise ModelResponseError(
-                f"the Messages API returned something that is not a message{suffix}"
-            )
+            raise ModelResponseError(f"{said} something that is not a message{suffix}")
         try:
             return MessagesResponse.model_validate(payload)
         except ValueError as exc:
             raise ModelResponseError(
-                f"the Messages API returned an invalid message: {exc}{suffix}"
+                f"{said} an invalid message: {validation_summary(exc)}{suffix}"
             ) from exc
 
     async def stream(
@@ -177,6 +184,15 @@ class AnthropicModel(AsyncCloseable):
                 broke off before ``message_stop``.
             ModelResponseError: The stream is malformed.
         """
+        with self.api.redactor.guard():
+            return await self._stream(request, on_text, on_block)
+
+    async def _stream(
+        self,
+        request: MessagesRequest,
+        on_text: TextHandler,
+        on_block: BlockHandler | None,
+    ) -> MessagesResponse:
         if not self.streaming:
             response = await self(request)
             for block in response.content:
@@ -193,7 +209,7 @@ class AnthropicModel(AsyncCloseable):
             if "text/event-stream" not in content_type:
                 await http_response.aread()
                 return self._unexpected_body(http_response, request_id)
-            assembler = MessageAssembler(request_id=request_id)
+            assembler = MessageAssembler(request_id=request_id, redact=self.api.redact)
             try:
                 async for frame in aiter_sse(http_response.aiter_lines()):
                     if assembler.done:
@@ -221,7 +237,7 @@ class AnthropicModel(AsyncCloseable):
             payload = json.loads(http_response.content)
             return MessagesResponse.model_validate(payload)
         except ValueError as exc:
-            snippet = self.api.redact(http_response.text[:200])
+            snippet = self.api.redact(http_response.text)[:200]
             raise ModelResponseError(f"expected an event stream, got {snippet!r}{suffix}") from exc
 
 
@@ -235,5 +251,5 @@ def _validate_block(raw: dict[str, Any], request_id: str | None) -> ContentBlock
     except ValueError as exc:
         suffix = f" (request_id={request_id})" if request_id else ""
         raise ModelResponseError(
-            f"the stream sent an invalid content block: {exc}{suffix}"
+            f"the stream sent an invalid content block: {validation_summary(exc)}{suffix}"
         ) from exc

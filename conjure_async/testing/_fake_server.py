@@ -34,8 +34,11 @@ Faults (:meth:`FakeAnthropicServer.inject`) apply to the next matching
 request: :class:`ErrorResponse` (a status with an Anthropic error body and
 headers such as ``retry-after``), :class:`DropConnection` (reset the
 connection before answering), :class:`MalformedJSON`, :class:`Delay` (a slow
-answer), :class:`StreamError` (an ``error`` event mid-stream) and
-:class:`StreamDrop` (the connection resets mid-stream).
+answer), :class:`StreamError` (an ``error`` event mid-stream),
+:class:`StreamDrop` (the connection resets mid-stream), :class:`StreamRaw`
+(arbitrary bytes mid-stream, e.g. a malformed frame), :class:`StreamPings`
+(``ping`` events forever, never finishing) and :class:`PlainJSON` (a streamed
+request answered with the whole message as plain JSON, as some gateways do).
 
 The Skills and Files stores are in memory. Responses use the beta shapes when
 the request sends the ``skills-2025-10-02`` / ``files-api-2025-04-14`` beta
@@ -77,9 +80,12 @@ __all__ = [
     "MalformedJSON",
     "MessagesStep",
     "MultipartPart",
+    "PlainJSON",
     "RecordedRequest",
     "StreamDrop",
     "StreamError",
+    "StreamPings",
+    "StreamRaw",
     "message_stream_events",
 ]
 
@@ -176,8 +182,41 @@ class StreamDrop:
     after_events: int = 2
 
 
-Fault: TypeAlias = ErrorResponse | DropConnection | MalformedJSON | Delay | StreamError | StreamDrop
+@dataclass(frozen=True, slots=True)
+class StreamRaw:
+    """For a streamed Messages request: send ``data`` as is after ``after_events`` events, then end.
+
+    E.g. a frame whose ``data:`` line is not JSON, to test how a client handles a
+    malformed stream.
+    """
+
+    data: bytes
+    after_events: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPings:
+    """For a streamed Messages request: after ``after_events`` events, send ``ping`` forever.
+
+    One ``ping`` every ``interval`` seconds until the client goes away or the
+    server closes: a stream that is alive but never finishes.
+    """
+
+    after_events: int = 2
+    interval: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class PlainJSON:
+    """For a streamed Messages request: answer the whole message as one JSON body (no SSE)."""
+
+
+_StreamFault: TypeAlias = StreamError | StreamDrop | StreamRaw | StreamPings | PlainJSON
+
+Fault: TypeAlias = ErrorResponse | DropConnection | MalformedJSON | Delay | _StreamFault
 """Anything :meth:`FakeAnthropicServer.inject` accepts."""
+
+_STREAM_FAULTS = (StreamError, StreamDrop, StreamRaw, StreamPings, PlainJSON)
 
 
 @dataclass(slots=True)
@@ -585,7 +624,8 @@ class FakeAnthropicServer:
         """Apply ``fault`` to the next ``times`` requests whose path starts with ``path``.
 
         Faults apply in the order injected. :class:`StreamError` and
-        :class:`StreamDrop` wait for a streamed Messages request.
+        the other stream faults (:class:`StreamDrop`, :class:`StreamRaw`,
+        :class:`StreamPings`, :class:`PlainJSON`) wait for a streamed Messages request.
         """
         self._faults.append(_Injected(fault, path, method.upper() if method else None, times))
 
@@ -750,7 +790,7 @@ class FakeAnthropicServer:
                 continue
             if injected.method is not None and injected.method != request.method:
                 continue
-            if isinstance(injected.fault, StreamError | StreamDrop) and not streaming:
+            if isinstance(injected.fault, _STREAM_FAULTS) and not streaming:
                 continue
             injected.times -= 1
             if injected.times <= 0:
@@ -763,7 +803,7 @@ class FakeAnthropicServer:
         streaming = (
             request.path == "/v1/messages" and body is not None and body.get("stream") is True
         )
-        stream_fault: StreamError | StreamDrop | None = None
+        stream_fault: _StreamFault | None = None
         while (fault := self._take_fault(request, streaming=streaming)) is not None:
             if isinstance(fault, Delay):
                 with anyio.move_on_after(fault.seconds):
@@ -796,7 +836,7 @@ class FakeAnthropicServer:
         request: RecordedRequest,
         body: dict[str, Any] | None,
         out: _Responder,
-        stream_fault: StreamError | StreamDrop | None,
+        stream_fault: _StreamFault | None,
     ) -> None:
         method, path = request.method, request.path.rstrip("/")
         beta_skills = SKILLS_BETA in request.betas
@@ -919,7 +959,7 @@ class FakeAnthropicServer:
         self,
         body: dict[str, Any] | None,
         out: _Responder,
-        stream_fault: StreamError | StreamDrop | None,
+        stream_fault: _StreamFault | None,
     ) -> None:
         if body is None:
             raise _HTTPError(400, "the body must be a JSON object")
@@ -938,7 +978,7 @@ class FakeAnthropicServer:
             answer["container"] = container
         answer.setdefault("stop_sequence", None)
         answer.setdefault("usage", {"input_tokens": 10, "output_tokens": 5})
-        if body.get("stream") is not True:
+        if body.get("stream") is not True or isinstance(stream_fault, PlainJSON):
             await out.json(answer)
             return
         events = message_stream_events(
@@ -950,6 +990,12 @@ class FakeAnthropicServer:
                 if isinstance(stream_fault, StreamDrop):
                     await out.drop()
                     return
+                if isinstance(stream_fault, StreamRaw):
+                    await out.chunk(stream_fault.data, more=False)
+                    return
+                if isinstance(stream_fault, StreamPings):
+                    await self._ping_forever(out, stream_fault.interval)
+                    return
                 error = {
                     "type": "error",
                     "error": {"type": stream_fault.error_type, "message": stream_fault.message},
@@ -958,6 +1004,15 @@ class FakeAnthropicServer:
                 return
             await out.chunk(_frame(event, data))
         await out.chunk(b"", more=False)
+
+    async def _ping_forever(self, out: _Responder, interval: float) -> None:
+        """Send ``ping`` events until the client disconnects or the server closes."""
+        while not self._closing.is_set():
+            await out.chunk(_frame("ping", {"type": "ping"}))
+            if await out.disconnected_within(interval):
+                return
+        with contextlib.suppress(Exception):
+            await out.chunk(b"", more=False)
 
     # -- skills ------------------------------------------------------------------------
 
@@ -1175,6 +1230,15 @@ class _Responder:
             "request_id": self.request_id,
         }
         await self.raw(status, json.dumps(payload).encode(), "application/json", extra)
+
+    async def disconnected_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the client to disconnect; return whether it did."""
+        with anyio.move_on_after(seconds):
+            while True:
+                message = await self._receive()
+                if message.get("type") == "http.disconnect":
+                    return True
+        return False
 
     async def drop(self) -> None:
         """Reset the TCP connection (RST) without completing the response."""
