@@ -73,6 +73,7 @@ __all__ = [
     "CODE_EXECUTION_BETA",
     "DEFAULT_BETAS",
     "DEFAULT_CODE_EXECUTION_TOOL",
+    "HOSTED_READ_WITH",
     "MAX_SKILLS",
     "AnthropicBackend",
     "AnthropicSkill",
@@ -97,6 +98,14 @@ PREBUILT_DESCRIPTIONS: Mapping[str, str] = {
     "docx": "Create and edit Word documents.",
     "pdf": "Create PDF documents, fill forms, extract text and tables.",
 }
+
+HOSTED_READ_WITH = (
+    "in your code execution container, where the skills are mounted under /skills/ "
+    "(list them with `ls /skills`, then read one with bash, e.g. "
+    "`cat /skills/<directory>/SKILL.md`, or with the text editor's view command)"
+)
+"""How the model reads a hosted skill's ``SKILL.md``: hosted requests offer code
+execution (bash and a text editor in the container), not the ``view`` tool."""
 
 _SERVER_TOOLS = frozenset({"bash_code_execution", "text_editor_code_execution", "code_execution"})
 _RESULT_TOOLS = {
@@ -457,16 +466,21 @@ class AnthropicBackend(Backend):
         return entries
 
     def skill_listings(self) -> Sequence[SkillListing]:
-        """The skills, without a location: they live in the hosted container."""
+        """The skills, read in the hosted container (:data:`HOSTED_READ_WITH`).
+
+        They carry no location: the container mounts them under ``/skills/``
+        by their folder, which the API chooses.
+        """
         listings: list[SkillListing] = []
         for skill in self.skills:
             if isinstance(skill, Skill):
-                listings.append(SkillListing(skill.name, skill.description, None))
+                name, description = skill.name, skill.description
             else:
+                name = skill.skill_id
                 description = skill.description or PREBUILT_DESCRIPTIONS.get(
                     skill.skill_id, f"Anthropic skill {skill.skill_id}"
                 )
-                listings.append(SkillListing(skill.skill_id, description, None))
+            listings.append(SkillListing(name, description, None, read_with=HOSTED_READ_WITH))
         return listings
 
     def prepare_request(self, request: MessagesRequest) -> MessagesRequest:
