@@ -33,6 +33,9 @@ when the session opens, before the first turn. An unchanged skill (same
 local JSON index (``$CONJURE_CACHE_DIR/anthropic-skills.json``, else
 ``~/.cache/conjure_async/anthropic-skills.json``) remembers its skill id and
 version, checked against the API (``GET /v1/skills/{id}``) before reuse.
+Sessions in several tasks or processes sharing the index upload a given
+content once: the decision is taken under a lock per content hash (see
+:mod:`conjure_async.backends._hosted_index`).
 """
 
 from __future__ import annotations
@@ -46,7 +49,12 @@ from typing import Any, ClassVar, Literal
 
 import anyio
 
-from conjure_async._exceptions import ConjureError, NotFoundError, SessionStateError
+from conjure_async._exceptions import (
+    ConjureError,
+    NotFoundError,
+    SessionStateError,
+    SkillValidationError,
+)
 from conjure_async._logging import Logger, get_logger
 from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
 from conjure_async.anthropic._files import FILES_BETA, FilesClient
@@ -56,8 +64,10 @@ from conjure_async.anthropic._skills import (
     SkillsClient,
     UploadFile,
     skill_upload_files,
+    upload_problems,
 )
 from conjure_async.backends._base import Backend, BackendContext
+from conjure_async.backends._hosted_index import UploadIndex
 from conjure_async.backends._output import OutputCapture
 from conjure_async.events import CreatedFile, Event, FileCreated, ToolFinished, ToolStarted
 from conjure_async.messages import (
@@ -116,7 +126,6 @@ _RESULT_TOOLS = {
 _RUN_RESULTS = frozenset(
     {"bash_code_execution_result", "code_execution_result", "encrypted_code_execution_result"}
 )
-_INDEX_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,24 +163,6 @@ def default_index_path() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "conjure_async" / "anthropic-skills.json"
-
-
-def _read_index(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"version": _INDEX_VERSION, "apis": {}}
-    if not isinstance(data, dict) or data.get("version") != _INDEX_VERSION:
-        return {"version": _INDEX_VERSION, "apis": {}}
-    data.setdefault("apis", {})
-    return data
-
-
-def _write_index(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    partial.replace(path)
 
 
 @dataclass(slots=True)
@@ -322,7 +313,15 @@ class AnthropicBackend(Backend):
     async def open(self, ctx: BackendContext) -> None:
         """Upload (or reuse) the local skills before the first turn.
 
+        Every local skill is read and checked against the Anthropic API's
+        rules (:func:`~conjure_async.anthropic.upload_problems`) before any
+        request is sent.
+
         Raises:
+            SkillValidationError: A skill breaks the Anthropic API's rules (a
+                leniently loaded one, e.g. a name containing "claude" or a
+                description over 1024 characters); every problem is listed,
+                naming the skill and the field. Nothing was sent.
             SkillError: A skill is too large to upload (before any upload).
             APIError: The Skills API failed.
         """
@@ -333,23 +332,32 @@ class AnthropicBackend(Backend):
         prepared = [
             (skill, await anyio.to_thread.run_sync(skill_upload_files, skill)) for skill in local
         ]
-        index = await anyio.to_thread.run_sync(_read_index, self.index_path)
-        entries: dict[str, Any] = index["apis"].setdefault(self.api.base_url, {})
-        client = self.skills_api
+        problems = [p for skill, files in prepared for p in upload_problems(skill, files)]
+        if problems:
+            raise SkillValidationError(problems)
         try:
+            index = UploadIndex(self.index_path, self.api.base_url)
+            client = self.skills_api
             for skill, files in prepared:
-                self._uploaded.append(await self._resolve(client, entries, skill, files))
-        finally:
-            await anyio.to_thread.run_sync(_write_index, self.index_path, index)
+                # one decision (reuse or upload) per content at a time, across tasks
+                # and processes sharing the index: the second one reuses the first's upload
+                async with index.content_lock(skill.content_hash or f"name-{skill.name}"):
+                    self._uploaded.append(await self._resolve(client, index, skill, files))
+        except BaseException:
+            # a session closes only the backends that opened: release what we hold
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self.aclose()
+            raise
 
     async def _resolve(
         self,
         client: SkillsClient,
-        entries: dict[str, Any],
+        index: UploadIndex,
         skill: Skill,
         files: list[UploadFile],
     ) -> _Uploaded:
         key = skill.content_hash
+        entries = await index.entries()
         known = entries.get(key) if key else None
         if isinstance(known, dict) and await self._version_exists(
             client, str(known.get("skill_id")), str(known.get("version"))
@@ -381,21 +389,25 @@ class AnthropicBackend(Backend):
                 created_skill=True,
                 uploaded=True,
             )
-        stale = [
-            k
-            for k, e in entries.items()
-            if isinstance(e, dict)
-            and e.get("name") == skill.name
-            and e.get("skill_id") != uploaded.skill_id
-        ]
-        for k in stale:
-            del entries[k]
-        if key:
-            entries[key] = {
-                "skill_id": uploaded.skill_id,
-                "version": uploaded.version,
-                "name": skill.name,
-            }
+
+        def record(entries: dict[str, Any]) -> None:
+            stale = [
+                k
+                for k, e in entries.items()
+                if isinstance(e, dict)
+                and e.get("name") == skill.name
+                and e.get("skill_id") != uploaded.skill_id
+            ]
+            for k in stale:
+                del entries[k]
+            if key:
+                entries[key] = {
+                    "skill_id": uploaded.skill_id,
+                    "version": uploaded.version,
+                    "name": skill.name,
+                }
+
+        await index.update(record)
         self._log.info(
             "anthropic.skill_uploaded",
             skill=skill.name,
@@ -448,11 +460,12 @@ class AnthropicBackend(Backend):
                 self._log.warning(
                     "anthropic.skill_cleanup_failed", skill_id=item.skill_id, error=repr(exc)
                 )
-        index = await anyio.to_thread.run_sync(_read_index, self.index_path)
-        entries = index["apis"].get(self.api.base_url, {})
-        for key in removed:
-            entries.pop(key, None)
-        await anyio.to_thread.run_sync(_write_index, self.index_path, index)
+
+        def forget(entries: dict[str, Any]) -> None:
+            for key in removed:
+                entries.pop(key, None)
+
+        await UploadIndex(self.index_path, self.api.base_url).update(forget)
         self._uploaded = [u for u in self._uploaded if u.skill.content_hash not in removed]
 
     # -- the model's side -------------------------------------------------------------

@@ -40,7 +40,10 @@ answer), :class:`StreamError` (an ``error`` event mid-stream),
 (``ping`` events forever, never finishing) and :class:`PlainJSON` (a streamed
 request answered with the whole message as plain JSON, as some gateways do).
 
-The Skills and Files stores are in memory. Responses use the beta shapes when
+The Skills and Files stores are in memory; uploads are checked like the
+real API's (one top folder named like the skill, under 8 MB, a ``[a-z0-9-]``
+name without "anthropic" or "claude", a description of 1-1024 characters
+without XML tags). Responses use the beta shapes when
 the request sends the ``skills-2025-10-02`` / ``files-api-2025-04-14`` beta
 header and the post-GA shapes otherwise. Files "created in the container" are
 added with :meth:`FakeAnthropicServer.add_file`.
@@ -1056,6 +1059,7 @@ class FakeAnthropicServer:
             raise _HTTPError(
                 400, f"The folder name '{top}' must match the skill name '{name}' in SKILL.md."
             )
+        _check_frontmatter(name, meta.get("description", ""))
         stamp = str(next(self._version_clock))
         version = _Version(
             id=f"skillver_fake{next(self._ids):06d}",
@@ -1120,6 +1124,19 @@ class FakeAnthropicServer:
             "last_id": page[-1]["id"] if page else None,
             "has_more": len(items) > limit,
         }
+
+
+def _check_frontmatter(name: str, description: str) -> None:
+    """The Skills API's rules for ``name`` and ``description`` (400 when broken)."""
+    if not re.fullmatch(r"[a-z0-9-]{1,64}", name):
+        raise _HTTPError(400, "name: at most 64 characters, only lowercase letters, digits, '-'")
+    for word in ("anthropic", "claude"):
+        if word in name:
+            raise _HTTPError(400, f"name: must not contain the reserved word '{word}'")
+    if not 1 <= len(description) <= 1024:
+        raise _HTTPError(400, "description: must be 1-1024 characters")
+    if re.search(r"<\s*/?\s*[A-Za-z_][^<>]*>", description):
+        raise _HTTPError(400, "description: must not contain XML tags")
 
 
 def _credentials(headers: Mapping[str, str]) -> set[str]:
