@@ -22,7 +22,7 @@ produces. Against the real API::
             async with Session(backend, model=model) as session:
                 reply = await session.chat("Build a budget workbook for 2027")
                 for created in reply.files:
-                    await backend.download(created, "out/")
+                    await session.download(created, "out/")     # via the Files API
 
     anyio.run(main)
 
@@ -50,6 +50,8 @@ from typing import Any, ClassVar, Literal
 import anyio
 
 from conjure_async._exceptions import (
+    APIError,
+    BackendError,
     ConjureError,
     NotFoundError,
     SessionStateError,
@@ -297,16 +299,36 @@ class AnthropicBackend(Backend):
         *,
         overwrite: bool = False,
     ) -> Path:
-        """Download a file the container created into ``directory``.
+        """Download a file the container created into ``directory``; return its path.
 
-        The file keeps its name from the Files API metadata (made safe); an
-        existing file is not replaced unless ``overwrite``.
+        What :meth:`Session.download <conjure_async.Session.download>` calls
+        for hosted files (``file`` may also be a ``file_id``). The content
+        streams from the Files API into a temporary file that takes the
+        file's name (made safe: never a path outside ``directory``) only when
+        complete, so a failed download leaves nothing; an existing file is
+        replaced only with ``overwrite``.
 
         Raises:
             FileExistsError: The target exists and ``overwrite`` is false.
-            APIError: The Files API failed.
+            FileNotFoundError: The Files API no longer has the file (404).
+            BackendError: The file has no ``file_id`` (this backend did not
+                report it), or the Files API failed otherwise (the
+                :class:`~conjure_async.APIError` is chained).
         """
-        return await self.files.download(_file_id(file), directory, overwrite=overwrite)
+        file_id = _file_id(file)
+        # the name the session reported (looked up once); the metadata when it was not found
+        known = file.name if isinstance(file, CreatedFile) and file.name != file_id else None
+        label = known or file_id
+        try:
+            return await self.files.download(
+                file_id, directory, filename=known, overwrite=overwrite
+            )
+        except NotFoundError as exc:
+            raise FileNotFoundError(
+                f"{label} ({file_id}) is no longer in the Files API: {exc.message}"
+            ) from exc
+        except APIError as exc:
+            raise BackendError(f"cannot download {label} ({file_id}): {exc}") from exc
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -658,5 +680,5 @@ def _file_id(file: CreatedFile | str) -> str:
     if isinstance(file, str):
         return file
     if file.file_id is None:
-        raise ValueError(f"{file.name} was not created by the hosted backend (no file_id)")
+        raise BackendError(f"{file.name} was not created by the hosted backend (it has no file_id)")
     return file.file_id
