@@ -40,7 +40,6 @@ content once: the decision is taken under a lock per content hash (see
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,7 +69,7 @@ from conjure_async.anthropic._skills import (
 )
 from conjure_async.backends._base import Backend, BackendContext
 from conjure_async.backends._hosted_index import UploadIndex
-from conjure_async.backends._output import OutputCapture
+from conjure_async.backends._hosted_results import outcome_of
 from conjure_async.events import CreatedFile, Event, FileCreated, ToolFinished, ToolStarted
 from conjure_async.messages import (
     ContentBlock,
@@ -125,9 +124,6 @@ _RESULT_TOOLS = {
     "text_editor_code_execution_tool_result": "text_editor_code_execution",
     "code_execution_tool_result": "code_execution",
 }
-_RUN_RESULTS = frozenset(
-    {"bash_code_execution_result", "code_execution_result", "encrypted_code_execution_result"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -562,7 +558,7 @@ class AnthropicBackend(Backend):
         return ()
 
     def _finished(self, block: ServerToolResultBlock, name: str) -> list[Event]:
-        outcome = _outcome(block.content)
+        outcome = outcome_of(block.content)
         events: list[Event] = [
             ToolFinished(
                 call_id=block.tool_use_id,
@@ -616,64 +612,6 @@ class AnthropicBackend(Backend):
         """Restore the container id."""
         container_id = state.get("container_id")
         self.container_id = container_id if isinstance(container_id, str) else None
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    output: str
-    is_error: bool = False
-    exit_code: int | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    file_ids: tuple[str, ...] = ()
-
-
-def _capped(text: str) -> str:
-    capture = OutputCapture()
-    capture.add(text)
-    return capture.text()
-
-
-def _outcome(content: Any) -> _Outcome:
-    """Read a code execution result's ``content`` (every documented variant)."""
-    if not isinstance(content, dict):
-        return _Outcome(output=_capped(json.dumps(content)), is_error=True)
-    kind = str(content.get("type", ""))
-    if kind.endswith("_error"):
-        code = content.get("error_code") or "error"
-        message = content.get("error_message")
-        detail = f": {message}" if message else ""
-        return _Outcome(output=f"error: {code}{detail}", is_error=True)
-    if kind in _RUN_RESULTS:
-        stdout = str(content.get("stdout") or "")
-        stderr = str(content.get("stderr") or "")
-        code = content.get("return_code")
-        exit_code = code if isinstance(code, int) else None
-        output = _capped(stdout + stderr)
-        if exit_code:
-            output = f"{output}\n[exit code {exit_code}]" if output else f"[exit code {exit_code}]"
-        file_ids = tuple(
-            str(item["file_id"])
-            for item in content.get("content") or []
-            if isinstance(item, dict) and item.get("file_id")
-        )
-        return _Outcome(
-            output=output or "(no output)",
-            is_error=bool(exit_code),
-            exit_code=exit_code,
-            stdout=stdout,
-            stderr=stderr,
-            file_ids=file_ids,
-        )
-    if kind == "text_editor_code_execution_view_result":
-        return _Outcome(output=_capped(str(content.get("content") or "")) or "(empty file)")
-    if kind == "text_editor_code_execution_create_result":
-        return _Outcome(output="File updated" if content.get("is_file_update") else "File created")
-    if kind == "text_editor_code_execution_str_replace_result":
-        lines = content.get("lines")
-        text = "\n".join(str(line) for line in lines) if isinstance(lines, list) else ""
-        return _Outcome(output=_capped(text) or "Replaced")
-    return _Outcome(output=_capped(json.dumps(content)))
 
 
 def _file_id(file: CreatedFile | str) -> str:
