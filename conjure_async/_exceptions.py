@@ -41,6 +41,7 @@ raise::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -79,8 +80,25 @@ __all__ = [
     "SkillResourceError",
     "SkillValidationError",
     "ToolConflictError",
+    "redact_key_shapes",
     "status_error_class",
 ]
+
+REDACTED = "[REDACTED]"
+"""What a secret is replaced with."""
+
+_KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{4,}")
+_AUTH_HEADERS = frozenset({"x-api-key", "authorization", "proxy-authorization"})
+
+
+def redact_key_shapes(text: str) -> str:
+    """``text`` with every string shaped like an Anthropic key (``sk-ant-...``) replaced.
+
+    The model errors apply it to their own message, whoever builds them; the
+    full redactor (:mod:`conjure_async._redact`) also removes the client's
+    exact key and cleans cause chains.
+    """
+    return _KEY_SHAPE.sub(REDACTED, text) if "sk-ant-" in text else text
 
 
 class ConjureError(Exception):
@@ -239,7 +257,14 @@ class ContainerDiedError(DockerError):
 
 
 class ModelError(ConjureError):
-    """The model (the api callback) failed."""
+    """The model (the api callback) failed.
+
+    Its message never shows a string shaped like an Anthropic key
+    (``sk-ant-...``): it is replaced by ``[REDACTED]`` when the error is built.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_key_shapes(a) if isinstance(a, str) else a for a in args))
 
 
 class ModelResponseError(ModelError):
@@ -255,7 +280,7 @@ class APIError(ModelError):
     """
 
     def __init__(self, message: str, *, request_id: str | None = None) -> None:
-        self.message = message
+        self.message = redact_key_shapes(message)
         self.request_id = request_id
         suffix = f" (request_id={request_id})" if request_id else ""
         super().__init__(f"{message}{suffix}")
@@ -275,7 +300,7 @@ class APIStatusError(APIError):
     Attributes:
         status_code: The HTTP status (200 for a mid-stream error event).
         error_type: The API's ``error.type`` (e.g. ``rate_limit_error``).
-        headers: The response headers (lower-cased names).
+        headers: The response headers (lower-cased names; secrets redacted).
     """
 
     status: ClassVar[int | None] = None
@@ -291,10 +316,13 @@ class APIStatusError(APIError):
     ) -> None:
         self.status_code = status_code
         self.error_type = error_type
-        self.headers = dict(headers or {})
+        self.headers = {
+            name: REDACTED if name.lower() in _AUTH_HEADERS else redact_key_shapes(value)
+            for name, value in (headers or {}).items()
+        }
         kind = f" {error_type}" if error_type else ""
         super().__init__(f"HTTP {status_code}{kind}: {message}", request_id=request_id)
-        self.message = message
+        self.message = redact_key_shapes(message)
 
 
 class BadRequestError(APIStatusError):

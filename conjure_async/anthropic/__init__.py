@@ -21,6 +21,7 @@ from __future__ import annotations
 from conjure_async.anthropic._api import (
     ANTHROPIC_VERSION,
     DEFAULT_BASE_URL,
+    DEFAULT_DEADLINE,
     AnthropicAPI,
     RetryPolicy,
     merge_betas,
@@ -40,12 +41,14 @@ from conjure_async.anthropic._skills import (
     SkillVersionsClient,
     UploadFile,
     skill_upload_files,
+    upload_problems,
 )
 
 __all__ = [  # noqa: RUF022 - plain sorted(), as the public-API tests check
     "ANTHROPIC_VERSION",
     "AnthropicAPI",
     "DEFAULT_BASE_URL",
+    "DEFAULT_DEADLINE",
     "Deleted",
     "FILES_BETA",
     "FileInfo",
@@ -62,4 +65,5 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the public-API tests check
     "merge_betas",
     "safe_filename",
     "skill_upload_files",
+    "upload_problems",
 ]

@@ -47,10 +47,12 @@ from conjure_async._exceptions import (
     status_error_class,
 )
 from conjure_async._logging import get_logger
+from conjure_async._redact import Redactor, Secret
 
 __all__ = [
     "ANTHROPIC_VERSION",
     "DEFAULT_BASE_URL",
+    "DEFAULT_DEADLINE",
     "AnthropicAPI",
     "RetryPolicy",
     "merge_betas",
@@ -59,28 +61,13 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 """Where requests go unless ``base_url`` or ``ANTHROPIC_BASE_URL`` says otherwise."""
 
+DEFAULT_DEADLINE = 600.0
+"""Seconds one request may take in all, retries included, unless told otherwise."""
+
 ANTHROPIC_VERSION = "2023-06-01"
 """The ``anthropic-version`` header sent with every request."""
 
-_REDACTED = "[REDACTED]"
 _ERROR_SNIPPET = 500
-
-
-class _Secret:
-    """Holds the API key; its repr and str never show it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'**********'"
-
-    __str__ = __repr__
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +168,11 @@ class AnthropicAPI(AsyncCloseable):
         connect_timeout: Seconds to establish a connection.
         read_timeout: Seconds to wait for each chunk of the response
             (defaults to ``timeout``).
+        deadline: Seconds one :meth:`request` may take in all: connecting,
+            every retry and its wait, reading the body (``None``: no
+            deadline). :meth:`stream` bounds the wait for the response; the
+            reader of the body bounds its reading (the model client applies
+            its own deadline to the whole stream).
         default_headers: Extra headers sent with every request.
         anthropic_version: The ``anthropic-version`` header.
         http_client: Use this client instead of creating one (not closed by
@@ -202,6 +194,7 @@ class AnthropicAPI(AsyncCloseable):
         timeout: float = 600.0,
         connect_timeout: float = 5.0,
         read_timeout: float | None = None,
+        deadline: float | None = DEFAULT_DEADLINE,
         default_headers: Mapping[str, str] | None = None,
         anthropic_version: str = ANTHROPIC_VERSION,
         http_client: httpx2.AsyncClient | None = None,
@@ -213,7 +206,9 @@ class AnthropicAPI(AsyncCloseable):
                 "no Anthropic API key: pass api_key=... or set the ANTHROPIC_API_KEY "
                 "environment variable"
             )
-        self._key = _Secret(key)
+        self._key = Secret(key)
+        self.redactor = Redactor(self._key)
+        """Removes this client's key (and any ``sk-ant-...`` string) from errors."""
         self.base_url = (
             base_url or os.environ.get("ANTHROPIC_BASE_URL") or DEFAULT_BASE_URL
         ).rstrip("/")
@@ -223,6 +218,8 @@ class AnthropicAPI(AsyncCloseable):
         self.timeout = httpx2.Timeout(
             timeout, connect=connect_timeout, read=read_timeout if read_timeout else timeout
         )
+        self.deadline = deadline
+        """Seconds one request may take in all (``None``: no deadline)."""
         self._owns_client = http_client is None
         self._client = http_client or httpx2.AsyncClient(
             transport=transport,
@@ -256,9 +253,8 @@ class AnthropicAPI(AsyncCloseable):
     # -- helpers ---------------------------------------------------------------
 
     def redact(self, text: str) -> str:
-        """Return ``text`` with the API key replaced by ``[REDACTED]``."""
-        key = self._key.get()
-        return text.replace(key, _REDACTED) if key and key in text else text
+        """Return ``text`` with the API key (and any ``sk-ant-...`` string) replaced."""
+        return self.redactor.text(text)
 
     def headers(
         self, betas: Sequence[str] = (), extra: Mapping[str, str] | None = None
@@ -330,7 +326,8 @@ class AnthropicAPI(AsyncCloseable):
                 message = _str_or_none(error.get("message"))
             request_id = request_id or _str_or_none(payload.get("request_id"))
         if message is None:
-            text = response.text.strip()[:_ERROR_SNIPPET]
+            # redacted before it is cut, so no piece of a key survives at the cut
+            text = self.redact(response.text.strip())[:_ERROR_SNIPPET]
             message = text or response.reason_phrase or "error"
         cls = status_error_class(response.status_code, error_type)
         return cls(
@@ -338,7 +335,7 @@ class AnthropicAPI(AsyncCloseable):
             status_code=response.status_code,
             error_type=error_type,
             request_id=request_id,
-            headers={k.lower(): v for k, v in response.headers.items()},
+            headers=self.redactor.headers({k.lower(): v for k, v in response.headers.items()}),
         )
 
     def _connection_error(self, exc: httpx2.TransportError, method: str, path: str) -> APIError:
@@ -450,7 +447,38 @@ class AnthropicAPI(AsyncCloseable):
     ) -> AsyncIterator[httpx2.Response]:
         if self._closed:
             raise APIConnectionError(f"{type(self).__name__} is closed")
+        with self.redactor.guard():  # every error of every request leaves redacted
+            async with self._attempts(
+                method,
+                path,
+                params=params,
+                json_body=json_body,
+                files=files,
+                data=data,
+                betas=betas,
+                headers=headers,
+                idempotent=idempotent,
+                read_body=read_body,
+            ) as response:
+                yield response
+
+    @asynccontextmanager
+    async def _attempts(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        files: Any,
+        data: Mapping[str, Any] | None,
+        betas: Sequence[str],
+        headers: Mapping[str, str] | None,
+        idempotent: bool,
+        read_body: bool,
+    ) -> AsyncIterator[httpx2.Response]:
         retries = 0
+        limit = None if self.deadline is None else anyio.current_time() + self.deadline
         while True:
             request = self._build(
                 method,
@@ -463,44 +491,27 @@ class AnthropicAPI(AsyncCloseable):
                 betas=betas,
                 headers=headers,
             )
-            error: APIError
-            cause: BaseException
-            response_headers: Mapping[str, str] = {}
-            retryable: bool
-            try:
-                response = await self._client.send(request, stream=True)
-            except httpx2.TransportError as exc:
-                error = self._connection_error(exc, method, path)
-                connect_failed = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
-                retryable = idempotent or connect_failed
-                cause = exc
-            else:
-                outcome = await self._settle(response, method, path, read_body=read_body)
-                if outcome is None:
-                    self._log.debug(
-                        "anthropic.response",
-                        method=method,
-                        path=path,
-                        status=response.status_code,
-                        request_id=response.headers.get("request-id"),
-                        attempt=retries + 1,
-                    )
-                    try:
-                        yield response
-                    finally:
-                        await response.aclose()
-                    return
-                error, cause = outcome
-                if isinstance(error, APIStatusError):
-                    response_headers = error.headers
-                    status = error.status_code
-                    retryable = self.retry.should_retry(status, response_headers) and (
-                        idempotent
-                        or status in (429, 529)
-                        or response_headers.get("x-should-retry") == "true"
-                    )
-                else:
-                    retryable = idempotent
+            with anyio.move_on_after(_remaining(limit)) as scope:
+                outcome = await self._attempt(
+                    request, method, path, idempotent=idempotent, read_body=read_body
+                )
+            if scope.cancelled_caught:
+                raise self._deadline_error(method, path)
+            if isinstance(outcome, httpx2.Response):
+                self._log.debug(
+                    "anthropic.response",
+                    method=method,
+                    path=path,
+                    status=outcome.status_code,
+                    request_id=outcome.headers.get("request-id"),
+                    attempt=retries + 1,
+                )
+                try:
+                    yield outcome
+                finally:
+                    await outcome.aclose()
+                return
+            error, cause, retryable, response_headers = outcome
             log_fields = {
                 "method": method,
                 "path": path,
@@ -509,8 +520,10 @@ class AnthropicAPI(AsyncCloseable):
                 "status": getattr(error, "status_code", None),
                 "request_id": error.request_id,
             }
-            if retryable and retries < self.retry.max_retries:
-                delay = self.retry.delay(retries, response_headers)
+            delay = self.retry.delay(retries, response_headers)
+            left = _remaining(limit)
+            # a wait that would outlast the deadline is not made: the real error is more useful
+            if retryable and retries < self.retry.max_retries and (left is None or delay < left):
                 self._log.info("anthropic.retry", delay_s=round(delay, 6), **log_fields)
                 retries += 1
                 await anyio.sleep(delay)
@@ -519,6 +532,43 @@ class AnthropicAPI(AsyncCloseable):
             if cause is error:
                 raise error
             raise error from cause
+
+    def _deadline_error(self, method: str, path: str) -> APITimeoutError:
+        return APITimeoutError(
+            f"{method} {path} exceeded its deadline of {self.deadline:g} s (retries included)"
+        )
+
+    async def _attempt(
+        self,
+        request: httpx2.Request,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool,
+        read_body: bool,
+    ) -> httpx2.Response | tuple[APIError, BaseException, bool, Mapping[str, str]]:
+        """One attempt: the usable response, or (error, cause, retryable, headers)."""
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx2.TransportError as exc:
+            connect_failed = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
+            return self._connection_error(exc, method, path), exc, idempotent or connect_failed, {}
+        try:
+            outcome = await self._settle(response, method, path, read_body=read_body)
+        except BaseException:  # cancelled (e.g. the deadline) while reading: release it
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+            raise
+        if outcome is None:
+            return response
+        error, cause = outcome
+        if not isinstance(error, APIStatusError):
+            return error, cause, idempotent, {}
+        status = error.status_code
+        retryable = self.retry.should_retry(status, error.headers) and (
+            idempotent or status in (429, 529) or error.headers.get("x-should-retry") == "true"
+        )
+        return error, cause, retryable, error.headers
 
     async def _settle(
         self, response: httpx2.Response, method: str, path: str, *, read_body: bool
@@ -538,17 +588,23 @@ class AnthropicAPI(AsyncCloseable):
         return error, error
 
 
+def _remaining(limit: float | None) -> float | None:
+    """Seconds left until ``limit`` (an ``anyio.current_time()``), ``None`` for no limit."""
+    return None if limit is None else max(0.0, limit - anyio.current_time())
+
+
 def _str_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
 def decode_json(api: AnthropicAPI, response: httpx2.Response, what: str) -> Any:
     """Parse a successful response's JSON body, or raise a clear :class:`APIError`."""
-    try:
-        return json.loads(response.content)
-    except ValueError as exc:
-        snippet = api.redact(response.text[:200])
-        raise APIError(
-            f"{what}: the API returned a body that is not valid JSON: {snippet!r}",
-            request_id=response.headers.get("request-id"),
-        ) from exc
+    with api.redactor.guard():
+        try:
+            return json.loads(response.content)
+        except ValueError as exc:
+            snippet = api.redact(response.text)[:200]
+            raise APIError(
+                f"{what}: the API returned a body that is not valid JSON: {snippet!r}",
+                request_id=response.headers.get("request-id"),
+            ) from exc

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from conjure_async._exceptions import APIError
+from conjure_async._redact import DEFAULT_REDACTOR, validation_summary
 
 __all__ = ["Deleted", "FileInfo", "Page", "SkillInfo", "SkillVersionInfo", "parse_as"]
 
@@ -150,10 +151,12 @@ def parse_as(
             f"{what}: unexpected response: expected an object, got {type(data).__name__}",
             request_id=request_id,
         )
-    try:
-        return factory(data)
-    except (KeyError, TypeError, ValidationError) as exc:
-        raise APIError(
-            f"{what}: unexpected response shape ({type(exc).__name__}: {exc})",
-            request_id=request_id,
-        ) from exc
+    with DEFAULT_REDACTOR.guard():
+        try:
+            return factory(data)
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise APIError(
+                f"{what}: unexpected response shape "
+                f"({type(exc).__name__}: {validation_summary(exc)})",
+                request_id=request_id,
+            ) from exc

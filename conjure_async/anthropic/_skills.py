@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import httpx2
 
-from conjure_async._exceptions import SkillError
+from conjure_async._exceptions import SkillError, SkillParseError
 from conjure_async.anthropic._api import AnthropicAPI, decode_json
 from conjure_async.anthropic._models import (
     Deleted,
@@ -19,7 +19,7 @@ from conjure_async.anthropic._models import (
     SkillVersionInfo,
     parse_as,
 )
-from conjure_async.skills import Skill
+from conjure_async.skills import Diagnostic, Skill, parse_skill_md, validate_frontmatter
 
 __all__ = [
     "MAX_SKILL_UPLOAD_BYTES",
@@ -28,6 +28,7 @@ __all__ = [
     "SkillsClient",
     "UploadFile",
     "skill_upload_files",
+    "upload_problems",
 ]
 
 SKILLS_BETA = "skills-2025-10-02"
@@ -66,6 +67,35 @@ def skill_upload_files(skill: Skill) -> builtins.list[UploadFile]:
             )
         files.append((f"{skill.name}/{rel.replace(chr(92), '/')}", content))
     return files
+
+
+def upload_problems(skill: Skill, files: Sequence[UploadFile]) -> builtins.list[Diagnostic]:
+    """What the Skills API would refuse in the ``SKILL.md`` about to be uploaded.
+
+    The ``SKILL.md`` among ``files`` (the exact bytes that would be sent) is
+    validated with the ``anthropic`` profile: an ASCII ``[a-z0-9-]`` name
+    without "anthropic" or "claude", a description of at most 1024
+    characters, no XML tags... (:func:`~conjure_async.skills.validate_frontmatter`).
+    A leniently loaded skill can break these rules. The folder name is not
+    checked: the upload names the folder after the skill. Each problem's
+    ``path`` names the skill and its file.
+    """
+    where = f"skill {skill.name!r} ({skill.skill_md})"
+    content = dict(files).get(f"{skill.name}/SKILL.md")
+    if content is None:
+        return [Diagnostic(where, "SKILL.md", "is missing from the upload")]
+    try:
+        frontmatter, _, _ = parse_skill_md(content.decode("utf-8"), where)
+    except UnicodeDecodeError as exc:
+        return [Diagnostic(where, "SKILL.md", f"is not valid UTF-8 ({exc.reason})")]
+    except SkillParseError as exc:
+        return [Diagnostic(where, "frontmatter", exc.reason)]
+    found = validate_frontmatter(frontmatter, path=where, profile="anthropic")
+    return [
+        Diagnostic(d.path, d.field, f"{d.message} (the Anthropic API refuses it)")
+        for d in found
+        if d.severity == "error"
+    ]
 
 
 def _multipart(files: Sequence[UploadFile]) -> builtins.list[tuple[str, Any]]:

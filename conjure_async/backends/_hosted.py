@@ -22,7 +22,7 @@ produces. Against the real API::
             async with Session(backend, model=model) as session:
                 reply = await session.chat("Build a budget workbook for 2027")
                 for created in reply.files:
-                    await backend.download(created, "out/")
+                    await session.download(created, "out/")     # via the Files API
 
     anyio.run(main)
 
@@ -33,11 +33,13 @@ when the session opens, before the first turn. An unchanged skill (same
 local JSON index (``$CONJURE_CACHE_DIR/anthropic-skills.json``, else
 ``~/.cache/conjure_async/anthropic-skills.json``) remembers its skill id and
 version, checked against the API (``GET /v1/skills/{id}``) before reuse.
+Sessions in several tasks or processes sharing the index upload a given
+content once: the decision is taken under a lock per content hash (see
+:mod:`conjure_async.backends._hosted_index`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +48,14 @@ from typing import Any, ClassVar, Literal
 
 import anyio
 
-from conjure_async._exceptions import ConjureError, NotFoundError, SessionStateError
+from conjure_async._exceptions import (
+    APIError,
+    BackendError,
+    ConjureError,
+    NotFoundError,
+    SessionStateError,
+    SkillValidationError,
+)
 from conjure_async._logging import Logger, get_logger
 from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
 from conjure_async.anthropic._files import FILES_BETA, FilesClient
@@ -56,9 +65,11 @@ from conjure_async.anthropic._skills import (
     SkillsClient,
     UploadFile,
     skill_upload_files,
+    upload_problems,
 )
 from conjure_async.backends._base import Backend, BackendContext
-from conjure_async.backends._output import OutputCapture
+from conjure_async.backends._hosted_index import UploadIndex
+from conjure_async.backends._hosted_results import outcome_of
 from conjure_async.events import CreatedFile, Event, FileCreated, ToolFinished, ToolStarted
 from conjure_async.messages import (
     ContentBlock,
@@ -73,6 +84,7 @@ __all__ = [
     "CODE_EXECUTION_BETA",
     "DEFAULT_BETAS",
     "DEFAULT_CODE_EXECUTION_TOOL",
+    "HOSTED_READ_WITH",
     "MAX_SKILLS",
     "AnthropicBackend",
     "AnthropicSkill",
@@ -98,16 +110,20 @@ PREBUILT_DESCRIPTIONS: Mapping[str, str] = {
     "pdf": "Create PDF documents, fill forms, extract text and tables.",
 }
 
+HOSTED_READ_WITH = (
+    "in your code execution container, where the skills are mounted under /skills/ "
+    "(list them with `ls /skills`, then read one with bash, e.g. "
+    "`cat /skills/<directory>/SKILL.md`, or with the text editor's view command)"
+)
+"""How the model reads a hosted skill's ``SKILL.md``: hosted requests offer code
+execution (bash and a text editor in the container), not the ``view`` tool."""
+
 _SERVER_TOOLS = frozenset({"bash_code_execution", "text_editor_code_execution", "code_execution"})
 _RESULT_TOOLS = {
     "bash_code_execution_tool_result": "bash_code_execution",
     "text_editor_code_execution_tool_result": "text_editor_code_execution",
     "code_execution_tool_result": "code_execution",
 }
-_RUN_RESULTS = frozenset(
-    {"bash_code_execution_result", "code_execution_result", "encrypted_code_execution_result"}
-)
-_INDEX_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,24 +161,6 @@ def default_index_path() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
     return base / "conjure_async" / "anthropic-skills.json"
-
-
-def _read_index(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {"version": _INDEX_VERSION, "apis": {}}
-    if not isinstance(data, dict) or data.get("version") != _INDEX_VERSION:
-        return {"version": _INDEX_VERSION, "apis": {}}
-    data.setdefault("apis", {})
-    return data
-
-
-def _write_index(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
-    partial.replace(path)
 
 
 @dataclass(slots=True)
@@ -297,23 +295,51 @@ class AnthropicBackend(Backend):
         *,
         overwrite: bool = False,
     ) -> Path:
-        """Download a file the container created into ``directory``.
+        """Download a file the container created into ``directory``; return its path.
 
-        The file keeps its name from the Files API metadata (made safe); an
-        existing file is not replaced unless ``overwrite``.
+        What :meth:`Session.download <conjure_async.Session.download>` calls
+        for hosted files (``file`` may also be a ``file_id``). The content
+        streams from the Files API into a temporary file that takes the
+        file's name (made safe: never a path outside ``directory``) only when
+        complete, so a failed download leaves nothing; an existing file is
+        replaced only with ``overwrite``.
 
         Raises:
             FileExistsError: The target exists and ``overwrite`` is false.
-            APIError: The Files API failed.
+            FileNotFoundError: The Files API no longer has the file (404).
+            BackendError: The file has no ``file_id`` (this backend did not
+                report it), or the Files API failed otherwise (the
+                :class:`~conjure_async.APIError` is chained).
         """
-        return await self.files.download(_file_id(file), directory, overwrite=overwrite)
+        file_id = _file_id(file)
+        # the name the session reported (looked up once); the metadata when it was not found
+        known = file.name if isinstance(file, CreatedFile) and file.name != file_id else None
+        label = known or file_id
+        try:
+            return await self.files.download(
+                file_id, directory, filename=known, overwrite=overwrite
+            )
+        except NotFoundError as exc:
+            raise FileNotFoundError(
+                f"{label} ({file_id}) is no longer in the Files API: {exc.message}"
+            ) from exc
+        except APIError as exc:
+            raise BackendError(f"cannot download {label} ({file_id}): {exc}") from exc
 
     # -- lifecycle ------------------------------------------------------------------
 
     async def open(self, ctx: BackendContext) -> None:
         """Upload (or reuse) the local skills before the first turn.
 
+        Every local skill is read and checked against the Anthropic API's
+        rules (:func:`~conjure_async.anthropic.upload_problems`) before any
+        request is sent.
+
         Raises:
+            SkillValidationError: A skill breaks the Anthropic API's rules (a
+                leniently loaded one, e.g. a name containing "claude" or a
+                description over 1024 characters); every problem is listed,
+                naming the skill and the field. Nothing was sent.
             SkillError: A skill is too large to upload (before any upload).
             APIError: The Skills API failed.
         """
@@ -324,23 +350,32 @@ class AnthropicBackend(Backend):
         prepared = [
             (skill, await anyio.to_thread.run_sync(skill_upload_files, skill)) for skill in local
         ]
-        index = await anyio.to_thread.run_sync(_read_index, self.index_path)
-        entries: dict[str, Any] = index["apis"].setdefault(self.api.base_url, {})
-        client = self.skills_api
+        problems = [p for skill, files in prepared for p in upload_problems(skill, files)]
+        if problems:
+            raise SkillValidationError(problems)
         try:
+            index = UploadIndex(self.index_path, self.api.base_url)
+            client = self.skills_api
             for skill, files in prepared:
-                self._uploaded.append(await self._resolve(client, entries, skill, files))
-        finally:
-            await anyio.to_thread.run_sync(_write_index, self.index_path, index)
+                # one decision (reuse or upload) per content at a time, across tasks
+                # and processes sharing the index: the second one reuses the first's upload
+                async with index.content_lock(skill.content_hash or f"name-{skill.name}"):
+                    self._uploaded.append(await self._resolve(client, index, skill, files))
+        except BaseException:
+            # a session closes only the backends that opened: release what we hold
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self.aclose()
+            raise
 
     async def _resolve(
         self,
         client: SkillsClient,
-        entries: dict[str, Any],
+        index: UploadIndex,
         skill: Skill,
         files: list[UploadFile],
     ) -> _Uploaded:
         key = skill.content_hash
+        entries = await index.entries()
         known = entries.get(key) if key else None
         if isinstance(known, dict) and await self._version_exists(
             client, str(known.get("skill_id")), str(known.get("version"))
@@ -372,21 +407,25 @@ class AnthropicBackend(Backend):
                 created_skill=True,
                 uploaded=True,
             )
-        stale = [
-            k
-            for k, e in entries.items()
-            if isinstance(e, dict)
-            and e.get("name") == skill.name
-            and e.get("skill_id") != uploaded.skill_id
-        ]
-        for k in stale:
-            del entries[k]
-        if key:
-            entries[key] = {
-                "skill_id": uploaded.skill_id,
-                "version": uploaded.version,
-                "name": skill.name,
-            }
+
+        def record(entries: dict[str, Any]) -> None:
+            stale = [
+                k
+                for k, e in entries.items()
+                if isinstance(e, dict)
+                and e.get("name") == skill.name
+                and e.get("skill_id") != uploaded.skill_id
+            ]
+            for k in stale:
+                del entries[k]
+            if key:
+                entries[key] = {
+                    "skill_id": uploaded.skill_id,
+                    "version": uploaded.version,
+                    "name": skill.name,
+                }
+
+        await index.update(record)
         self._log.info(
             "anthropic.skill_uploaded",
             skill=skill.name,
@@ -439,11 +478,12 @@ class AnthropicBackend(Backend):
                 self._log.warning(
                     "anthropic.skill_cleanup_failed", skill_id=item.skill_id, error=repr(exc)
                 )
-        index = await anyio.to_thread.run_sync(_read_index, self.index_path)
-        entries = index["apis"].get(self.api.base_url, {})
-        for key in removed:
-            entries.pop(key, None)
-        await anyio.to_thread.run_sync(_write_index, self.index_path, index)
+
+        def forget(entries: dict[str, Any]) -> None:
+            for key in removed:
+                entries.pop(key, None)
+
+        await UploadIndex(self.index_path, self.api.base_url).update(forget)
         self._uploaded = [u for u in self._uploaded if u.skill.content_hash not in removed]
 
     # -- the model's side -------------------------------------------------------------
@@ -457,16 +497,21 @@ class AnthropicBackend(Backend):
         return entries
 
     def skill_listings(self) -> Sequence[SkillListing]:
-        """The skills, without a location: they live in the hosted container."""
+        """The skills, read in the hosted container (:data:`HOSTED_READ_WITH`).
+
+        They carry no location: the container mounts them under ``/skills/``
+        by their folder, which the API chooses.
+        """
         listings: list[SkillListing] = []
         for skill in self.skills:
             if isinstance(skill, Skill):
-                listings.append(SkillListing(skill.name, skill.description, None))
+                name, description = skill.name, skill.description
             else:
+                name = skill.skill_id
                 description = skill.description or PREBUILT_DESCRIPTIONS.get(
                     skill.skill_id, f"Anthropic skill {skill.skill_id}"
                 )
-                listings.append(SkillListing(skill.skill_id, description, None))
+            listings.append(SkillListing(name, description, None, read_with=HOSTED_READ_WITH))
         return listings
 
     def prepare_request(self, request: MessagesRequest) -> MessagesRequest:
@@ -513,7 +558,7 @@ class AnthropicBackend(Backend):
         return ()
 
     def _finished(self, block: ServerToolResultBlock, name: str) -> list[Event]:
-        outcome = _outcome(block.content)
+        outcome = outcome_of(block.content)
         events: list[Event] = [
             ToolFinished(
                 call_id=block.tool_use_id,
@@ -569,67 +614,9 @@ class AnthropicBackend(Backend):
         self.container_id = container_id if isinstance(container_id, str) else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    output: str
-    is_error: bool = False
-    exit_code: int | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    file_ids: tuple[str, ...] = ()
-
-
-def _capped(text: str) -> str:
-    capture = OutputCapture()
-    capture.add(text)
-    return capture.text()
-
-
-def _outcome(content: Any) -> _Outcome:
-    """Read a code execution result's ``content`` (every documented variant)."""
-    if not isinstance(content, dict):
-        return _Outcome(output=_capped(json.dumps(content)), is_error=True)
-    kind = str(content.get("type", ""))
-    if kind.endswith("_error"):
-        code = content.get("error_code") or "error"
-        message = content.get("error_message")
-        detail = f": {message}" if message else ""
-        return _Outcome(output=f"error: {code}{detail}", is_error=True)
-    if kind in _RUN_RESULTS:
-        stdout = str(content.get("stdout") or "")
-        stderr = str(content.get("stderr") or "")
-        code = content.get("return_code")
-        exit_code = code if isinstance(code, int) else None
-        output = _capped(stdout + stderr)
-        if exit_code:
-            output = f"{output}\n[exit code {exit_code}]" if output else f"[exit code {exit_code}]"
-        file_ids = tuple(
-            str(item["file_id"])
-            for item in content.get("content") or []
-            if isinstance(item, dict) and item.get("file_id")
-        )
-        return _Outcome(
-            output=output or "(no output)",
-            is_error=bool(exit_code),
-            exit_code=exit_code,
-            stdout=stdout,
-            stderr=stderr,
-            file_ids=file_ids,
-        )
-    if kind == "text_editor_code_execution_view_result":
-        return _Outcome(output=_capped(str(content.get("content") or "")) or "(empty file)")
-    if kind == "text_editor_code_execution_create_result":
-        return _Outcome(output="File updated" if content.get("is_file_update") else "File created")
-    if kind == "text_editor_code_execution_str_replace_result":
-        lines = content.get("lines")
-        text = "\n".join(str(line) for line in lines) if isinstance(lines, list) else ""
-        return _Outcome(output=_capped(text) or "Replaced")
-    return _Outcome(output=_capped(json.dumps(content)))
-
-
 def _file_id(file: CreatedFile | str) -> str:
     if isinstance(file, str):
         return file
     if file.file_id is None:
-        raise ValueError(f"{file.name} was not created by the hosted backend (no file_id)")
+        raise BackendError(f"{file.name} was not created by the hosted backend (it has no file_id)")
     return file.file_id

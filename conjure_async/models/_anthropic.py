@@ -6,12 +6,14 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio
 import httpx2
 from pydantic import TypeAdapter
 
 from conjure_async._closing import AsyncCloseable
-from conjure_async._exceptions import APIConnectionError, ModelResponseError
-from conjure_async.anthropic._api import AnthropicAPI, RetryPolicy, merge_betas
+from conjure_async._exceptions import APIConnectionError, APITimeoutError, ModelResponseError
+from conjure_async._redact import validation_summary
+from conjure_async.anthropic._api import DEFAULT_DEADLINE, AnthropicAPI, RetryPolicy, merge_betas
 from conjure_async.messages import ContentBlock, MessagesRequest, MessagesResponse, TextBlock
 from conjure_async.models._base import BlockHandler, TextHandler
 from conjure_async.models._sse import MessageAssembler, aiter_sse
@@ -64,9 +66,13 @@ class AnthropicModel(AsyncCloseable):
         max_retries: Retries after the first attempt.
         retry: A full :class:`~conjure_async.anthropic.RetryPolicy` (overrides
             ``max_retries``); tests use tiny delays.
-        timeout: Per-attempt timeout in seconds.
+        timeout: Per-attempt timeout in seconds (of each network operation).
         connect_timeout: Seconds to connect.
         read_timeout: Seconds to wait for each chunk (default ``timeout``).
+        deadline: Seconds one model call may take in all: connecting, every
+            retry and its wait, and reading the whole response (a stream that
+            keeps sending pings ends here). ``None``: the API's deadline (600 s
+            unless the ``api`` given sets another); ``math.inf`` for none.
         default_headers: Extra headers sent with every request.
         api: Use this :class:`~conjure_async.anthropic.AnthropicAPI` (its
             options apply; :meth:`aclose` then leaves it open).
@@ -89,6 +95,7 @@ class AnthropicModel(AsyncCloseable):
         timeout: float = 600.0,
         connect_timeout: float = 5.0,
         read_timeout: float | None = None,
+        deadline: float | None = None,
         default_headers: Mapping[str, str] | None = None,
         api: AnthropicAPI | None = None,
         http_client: httpx2.AsyncClient | None = None,
@@ -105,9 +112,12 @@ class AnthropicModel(AsyncCloseable):
             timeout=timeout,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            deadline=deadline if deadline is not None else DEFAULT_DEADLINE,
             default_headers=default_headers,
             http_client=http_client,
         )
+        self.deadline: float | None = deadline if deadline is not None else self.api.deadline
+        """Seconds one model call may take in all (``None``: no deadline)."""
 
     def __repr__(self) -> str:
         return (
@@ -134,29 +144,44 @@ class AnthropicModel(AsyncCloseable):
         Raises:
             APIStatusError: An error status after the retries (a subclass per status).
             APIConnectionError: No response after the retries.
+            APITimeoutError: The call took longer than :attr:`deadline`.
             ModelResponseError: The body is not a valid message.
         """
+        with self.api.redactor.guard():
+            with anyio.move_on_after(self.deadline):
+                return await self._call(request)
+            raise self._deadline_exceeded()
+
+    async def _call(self, request: MessagesRequest) -> MessagesResponse:
         response = await self.api.request(
             "POST", _MESSAGES, json=self._body(request, stream=False), betas=self._betas(request)
         )
+        return self._message(response, "the Messages API returned")
+
+    def _deadline_exceeded(self) -> APITimeoutError:
+        return APITimeoutError(
+            f"the model request exceeded its deadline of {self.deadline:g} s (connecting, "
+            "retries and reading the whole response included)"
+        )
+
+    def _message(self, response: httpx2.Response, said: str) -> MessagesResponse:
+        """Parse a JSON answer into a message, or fail clearly (never quoting a key)."""
         request_id = response.headers.get("request-id")
         suffix = f" (request_id={request_id})" if request_id else ""
         try:
             payload = json.loads(response.content)
         except ValueError as exc:
-            snippet = self.api.redact(response.text[:200])
+            snippet = self.api.redact(response.text)[:200]
             raise ModelResponseError(
-                f"the Messages API returned a body that is not JSON: {snippet!r}{suffix}"
+                f"{said} a body that is not JSON: {snippet!r}{suffix}"
             ) from exc
         if not isinstance(payload, dict) or payload.get("type", "message") != "message":
-            raise ModelResponseError(
-                f"the Messages API returned something that is not a message{suffix}"
-            )
+            raise ModelResponseError(f"{said} something that is not a message{suffix}")
         try:
             return MessagesResponse.model_validate(payload)
         except ValueError as exc:
             raise ModelResponseError(
-                f"the Messages API returned an invalid message: {exc}{suffix}"
+                f"{said} an invalid message: {validation_summary(exc)}{suffix}"
             ) from exc
 
     async def stream(
@@ -167,24 +192,34 @@ class AnthropicModel(AsyncCloseable):
     ) -> MessagesResponse:
         """Send ``request``; await ``on_text`` for each text delta; return the full message.
 
-        With ``stream=False`` this is :meth:`__call__` followed by one
-        ``on_text`` per text block.
+        ``on_block`` receives each content block as soon as it is complete.
+        With ``stream=False``, or when the server answers the streamed request
+        with plain JSON (some gateways do), the response's blocks are replayed
+        in order: one ``on_text`` per text block and one ``on_block`` per
+        block, exactly what the event stream would have reported.
 
         Raises:
             APIStatusError: An error status after the retries, or an ``error``
                 event in the stream (status 200, not retried).
             APIConnectionError: No response after the retries, or the stream
                 broke off before ``message_stop``.
+            APITimeoutError: The call took longer than :attr:`deadline` (a
+                stream that only sends pings ends here too).
             ModelResponseError: The stream is malformed.
         """
+        with self.api.redactor.guard():
+            with anyio.move_on_after(self.deadline):
+                return await self._stream(request, on_text, on_block)
+            raise self._deadline_exceeded()
+
+    async def _stream(
+        self,
+        request: MessagesRequest,
+        on_text: TextHandler,
+        on_block: BlockHandler | None,
+    ) -> MessagesResponse:
         if not self.streaming:
-            response = await self(request)
-            for block in response.content:
-                if isinstance(block, TextBlock) and block.text:
-                    await on_text(block.text)
-                if on_block is not None:
-                    await on_block(block)
-            return response
+            return await _replay(await self._call(request), on_text, on_block)
         async with self.api.stream(
             "POST", _MESSAGES, json=self._body(request, stream=True), betas=self._betas(request)
         ) as http_response:
@@ -192,8 +227,9 @@ class AnthropicModel(AsyncCloseable):
             content_type = http_response.headers.get("content-type", "")
             if "text/event-stream" not in content_type:
                 await http_response.aread()
-                return self._unexpected_body(http_response, request_id)
-            assembler = MessageAssembler(request_id=request_id)
+                response = self._message(http_response, "expected an event stream, got")
+                return await _replay(response, on_text, on_block)
+            assembler = MessageAssembler(request_id=request_id, redact=self.api.redact)
             try:
                 async for frame in aiter_sse(http_response.aiter_lines()):
                     if assembler.done:
@@ -212,17 +248,17 @@ class AnthropicModel(AsyncCloseable):
                 ) from exc
             return assembler.response()
 
-    def _unexpected_body(
-        self, http_response: httpx2.Response, request_id: str | None
-    ) -> MessagesResponse:
-        """A streamed request answered with JSON: accept a message, else fail clearly."""
-        suffix = f" (request_id={request_id})" if request_id else ""
-        try:
-            payload = json.loads(http_response.content)
-            return MessagesResponse.model_validate(payload)
-        except ValueError as exc:
-            snippet = self.api.redact(http_response.text[:200])
-            raise ModelResponseError(f"expected an event stream, got {snippet!r}{suffix}") from exc
+
+async def _replay(
+    response: MessagesResponse, on_text: TextHandler, on_block: BlockHandler | None
+) -> MessagesResponse:
+    """Report a complete response's blocks as a stream would have: text, then each block."""
+    for block in response.content:
+        if isinstance(block, TextBlock) and block.text:
+            await on_text(block.text)
+        if on_block is not None:
+            await on_block(block)
+    return response
 
 
 _block_adapter: TypeAdapter[ContentBlock] = TypeAdapter(ContentBlock)
@@ -235,5 +271,5 @@ def _validate_block(raw: dict[str, Any], request_id: str | None) -> ContentBlock
     except ValueError as exc:
         suffix = f" (request_id={request_id})" if request_id else ""
         raise ModelResponseError(
-            f"the stream sent an invalid content block: {exc}{suffix}"
+            f"the stream sent an invalid content block: {validation_summary(exc)}{suffix}"
         ) from exc

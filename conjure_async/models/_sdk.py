@@ -17,6 +17,7 @@ from conjure_async._exceptions import (
     ModelResponseError,
     status_error_class,
 )
+from conjure_async._redact import Redactor, validation_summary
 from conjure_async.anthropic._api import merge_betas
 from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock
 from conjure_async.models._base import TextHandler
@@ -50,7 +51,8 @@ class AnthropicSDKModel(AsyncCloseable):
 
     SDK exceptions are translated to this library's tree
     (:class:`~conjure_async.RateLimitError`, ``APIConnectionError``...), chained
-    with ``from``.
+    with ``from``; the client's key (and anything shaped like an Anthropic key)
+    is redacted from them, their causes and their headers.
 
     Args:
         client: The ``AsyncAnthropic`` client; without one, a client is created
@@ -80,6 +82,12 @@ class AnthropicSDKModel(AsyncCloseable):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model_name!r}, stream={self.streaming})"
+
+    @property
+    def _redactor(self) -> Redactor:
+        return Redactor(
+            getattr(self.client, "api_key", None), getattr(self.client, "auth_token", None)
+        )
 
     async def aclose(self) -> None:
         """Close the client if this adapter created it."""
@@ -135,7 +143,9 @@ class AnthropicSDKModel(AsyncCloseable):
         try:
             return MessagesResponse.model_validate(data)
         except ValueError as exc:
-            raise ModelResponseError(f"the SDK returned an invalid message: {exc}") from exc
+            raise ModelResponseError(
+                f"the SDK returned an invalid message: {validation_summary(exc)}"
+            ) from exc
 
     async def __call__(self, request: MessagesRequest) -> MessagesResponse:
         """Send ``request`` with ``messages.create`` and return the response.
@@ -145,15 +155,16 @@ class AnthropicSDKModel(AsyncCloseable):
             APIConnectionError: no response.
             ModelResponseError: the response is unusable.
         """
-        resource, kwargs = self._prepare(request, streaming=False)
-        try:
-            message = await resource.create(**kwargs)
-        except Exception as exc:
-            translated = self._translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
-        return self._response(message)
+        with self._redactor.guard():
+            resource, kwargs = self._prepare(request, streaming=False)
+            try:
+                message = await resource.create(**kwargs)
+            except Exception as exc:
+                translated = self._translate(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            return self._response(message)
 
     async def stream(self, request: MessagesRequest, on_text: TextHandler) -> MessagesResponse:
         """Stream ``request``; await ``on_text`` per text delta; return the full message.
@@ -167,15 +178,16 @@ class AnthropicSDKModel(AsyncCloseable):
                 if isinstance(block, TextBlock) and block.text:
                     await on_text(block.text)
             return response
-        resource, kwargs = self._prepare(request, streaming=True)
-        try:
-            async with resource.stream(**kwargs) as events:
-                async for text in events.text_stream:
-                    await on_text(text)
-                message = await events.get_final_message()
-        except Exception as exc:
-            translated = self._translate(exc)
-            if translated is None:
-                raise
-            raise translated from exc
-        return self._response(message)
+        with self._redactor.guard():
+            resource, kwargs = self._prepare(request, streaming=True)
+            try:
+                async with resource.stream(**kwargs) as events:
+                    async for text in events.text_stream:
+                        await on_text(text)
+                    message = await events.get_final_message()
+            except Exception as exc:
+                translated = self._translate(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            return self._response(message)

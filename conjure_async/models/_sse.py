@@ -12,7 +12,7 @@ status 200, as the official SDK does).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,10 @@ from conjure_async._exceptions import (
     APIConnectionError,
     APIStatusError,
     ModelResponseError,
+    redact_key_shapes,
     status_error_class,
 )
+from conjure_async._redact import validation_summary
 from conjure_async.messages import MessagesResponse
 
 __all__ = ["MessageAssembler", "SSEDecoder", "ServerSentEvent", "aiter_sse"]
@@ -91,10 +93,18 @@ class MessageAssembler:
 
     Args:
         request_id: The HTTP response's ``request-id``, put on raised errors.
+        redact: Applied to every piece of the stream quoted in an error
+            (before it is shortened); the model client passes its redactor.
     """
 
-    def __init__(self, request_id: str | None = None) -> None:
+    def __init__(
+        self,
+        request_id: str | None = None,
+        *,
+        redact: Callable[[str], str] = redact_key_shapes,
+    ) -> None:
         self.request_id = request_id
+        self._redact = redact
         self.done = False
         self._message: dict[str, Any] | None = None
         self._blocks: dict[int, dict[str, Any]] = {}
@@ -114,7 +124,7 @@ class MessageAssembler:
             data = json.loads(frame.data)
         except ValueError as exc:
             raise ModelResponseError(
-                f"malformed JSON in the {frame.event!r} stream event: {frame.data[:200]!r}"
+                f"malformed JSON in the {frame.event!r} stream event: {self._snippet(frame.data)!r}"
                 + self._rid()
             ) from exc
         if not isinstance(data, dict):
@@ -129,7 +139,7 @@ class MessageAssembler:
             result: str | None = handler(data)
         except (KeyError, TypeError, AttributeError) as exc:
             raise ModelResponseError(
-                f"unexpected {kind!r} stream event: {frame.data[:200]!r}" + self._rid()
+                f"unexpected {kind!r} stream event: {self._snippet(frame.data)!r}" + self._rid()
             ) from exc
         return result
 
@@ -150,7 +160,7 @@ class MessageAssembler:
             return MessagesResponse.model_validate(message)
         except ValueError as exc:
             raise ModelResponseError(
-                f"the streamed message does not validate: {exc}" + self._rid()
+                f"the streamed message does not validate: {validation_summary(exc)}" + self._rid()
             ) from exc
 
     # -- events ---------------------------------------------------------------
@@ -158,11 +168,15 @@ class MessageAssembler:
     def _rid(self) -> str:
         return f" (request_id={self.request_id})" if self.request_id else ""
 
+    def _snippet(self, text: str) -> str:
+        """What an error quotes of the stream: redacted first, then shortened."""
+        return self._redact(text)[:200]
+
     def _stream_error(self, data: dict[str, Any]) -> APIStatusError:
         error = data.get("error") if isinstance(data.get("error"), dict) else {}
         assert isinstance(error, dict)
         error_type = error.get("type") if isinstance(error.get("type"), str) else None
-        message = str(error.get("message") or "error event in the response stream")
+        message = self._redact(str(error.get("message") or "error event in the response stream"))
         request_id = data.get("request_id") if isinstance(data.get("request_id"), str) else None
         cls = status_error_class(200, error_type)
         return cls(
@@ -224,8 +238,8 @@ class MessageAssembler:
                 parsed = json.loads(raw)
             except ValueError as exc:
                 raise ModelResponseError(
-                    f"the input of content block {index} is not valid JSON: {raw[:200]!r}"
-                    + self._rid()
+                    f"the input of content block {index} is not valid JSON: "
+                    f"{self._snippet(raw)!r}" + self._rid()
                 ) from exc
             self._blocks[index]["input"] = parsed
         self._completed.append(self._blocks[index])

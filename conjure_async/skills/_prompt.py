@@ -10,20 +10,28 @@ from conjure_async.skills._model import Skill
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
+    "DEFAULT_READ_WITH",
     "SkillListing",
     "SkillPromptEntry",
     "available_skills_block",
     "estimate_tokens",
+    "skills_instructions",
 ]
 
-DEFAULT_INSTRUCTIONS = (
+DEFAULT_READ_WITH = "(at its location) with the view tool"
+"""How a skill's ``SKILL.md`` is read unless its listing says otherwise (Local, Docker)."""
+
+_INTRO = (
     "You have access to the skills listed below. Each skill is a folder of "
     "instructions, scripts and resources for a kind of task, described by its "
-    "name and description. When a task matches a skill's description, first read "
-    "that skill's SKILL.md (at its location) with the view tool, then follow its "
-    "instructions; open the other files it mentions only when you need them."
+    "name and description. "
 )
-"""The usage paragraph placed before the block when ``instructions=True``."""
+_FIRST_READ = "When a task matches a skill's description, first read that skill's SKILL.md"
+_THEN = "then follow its instructions; open the other files it mentions only when you need them."
+
+DEFAULT_INSTRUCTIONS = f"{_INTRO}{_FIRST_READ} {DEFAULT_READ_WITH}, {_THEN}"
+"""The usage paragraph placed before the block when ``instructions=True`` and every
+skill is read the default way (:data:`DEFAULT_READ_WITH`)."""
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}
 
@@ -38,6 +46,11 @@ class SkillListing:
     """What it does and when to use it."""
     location: str | None = None
     """Where the model can read its ``SKILL.md`` (as the backend sees it), if anywhere."""
+    read_with: str | None = None
+    """How the model reads this skill's ``SKILL.md`` with the tools its backend
+    offers, completing "first read that skill's SKILL.md ...": ``None`` is
+    :data:`DEFAULT_READ_WITH` for a listing with a location (the ``view``
+    tool), and nothing to read for one without (a native skill)."""
 
     @classmethod
     def from_skill(cls, skill: Skill, location: str | None = None) -> SkillListing:
@@ -74,6 +87,31 @@ def _escape(value: str) -> str:
     return "".join(_ESCAPES.get(ch, ch) for ch in value)
 
 
+def skills_instructions(listings: Iterable[SkillListing]) -> str:
+    """The usage paragraph for these skills, saying how each is read.
+
+    Each backend's listings say how their ``SKILL.md`` is read with the tools
+    that backend offers (:attr:`SkillListing.read_with`): the Local and Docker
+    backends with the ``view`` tool at the location, the hosted backend inside
+    its code execution container. When every skill is read the same way the
+    paragraph has one sentence for it (:data:`DEFAULT_INSTRUCTIONS` for the
+    ``view`` tool); otherwise one line per way, naming its skills.
+    """
+    groups: dict[str, list[str]] = {}
+    for listing in listings:
+        how = listing.read_with or (DEFAULT_READ_WITH if listing.location is not None else None)
+        if how is not None:
+            groups.setdefault(how, []).append(listing.name)
+    if not groups:
+        return DEFAULT_INSTRUCTIONS
+    if len(groups) == 1:
+        (how,) = groups
+        return f"{_INTRO}{_FIRST_READ} {how}, {_THEN}"
+    lines = [f"{_INTRO}{_FIRST_READ}, {_THEN} How to read a SKILL.md:"]
+    lines += [f"- {', '.join(names)}: read it {how}." for how, names in groups.items()]
+    return "\n".join(lines)
+
+
 def available_skills_block(
     entries: Iterable[SkillPromptEntry],
     *,
@@ -96,9 +134,11 @@ def available_skills_block(
         entries: Skills (location: their ``SKILL.md``), :class:`SkillListing`
             objects, or ``(skill_or_listing_or_(name, description), location)``
             tuples where ``location`` may be ``None`` to omit it.
-        instructions: ``True`` puts :data:`DEFAULT_INSTRUCTIONS` and a blank
-            line before the block; a string puts that text instead; ``False``
-            renders the block alone.
+        instructions: ``True`` puts the usage paragraph and a blank line
+            before the block (:func:`skills_instructions`: how each skill's
+            ``SKILL.md`` is read, :data:`DEFAULT_INSTRUCTIONS` when all use the
+            ``view`` tool); a string puts that text instead; ``False`` renders
+            the block alone.
 
     Returns:
         The text to add to the system prompt.
@@ -106,9 +146,9 @@ def available_skills_block(
     Raises:
         TypeError: An entry has none of the accepted shapes.
     """
+    listings = [_listing(entry) for entry in entries]
     lines = ["<available_skills>"]
-    for entry in entries:
-        listing = _listing(entry)
+    for listing in listings:
         lines += [
             "<skill>",
             f"<name>{_escape(listing.name)}</name>",
@@ -120,7 +160,7 @@ def available_skills_block(
     lines.append("</available_skills>")
     block = "\n".join(lines)
     if instructions is True:
-        return f"{DEFAULT_INSTRUCTIONS}\n\n{block}"
+        return f"{skills_instructions(listings)}\n\n{block}"
     if isinstance(instructions, str) and instructions:
         return f"{instructions}\n\n{block}"
     return block

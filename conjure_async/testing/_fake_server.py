@@ -34,10 +34,16 @@ Faults (:meth:`FakeAnthropicServer.inject`) apply to the next matching
 request: :class:`ErrorResponse` (a status with an Anthropic error body and
 headers such as ``retry-after``), :class:`DropConnection` (reset the
 connection before answering), :class:`MalformedJSON`, :class:`Delay` (a slow
-answer), :class:`StreamError` (an ``error`` event mid-stream) and
-:class:`StreamDrop` (the connection resets mid-stream).
+answer), :class:`StreamError` (an ``error`` event mid-stream),
+:class:`StreamDrop` (the connection resets mid-stream), :class:`StreamRaw`
+(arbitrary bytes mid-stream, e.g. a malformed frame), :class:`StreamPings`
+(``ping`` events forever, never finishing) and :class:`PlainJSON` (a streamed
+request answered with the whole message as plain JSON, as some gateways do).
 
-The Skills and Files stores are in memory. Responses use the beta shapes when
+The Skills and Files stores are in memory; uploads are checked like the
+real API's (one top folder named like the skill, under 8 MB, a ``[a-z0-9-]``
+name without "anthropic" or "claude", a description of 1-1024 characters
+without XML tags). Responses use the beta shapes when
 the request sends the ``skills-2025-10-02`` / ``files-api-2025-04-14`` beta
 header and the post-GA shapes otherwise. Files "created in the container" are
 added with :meth:`FakeAnthropicServer.add_file`.
@@ -77,9 +83,12 @@ __all__ = [
     "MalformedJSON",
     "MessagesStep",
     "MultipartPart",
+    "PlainJSON",
     "RecordedRequest",
     "StreamDrop",
     "StreamError",
+    "StreamPings",
+    "StreamRaw",
     "message_stream_events",
 ]
 
@@ -176,8 +185,41 @@ class StreamDrop:
     after_events: int = 2
 
 
-Fault: TypeAlias = ErrorResponse | DropConnection | MalformedJSON | Delay | StreamError | StreamDrop
+@dataclass(frozen=True, slots=True)
+class StreamRaw:
+    """For a streamed Messages request: send ``data`` as is after ``after_events`` events, then end.
+
+    E.g. a frame whose ``data:`` line is not JSON, to test how a client handles a
+    malformed stream.
+    """
+
+    data: bytes
+    after_events: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPings:
+    """For a streamed Messages request: after ``after_events`` events, send ``ping`` forever.
+
+    One ``ping`` every ``interval`` seconds until the client goes away or the
+    server closes: a stream that is alive but never finishes.
+    """
+
+    after_events: int = 2
+    interval: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class PlainJSON:
+    """For a streamed Messages request: answer the whole message as one JSON body (no SSE)."""
+
+
+_StreamFault: TypeAlias = StreamError | StreamDrop | StreamRaw | StreamPings | PlainJSON
+
+Fault: TypeAlias = ErrorResponse | DropConnection | MalformedJSON | Delay | _StreamFault
 """Anything :meth:`FakeAnthropicServer.inject` accepts."""
+
+_STREAM_FAULTS = (StreamError, StreamDrop, StreamRaw, StreamPings, PlainJSON)
 
 
 @dataclass(slots=True)
@@ -585,7 +627,8 @@ class FakeAnthropicServer:
         """Apply ``fault`` to the next ``times`` requests whose path starts with ``path``.
 
         Faults apply in the order injected. :class:`StreamError` and
-        :class:`StreamDrop` wait for a streamed Messages request.
+        the other stream faults (:class:`StreamDrop`, :class:`StreamRaw`,
+        :class:`StreamPings`, :class:`PlainJSON`) wait for a streamed Messages request.
         """
         self._faults.append(_Injected(fault, path, method.upper() if method else None, times))
 
@@ -750,7 +793,7 @@ class FakeAnthropicServer:
                 continue
             if injected.method is not None and injected.method != request.method:
                 continue
-            if isinstance(injected.fault, StreamError | StreamDrop) and not streaming:
+            if isinstance(injected.fault, _STREAM_FAULTS) and not streaming:
                 continue
             injected.times -= 1
             if injected.times <= 0:
@@ -763,7 +806,7 @@ class FakeAnthropicServer:
         streaming = (
             request.path == "/v1/messages" and body is not None and body.get("stream") is True
         )
-        stream_fault: StreamError | StreamDrop | None = None
+        stream_fault: _StreamFault | None = None
         while (fault := self._take_fault(request, streaming=streaming)) is not None:
             if isinstance(fault, Delay):
                 with anyio.move_on_after(fault.seconds):
@@ -796,7 +839,7 @@ class FakeAnthropicServer:
         request: RecordedRequest,
         body: dict[str, Any] | None,
         out: _Responder,
-        stream_fault: StreamError | StreamDrop | None,
+        stream_fault: _StreamFault | None,
     ) -> None:
         method, path = request.method, request.path.rstrip("/")
         beta_skills = SKILLS_BETA in request.betas
@@ -919,7 +962,7 @@ class FakeAnthropicServer:
         self,
         body: dict[str, Any] | None,
         out: _Responder,
-        stream_fault: StreamError | StreamDrop | None,
+        stream_fault: _StreamFault | None,
     ) -> None:
         if body is None:
             raise _HTTPError(400, "the body must be a JSON object")
@@ -938,7 +981,7 @@ class FakeAnthropicServer:
             answer["container"] = container
         answer.setdefault("stop_sequence", None)
         answer.setdefault("usage", {"input_tokens": 10, "output_tokens": 5})
-        if body.get("stream") is not True:
+        if body.get("stream") is not True or isinstance(stream_fault, PlainJSON):
             await out.json(answer)
             return
         events = message_stream_events(
@@ -950,6 +993,12 @@ class FakeAnthropicServer:
                 if isinstance(stream_fault, StreamDrop):
                     await out.drop()
                     return
+                if isinstance(stream_fault, StreamRaw):
+                    await out.chunk(stream_fault.data, more=False)
+                    return
+                if isinstance(stream_fault, StreamPings):
+                    await self._ping_forever(out, stream_fault.interval)
+                    return
                 error = {
                     "type": "error",
                     "error": {"type": stream_fault.error_type, "message": stream_fault.message},
@@ -958,6 +1007,15 @@ class FakeAnthropicServer:
                 return
             await out.chunk(_frame(event, data))
         await out.chunk(b"", more=False)
+
+    async def _ping_forever(self, out: _Responder, interval: float) -> None:
+        """Send ``ping`` events until the client disconnects or the server closes."""
+        while not self._closing.is_set():
+            await out.chunk(_frame("ping", {"type": "ping"}))
+            if await out.disconnected_within(interval):
+                return
+        with contextlib.suppress(Exception):
+            await out.chunk(b"", more=False)
 
     # -- skills ------------------------------------------------------------------------
 
@@ -1001,6 +1059,7 @@ class FakeAnthropicServer:
             raise _HTTPError(
                 400, f"The folder name '{top}' must match the skill name '{name}' in SKILL.md."
             )
+        _check_frontmatter(name, meta.get("description", ""))
         stamp = str(next(self._version_clock))
         version = _Version(
             id=f"skillver_fake{next(self._ids):06d}",
@@ -1065,6 +1124,19 @@ class FakeAnthropicServer:
             "last_id": page[-1]["id"] if page else None,
             "has_more": len(items) > limit,
         }
+
+
+def _check_frontmatter(name: str, description: str) -> None:
+    """The Skills API's rules for ``name`` and ``description`` (400 when broken)."""
+    if not re.fullmatch(r"[a-z0-9-]{1,64}", name):
+        raise _HTTPError(400, "name: at most 64 characters, only lowercase letters, digits, '-'")
+    for word in ("anthropic", "claude"):
+        if word in name:
+            raise _HTTPError(400, f"name: must not contain the reserved word '{word}'")
+    if not 1 <= len(description) <= 1024:
+        raise _HTTPError(400, "description: must be 1-1024 characters")
+    if re.search(r"<\s*/?\s*[A-Za-z_][^<>]*>", description):
+        raise _HTTPError(400, "description: must not contain XML tags")
 
 
 def _credentials(headers: Mapping[str, str]) -> set[str]:
@@ -1175,6 +1247,15 @@ class _Responder:
             "request_id": self.request_id,
         }
         await self.raw(status, json.dumps(payload).encode(), "application/json", extra)
+
+    async def disconnected_within(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the client to disconnect; return whether it did."""
+        with anyio.move_on_after(seconds):
+            while True:
+                message = await self._receive()
+                if message.get("type") == "http.disconnect":
+                    return True
+        return False
 
     async def drop(self) -> None:
         """Reset the TCP connection (RST) without completing the response."""

@@ -8,6 +8,7 @@ EXPECTED = [
     "ANTHROPIC_VERSION",
     "AnthropicAPI",
     "DEFAULT_BASE_URL",
+    "DEFAULT_DEADLINE",
     "Deleted",
     "FILES_BETA",
     "FileInfo",
@@ -24,6 +25,7 @@ EXPECTED = [
     "merge_betas",
     "safe_filename",
     "skill_upload_files",
+    "upload_problems",
 ]
 
 
