@@ -110,6 +110,7 @@ class MessageAssembler:
         self._blocks: dict[int, dict[str, Any]] = {}
         self._completed: list[dict[str, Any]] = []
         self._partial_json: dict[int, list[str]] = {}
+        self._cut_inputs: dict[int, str] = {}
 
     def handle(self, frame: ServerSentEvent) -> str | None:
         """Apply one frame; return its text delta, if it carried one.
@@ -155,6 +156,13 @@ class MessageAssembler:
                 "the response stream ended before message_stop", request_id=self.request_id
             )
         message = dict(self._message)
+        if self._cut_inputs and message.get("stop_reason") != "max_tokens":
+            index, raw = next(iter(self._cut_inputs.items()))
+            raise ModelResponseError(
+                f"the input of content block {index} is not valid JSON: "
+                f"{self._snippet(raw)!r}" + self._rid()
+            )
+        # Under max_tokens a cut tool input stays {}: the session never runs it.
         message["content"] = [self._blocks[i] for i in sorted(self._blocks)]
         try:
             return MessagesResponse.model_validate(message)
@@ -236,11 +244,12 @@ class MessageAssembler:
         if raw.strip():  # no input deltas: keep the block's own input ({} usually)
             try:
                 parsed = json.loads(raw)
-            except ValueError as exc:
-                raise ModelResponseError(
-                    f"the input of content block {index} is not valid JSON: "
-                    f"{self._snippet(raw)!r}" + self._rid()
-                ) from exc
+            except ValueError:
+                # Cut off by max_tokens, or garbage: only message_delta's stop
+                # reason tells which, so decide in response(). The block is
+                # not handed out as complete (its input is not).
+                self._cut_inputs[index] = raw
+                return
             self._blocks[index]["input"] = parsed
         self._completed.append(self._blocks[index])
 

@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from conjure_async import Session
-from conjure_async._exceptions import APITimeoutError
+from conjure_async._exceptions import APITimeoutError, ModelResponseError
 from conjure_async.anthropic import AnthropicAPI
 from conjure_async.backends import AnthropicBackend
 from conjure_async.backends._hosted import AnthropicSkill
@@ -17,7 +17,13 @@ from conjure_async.events import TextDelta
 from conjure_async.messages import ContentBlock, Message, MessagesRequest
 from conjure_async.models._anthropic import AnthropicModel
 from conjure_async.testing import FakeAnthropicServer, collect, summarize
-from conjure_async.testing._fake_server import Delay, ErrorResponse, PlainJSON, StreamPings
+from conjure_async.testing._fake_server import (
+    Delay,
+    ErrorResponse,
+    PlainJSON,
+    StreamPings,
+    StreamRaw,
+)
 from tests.anthropic.constants import API_KEY, FAST
 
 pytestmark = pytest.mark.anyio
@@ -159,3 +165,57 @@ async def test_deadline_is_configurable_and_generous_by_default() -> None:
         assert (default.deadline, default.api.deadline) == (600.0, 600.0)
         assert own.deadline == 42.0
         assert shared.deadline == 7.0
+
+
+# -- item 16: a streamed tool call cut off by max_tokens --------------------------------
+
+
+def _cut_tool_call(stop_reason: str) -> bytes:
+    """SSE frames of a tool_use whose input JSON stops half-way, then the given stop reason."""
+    return (
+        'event: content_block_start\ndata: {"type": "content_block_start", "index": 1, '
+        '"content_block": {"type": "tool_use", "id": "toolu_cut", "name": "bash_tool", '
+        '"input": {}}}\n\n'
+        'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 1, '
+        '"delta": {"type": "input_json_delta", "partial_json": "{\\"command\\": \\"echo hal"}}\n\n'
+        'event: content_block_stop\ndata: {"type": "content_block_stop", "index": 1}\n\n'
+        'event: message_delta\ndata: {"type": "message_delta", "delta": {"stop_reason": '
+        f'"{stop_reason}"}}, "usage": {{"output_tokens": 64}}}}\n\n'
+        'event: message_stop\ndata: {"type": "message_stop"}\n\n'
+    ).encode()
+
+
+async def test_a_streamed_tool_call_cut_by_max_tokens_ends_the_turn_unrun(
+    server: FakeAnthropicServer, model_factory: ModelFactory
+) -> None:
+    """Partial tool input JSON under max_tokens: no error, the call never runs, reply says so."""
+    from tests.helpers import FuncBackend
+
+    server.inject(StreamRaw(data=_cut_tool_call("max_tokens"), after_events=4))
+    server.queue({"content": [{"type": "text", "text": "Running it"}]})
+    ran: list[dict[str, Any]] = []
+
+    async def bash_tool(args: dict[str, Any]) -> str:
+        ran.append(args)
+        return "ran"
+
+    async with Session(FuncBackend({"bash_tool": bash_tool}), model=model_factory()) as session:
+        reply = await session.chat("go")
+    assert reply.stop_reason == "max_tokens"
+    assert reply.text.startswith("Running")
+    assert ran == []
+
+
+async def test_partial_tool_input_without_max_tokens_is_a_model_response_error(
+    server: FakeAnthropicServer, model_factory: ModelFactory
+) -> None:
+    """The same cut input with stop_reason tool_use is garbage: ModelResponseError, named."""
+    server.inject(StreamRaw(data=_cut_tool_call("tool_use"), after_events=4))
+    server.queue({"content": [{"type": "text", "text": "Running it"}]})
+
+    with pytest.raises(ModelResponseError, match="not valid JSON"):
+        await model_factory().stream(_request(), _ignore_text, None)
+
+
+async def _ignore_text(text: str) -> None:
+    del text

@@ -179,6 +179,9 @@ def _frames(key: str) -> list[bytes]:
             f'"delta": {{"type": "input_json_delta", "partial_json": "{{\\"k\\": {key} '
             f'{STRANGER}"}}}}\n\n'
             'event: content_block_stop\ndata: {"type": "content_block_stop", "index": 5}\n\n'
+            'event: message_delta\ndata: {"type": "message_delta", '
+            '"delta": {"stop_reason": "tool_use"}}\n\n'
+            'event: message_stop\ndata: {"type": "message_stop"}\n\n'
         ).encode(),
     ]
 
