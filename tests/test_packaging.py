@@ -78,10 +78,11 @@ def test_a_user_program_type_checks_strictly_against_the_install(tmp_path: Path)
     assert _install_is_editable(), "the suite runs against the editable install of .ci/run"
     assert "Cannot find implementation" not in output, output
     errors = [line for line in output.splitlines() if ": error:" in line]
-    assert errors == [
+    expected = (
         'user_program.py:18: error: Incompatible types in assignment (expression has type "str",'
         ' variable has type "int")  [assignment]'
-    ], output
+    )
+    assert errors == [expected], output
 
 
 def test_the_installed_version_is_the_package_version() -> None:
