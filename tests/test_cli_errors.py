@@ -132,7 +132,7 @@ async def test_debug_shows_the_traceback_then_the_line() -> None:
     result = await conjure("--debug", "chat", "--skills", "/nope", "hi", ANTHROPIC_API_KEY=KEY)
     assert result.returncode == 1
     assert result.stderr.startswith("Traceback (most recent call last):\n"), result.stderr
-    assert "conjure_async._exceptions.SkillValidationError" in result.stderr
+    assert "conjure_async.SkillValidationError: 1 skill problem:" in result.stderr
     assert result.stderr.splitlines()[-1].startswith("conjure: error: SkillValidationError: ")
 
 

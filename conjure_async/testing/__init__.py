@@ -8,7 +8,8 @@
 * ``FakeAnthropicServer``: a real HTTP server on 127.0.0.1 speaking the
   Anthropic API (Messages, Skills, Files), with error injection.
 
-The library itself never imports this package.
+The library never imports this package; only the offline demo
+(``conjure demo``) does, to play the model and the API.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from conjure_async._public import publish
 from conjure_async.testing._assertions import DEFAULT_IGNORED, assert_events, collect, summarize
 from conjure_async.testing._scripted import (
     ScriptedModel,
@@ -75,7 +77,12 @@ _FAKE_SERVER_NAMES = frozenset(
 )
 
 
+publish(__name__, {name: globals()[name] for name in __all__ if name in globals()})
+
+
 def __getattr__(name: str) -> Any:
     if name in _FAKE_SERVER_NAMES:
-        return getattr(importlib.import_module("conjure_async.testing._fake_server"), name)
+        obj = getattr(importlib.import_module("conjure_async.testing._fake_server"), name)
+        publish(__name__, {name: obj})
+        return obj
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
