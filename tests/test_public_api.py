@@ -87,6 +87,7 @@ EXPECTED = {
         "DEFAULT_IGNORED",
         "Delay",
         "DropConnection",
+        "EXAMPLE_SKILLS",
         "ErrorResponse",
         "FakeAnthropicServer",
         "MalformedJSON",

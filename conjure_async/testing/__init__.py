@@ -5,6 +5,8 @@
   :func:`tool_use_response` and :func:`tool_call`.
 * :func:`collect`, :func:`assert_events`, :func:`summarize`: assert whole
   event sequences.
+* :data:`EXAMPLE_SKILLS`: the folder of the example skills, to try things
+  out from any working directory (``load_skills(EXAMPLE_SKILLS)``).
 * ``FakeAnthropicServer``: a real HTTP server on 127.0.0.1 speaking the
   Anthropic API (Messages, Skills, Files), with error injection.
 
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from conjure_async._public import publish
 from conjure_async.testing._assertions import DEFAULT_IGNORED, assert_events, collect, summarize
+from conjure_async.testing._examples import EXAMPLE_SKILLS
 from conjure_async.testing._scripted import (
     ScriptedModel,
     ScriptStep,
@@ -40,10 +43,11 @@ if TYPE_CHECKING:
         message_stream_events,
     )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as the public-API tests check
     "DEFAULT_IGNORED",
     "Delay",
     "DropConnection",
+    "EXAMPLE_SKILLS",
     "ErrorResponse",
     "FakeAnthropicServer",
     "MalformedJSON",
