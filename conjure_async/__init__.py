@@ -7,7 +7,7 @@ execution containers) and Native (async Python callables)::
     from conjure_async import Session, load_skills
     from conjure_async.backends import LocalBackend
 
-    skills = load_skills("examples/skills")
+    skills = load_skills("path/to/skills")  # a skill folder, a folder of them, a .skill
     async with Session(LocalBackend(skills), model=model) as session:
         reply = await session.chat("Analyze app.log")
 """
