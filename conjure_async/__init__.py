@@ -7,7 +7,7 @@ execution containers) and Native (async Python callables)::
     from conjure_async import Session, load_skills
     from conjure_async.backends import LocalBackend
 
-    skills = load_skills("examples/skills")
+    skills = load_skills("path/to/skills")  # a skill folder, a folder of them, a .skill
     async with Session(LocalBackend(skills), model=model) as session:
         reply = await session.chat("Analyze app.log")
 """
@@ -22,17 +22,25 @@ from conjure_async._exceptions import (
     APIError,
     APIStatusError,
     APITimeoutError,
+    AuthenticationError,
     BackendError,
+    BadRequestError,
+    ConflictError,
     ConjureError,
     ContainerDiedError,
     DockerError,
     DockerUnavailableError,
     ImageNotFoundError,
+    InternalServerError,
     MaxIterationsError,
     MissingDependencyError,
     ModelError,
     ModelResponseError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
     RateLimitError,
+    RequestTooLargeError,
     SandboxUnavailableError,
     SessionError,
     SessionStateError,
@@ -41,9 +49,11 @@ from conjure_async._exceptions import (
     SkillNotFoundError,
     SkillPackageError,
     SkillParseError,
+    SkillResourceError,
     SkillValidationError,
     ToolConflictError,
 )
+from conjure_async._public import publish
 from conjure_async._session import AfterToolCall, BeforeToolCall, Deny, Rewrite, Session
 from conjure_async.backends._base import ToolCall, ToolContext, ToolResult
 from conjure_async.events import CreatedFile, Event, Reply
@@ -62,8 +72,11 @@ __all__ = [
     "APITimeoutError",
     "AfterToolCall",
     "AnthropicModel",
+    "AuthenticationError",
     "BackendError",
+    "BadRequestError",
     "BeforeToolCall",
+    "ConflictError",
     "ConjureError",
     "ContainerDiedError",
     "CreatedFile",
@@ -72,14 +85,19 @@ __all__ = [
     "DockerUnavailableError",
     "Event",
     "ImageNotFoundError",
+    "InternalServerError",
     "MaxIterationsError",
     "MessagesRequest",
     "MessagesResponse",
     "MissingDependencyError",
     "ModelError",
     "ModelResponseError",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
     "RateLimitError",
     "Reply",
+    "RequestTooLargeError",
     "Rewrite",
     "SandboxUnavailableError",
     "Session",
@@ -92,6 +110,7 @@ __all__ = [
     "SkillPackageError",
     "SkillParseError",
     "SkillRegistry",
+    "SkillResourceError",
     "SkillValidationError",
     "ToolCall",
     "ToolConflictError",
@@ -100,8 +119,10 @@ __all__ = [
     "load_skills",
 ]
 
+publish(__name__, {name: globals()[name] for name in __all__ if name in globals()})
+
 
 def __getattr__(name: str) -> Any:
-    if name == "AnthropicModel":
-        return importlib.import_module("conjure_async.models._anthropic").AnthropicModel
+    if name == "AnthropicModel":  # through its public package, which publishes it
+        return importlib.import_module("conjure_async.models").AnthropicModel
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

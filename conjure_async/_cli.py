@@ -1,22 +1,58 @@
-"""The ``conjure`` command line: ``validate``, ``skills list`` and ``demo``.
+"""The ``conjure`` command line: validate, skills list, demo, chat and docker build.
 
-Exit codes: 0 success, 1 a skill is invalid or cannot be loaded (or a PATH
-holds no skill), 2 usage error.
+``validate`` and ``skills list`` exit 1 when a skill is invalid or cannot be
+loaded, or a PATH holds no skill. Errors: every :class:`~conjure_async.ConjureError` that reaches the command
+line becomes one line on standard error, ``conjure: error: Type: message;
+hint: what to do``, and a documented exit code (:data:`EXIT_CODES`);
+``conjure --debug COMMAND`` prints the traceback and the library's log
+events too. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
 import logging
+import os
 import sys
+import textwrap
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 
+from conjure_async import __version__
+from conjure_async._exceptions import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BackendError,
+    ConjureError,
+    ContainerDiedError,
+    DockerError,
+    DockerUnavailableError,
+    ImageNotFoundError,
+    InternalServerError,
+    MaxIterationsError,
+    MissingDependencyError,
+    ModelError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    SandboxUnavailableError,
+    SessionError,
+    SkillConflictError,
+    SkillError,
+    SkillNotFoundError,
+    ToolConflictError,
+)
 from conjure_async.skills import (
     Diagnostic,
     Skill,
@@ -26,11 +62,66 @@ from conjure_async.skills import (
 from conjure_async.skills._loader import NO_SKILLS_FOUND
 from conjure_async.skills._validate import check_profile
 
-__all__ = ["main"]
+__all__ = ["EXIT_CODES", "main"]
 
 EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_USAGE = 2
+EXIT_MODEL = 3
+EXIT_BACKEND = 4
+EXIT_SESSION = 5
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES: dict[int, str] = {
+    EXIT_OK: "success",
+    EXIT_INVALID: "a skill is invalid or cannot be loaded (or another library error)",
+    EXIT_USAGE: "usage: bad arguments, no ANTHROPIC_API_KEY, a missing optional extra",
+    EXIT_MODEL: "the model or its API failed (network, key, rate limit, bad answer)",
+    EXIT_BACKEND: "an execution backend failed (the Docker engine, a sandbox)",
+    EXIT_SESSION: "the session stopped (iteration cap, clashing tool or skill names)",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+"""Every exit code of ``conjure``, as ``conjure --help`` lists them."""
+
+# The most specific class first: the first match decides.
+_EXIT_BY_ERROR: tuple[tuple[type[ConjureError], int], ...] = (
+    (SkillError, EXIT_INVALID),
+    (MissingDependencyError, EXIT_USAGE),
+    (ModelError, EXIT_MODEL),
+    (BackendError, EXIT_BACKEND),
+    (SessionError, EXIT_SESSION),
+)
+
+_HINTS: tuple[tuple[type[ConjureError], str], ...] = (
+    (SkillNotFoundError, "`conjure skills list PATH` shows the skills found there"),
+    (SkillError, "`conjure validate PATH` lists every problem with its file"),
+    (MissingDependencyError, "install the extra the message names"),
+    (AuthenticationError, "check ANTHROPIC_API_KEY"),
+    (PermissionDeniedError, "this key may not use that model or feature: check --model"),
+    (NotFoundError, "check the model name (--model) and the skill names (--skill)"),
+    (RateLimitError, "rate limited: wait a moment, then try again"),
+    (OverloadedError, "the API is overloaded: try again in a moment"),
+    (InternalServerError, "the API failed on its side: try again"),
+    (APIStatusError, "the API refused the request; `conjure --debug ...` shows the details"),
+    (APITimeoutError, "the API did not answer in time: check the network, then try again"),
+    (
+        APIConnectionError,
+        "no answer from the Anthropic API: check the network, a proxy, or ANTHROPIC_BASE_URL",
+    ),
+    (DockerUnavailableError, "start the Docker engine, or point DOCKER_HOST at one that answers"),
+    (
+        ImageNotFoundError,
+        "`conjure docker build` builds the sandbox image (`--offline` without a registry)",
+    ),
+    (ContainerDiedError, "the sandbox container stopped; if it ran out of memory, allow more"),
+    (SandboxUnavailableError, "install the sandbox the message names, or pick another backend"),
+    (MaxIterationsError, "the model kept calling tools: ask for less in one message"),
+    (SkillConflictError, "give every skill of the session its own name"),
+    (ToolConflictError, "give every tool of the session its own name"),
+)
+_DEFAULT_HINT = "`conjure --debug ...` shows the traceback"
+_HINT_NOTE = "hint: "
+_MAX_MESSAGE = 600
 
 
 def _examples_dir() -> Path:
@@ -148,12 +239,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     del args
     root = _examples_dir()
     if not root.is_dir():
-        print(
-            f"error: the example skills are not available (looked in {root}); "
+        return _usage_error(
+            f"the example skills are not available (looked in {root})",
             "run the demo from a source checkout (pip install -e .)",
-            file=sys.stderr,
         )
-        return EXIT_USAGE
     from conjure_async._demo import run_demo  # noqa: PLC0415 - keeps CLI start-up light
 
     return anyio.run(run_demo)
@@ -161,7 +250,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_chat(args: argparse.Namespace) -> int:
     """Chat once with Claude through a chosen backend (needs ANTHROPIC_API_KEY)."""
-    from conjure_async._demo import run_chat  # noqa: PLC0415 - keeps CLI start-up light
+    if not os.environ.get("ANTHROPIC_API_KEY"):
+        return _usage_error(
+            "ANTHROPIC_API_KEY is not set",
+            "set it to chat with Claude, or run `conjure demo` (offline, no key)",
+        )
+    from conjure_async._commands import run_chat  # noqa: PLC0415 - keeps CLI start-up light
+    from conjure_async._console import Progress  # noqa: PLC0415 - keeps CLI start-up light
 
     return anyio.run(
         functools.partial(
@@ -171,20 +266,47 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             skill_paths=args.skills or [],
             hosted_skills=args.skill or [],
             model_name=args.model,
+            output_dir=args.output_dir,
+            progress=Progress(),
         )
     )
 
 
 def _cmd_docker_build(args: argparse.Namespace) -> int:
     """Build the sandbox image (online), or an offline one from this host's files."""
-    from conjure_async._demo import build_docker_image  # noqa: PLC0415
+    from conjure_async._commands import build_docker_image  # noqa: PLC0415 - keeps start-up light
+    from conjure_async._console import Progress  # noqa: PLC0415 - keeps CLI start-up light
 
-    return anyio.run(functools.partial(build_docker_image, args.tag, offline=args.offline))
+    try:
+        return anyio.run(
+            functools.partial(
+                build_docker_image, args.tag, offline=args.offline, progress=Progress()
+            )
+        )
+    except DockerError as exc:
+        # An engine that answers but cannot build from the Dockerfile: most often
+        # its registry is out of reach, which the offline build does not need.
+        if not args.offline and not isinstance(exc, DockerUnavailableError):
+            exc.add_note(
+                _HINT_NOTE + "no registry reachable? `conjure docker build --offline` "
+                "builds the image from this host's files"
+            )
+        raise
 
 
 def _parser() -> argparse.ArgumentParser:
+    codes = "\n".join(f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
-        prog="conjure", description="Agent Skills runtime for Claude (conjure_async)."
+        prog="conjure",
+        description="Agent Skills runtime for Claude (conjure_async).",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, print the traceback; print the library's log events",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -228,7 +350,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Send one message to Claude through a backend and stream the events.",
     )
     chat.add_argument("message")
-    chat.add_argument("--backend", choices=("local", "docker", "anthropic"), default="local")
+    chat.add_argument(
+        "--backend",
+        choices=("local", "docker", "anthropic"),
+        default="local",
+        help="where the tools run: local runs commands on this machine with your rights "
+        "(default: local)",
+    )
     chat.add_argument("--skills", action="append", metavar="PATH", help="local skill paths")
     chat.add_argument(
         "--skill",
@@ -237,6 +365,11 @@ def _parser() -> argparse.ArgumentParser:
         help="Anthropic pre-built skill for --backend anthropic (xlsx, pptx, docx, pdf)",
     )
     chat.add_argument("--model", default="claude-sonnet-5-5")
+    chat.add_argument(
+        "--output-dir",
+        metavar="DIR",
+        help="save the files the tools created into DIR (default: only list them)",
+    )
     chat.set_defaults(handler=_cmd_chat)
 
     docker = commands.add_parser("docker", help="Docker sandbox image")
@@ -259,16 +392,75 @@ def main(argv: list[str] | None = None) -> int:
         argv: The arguments (without the program name); ``sys.argv[1:]`` when ``None``.
 
     Returns:
-        0 on success, 1 when a skill is invalid or cannot be loaded, 2 on a usage error.
+        One of :data:`EXIT_CODES`: 0 on success, 1 when a skill is invalid or
+        cannot be loaded, 2 on a usage error, 3 when the model failed, 4 when
+        a backend failed, 5 when the session stopped, 130 when interrupted.
     """
     parser = _parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits on --help and on usage errors
+    except SystemExit as exc:  # argparse exits on --help, --version and usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    handler = args.handler
-    code: int = handler(args)
+    with _library_logging(debug=args.debug):
+        try:
+            code: int = args.handler(args)
+        except ConjureError as exc:
+            if args.debug:
+                traceback.print_exception(exc, file=sys.stderr)
+            print(_error_line(exc), file=sys.stderr)
+            return _exit_code(exc)
+        except KeyboardInterrupt:
+            print("conjure: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
     return code
+
+
+def _error_line(exc: ConjureError) -> str:
+    """``conjure: error: Type: message; hint: ...`` on one line (the message's lines joined)."""
+    message = textwrap.shorten(str(exc), _MAX_MESSAGE, placeholder=" ...")
+    return f"conjure: error: {type(exc).__name__}: {message}; hint: {_hint(exc)}"
+
+
+def _hint(exc: ConjureError) -> str:
+    """A command's own hint (an exception note) first, else the one for the error's class."""
+    for note in getattr(exc, "__notes__", ()):
+        if isinstance(note, str) and note.startswith(_HINT_NOTE):
+            return note.removeprefix(_HINT_NOTE)
+    return next((hint for cls, hint in _HINTS if isinstance(exc, cls)), _DEFAULT_HINT)
+
+
+def _exit_code(exc: ConjureError) -> int:
+    return next((code for cls, code in _EXIT_BY_ERROR if isinstance(exc, cls)), EXIT_INVALID)
+
+
+def _usage_error(message: str, hint: str) -> int:
+    print(f"conjure: error: {message}; hint: {hint}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+@contextlib.contextmanager
+def _library_logging(*, debug: bool) -> Iterator[None]:
+    """Route the library's log events for the run, and restore the logger after.
+
+    Without ``--debug`` they are dropped: an error reaches the user as its one
+    line, not also as the log events that led to it. With ``--debug`` every
+    event, debug included, goes to standard error.
+    """
+    logger = logging.getLogger("conjure_async")
+    saved = (logger.level, logger.propagate, list(logger.handlers))
+    handler: logging.Handler
+    if debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler = logging.NullHandler()
+    logger.handlers = [handler]
+    logger.setLevel(logging.DEBUG if debug else logging.CRITICAL + 1)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.level, logger.propagate, logger.handlers = saved[0], saved[1], saved[2]
 
 
 if __name__ == "__main__":

@@ -8,69 +8,25 @@ through the Local backend, and every event is printed as it streams.
 from __future__ import annotations
 
 import importlib
-import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from conjure_async._console import Write, format_event, stdout_write
 from conjure_async._session import Session
-from conjure_async.backends._base import Backend
 from conjure_async.backends._local import LocalBackend
 from conjure_async.events import Event
 from conjure_async.messages import MessagesRequest, MessagesResponse, ToolResultBlock
 from conjure_async.skills import Skill, available_skills_block, estimate_tokens, load_skills
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 
-__all__ = [
-    "build_docker_image",
-    "examples_dir",
-    "format_event",
-    "run_chat",
-    "run_demo",
-    "run_local_demo",
-]
-
-Write = Callable[[str], object]
-
-
-def _stdout_write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+__all__ = ["examples_dir", "run_demo", "run_local_demo"]
 
 
 def examples_dir() -> Path:
     """The repository's ``examples`` folder (the demo runs from a source checkout)."""
     return Path(__file__).resolve().parent.parent / "examples"
-
-
-def format_event(event: Event) -> str | None:
-    """One human line per event (``None`` for events not worth a line)."""
-    match event.kind:
-        case "tool_started":
-            shown = event.input.get("command") or event.input.get("path") or event.input
-            return f"  -> {event.name} [{event.backend}] {shown}"
-        case "tool_output":
-            return "\n".join(f"     | {line}" for line in event.text.rstrip("\n").splitlines())
-        case "tool_finished":
-            status = "error" if event.is_error else "ok"
-            code = f", exit {event.exit_code}" if event.exit_code is not None else ""
-            return f"  <- {event.name} {status}{code} ({event.duration_s * 1000:.0f} ms)"
-        case "file_created":
-            return f"  [file] {event.file.name} ({event.file.source})"
-        case "paused":
-            return f"  [paused by the API, continuing ({event.count})]"
-        case "turn_finished":
-            usage = event.reply.usage
-            return (
-                f"  [turn finished: {event.reply.stop_reason}, {event.reply.iterations} model "
-                f"calls, {usage.input_tokens} in / {usage.output_tokens} out tokens]"
-            )
-        case "error":
-            return f"  [error] {event.error_type}: {event.message}"
-        case _:
-            return None
 
 
 def _last_tool_output(request: MessagesRequest) -> str:
@@ -122,7 +78,7 @@ async def run_local_demo(write: Write | None = None) -> list[Event]:
     ``write`` receives the output text (default: standard output). Returns the
     events of the chat (the demo's test checks them).
     """
-    out = write or _stdout_write
+    out = write or stdout_write
 
     def print_fn(line: str = "") -> None:
         out(line + "\n")
@@ -165,13 +121,13 @@ async def run_demo(write: Write | None = None) -> int:
     2. a hosted-backend run against the in-process *fake* Anthropic server;
     3. the monitoring pipeline (native + local + report stages at once).
     """
-    out = write or _stdout_write
+    out = write or stdout_write
     out("== 1. Agent Skills on the Local backend ==\n")
     await run_local_demo(out)
     sections: list[tuple[str, str, str]] = [
         (
             "2. The hosted backend against a FAKE Anthropic server (offline, no key)",
-            "conjure_async.testing._demo_hosted",
+            "conjure_async._demo_hosted",
             "run_hosted_demo",
         ),
         (
@@ -195,59 +151,4 @@ async def run_demo(write: Write | None = None) -> int:
         "\nDemo finished: the local and native tools ran for real on this machine; the "
         "models were scripted, and the hosted container was the fake server.\n"
     )
-    return 0
-
-
-async def run_chat(
-    message: str,
-    *,
-    backend: str,
-    skill_paths: Sequence[str],
-    hosted_skills: Sequence[str],
-    model_name: str,
-    write: Write | None = None,
-) -> int:
-    """``conjure chat``: one message to the real Claude, events streamed."""
-    out = write or _stdout_write
-    if not os.environ.get("ANTHROPIC_API_KEY"):
-        out("error: set ANTHROPIC_API_KEY to chat with Claude (`conjure demo` runs offline)\n")
-        return 2
-    from conjure_async.models import AnthropicModel  # noqa: PLC0415 - optional path
-
-    skills = load_skills(*skill_paths) if skill_paths else []
-    async with AnthropicModel(model=model_name) as model:
-        chosen: Backend
-        if backend == "local":
-            chosen = LocalBackend(skills)
-        elif backend == "docker":
-            from conjure_async.backends import DockerBackend  # noqa: PLC0415 - optional extra
-
-            chosen = DockerBackend(skills)
-        else:
-            from conjure_async.backends import AnthropicBackend, AnthropicSkill  # noqa: PLC0415
-
-            prebuilt = []
-            for item in hosted_skills:
-                name, _, version = item.partition("@")
-                prebuilt.append(AnthropicSkill(name, version=version or "latest"))
-            chosen = AnthropicBackend([*prebuilt, *skills], api=model.api)
-        async with Session(chosen, model=model) as session:
-            async for event in session.stream(message):
-                if event.kind == "text_delta":
-                    out(event.text)
-                elif (line := format_event(event)) is not None:
-                    out(f"\n{line}\n")
-    return 0
-
-
-async def build_docker_image(tag: str, *, offline: bool, write: Write | None = None) -> int:
-    """``conjure docker build``: the sandbox image, from the Dockerfile or offline."""
-    out = write or _stdout_write
-    from conjure_async.backends import build_image, build_offline_image  # noqa: PLC0415
-
-    if offline:
-        await build_offline_image(tag)
-    else:
-        await build_image(tag, on_log=lambda line: out(f"{line}\n"))
-    out(f"built {tag}\n")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conjure_async._demo import run_chat
+from conjure_async._commands import run_chat
 from conjure_async.testing import FakeAnthropicServer, text_response
 
 pytestmark = pytest.mark.anyio

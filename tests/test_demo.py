@@ -50,4 +50,4 @@ def test_chat_without_a_key_says_what_to_do() -> None:
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     result = run_cli("chat", "hello", env=env)
     assert result.returncode == 2
-    assert "set ANTHROPIC_API_KEY" in result.stdout
+    assert "ANTHROPIC_API_KEY is not set" in result.stderr

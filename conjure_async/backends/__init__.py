@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from conjure_async._public import publish
 from conjure_async.backends._base import (
     Backend,
     BackendContext,
@@ -76,8 +77,13 @@ _LAZY = {
 }
 
 
+publish(__name__, {name: globals()[name] for name in __all__ if name in globals()})
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    obj = getattr(importlib.import_module(module), name)
+    publish(__name__, {name: obj})
+    return obj

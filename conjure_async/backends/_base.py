@@ -212,10 +212,11 @@ class Backend(abc.ABC):  # noqa: B024 - every hook has a default; run_tool raise
         """Run one client tool call.
 
         An async generator: yields :class:`ToolChunk` while the tool runs and
-        exactly one :class:`ToolResult` last. The session consumes it inside
-        ``anyio.fail_after(timeout)`` and closes it (``aclose``) when it is
-        cancelled or times out; the generator must then stop the work it
-        started (kill processes, execs) in ``finally``. It must not hold a task
+        exactly one :class:`ToolResult` last. The session consumes it inside a
+        cancel scope with a deadline (``Session(tool_timeout=...)``) and closes
+        it (``aclose``) when it is cancelled or the deadline passes; the
+        generator must then stop the work it started (kill processes, execs)
+        in ``finally``. It must not hold a task
         group or cancel scope across a ``yield``.
 
         A failing tool yields a ``ToolResult(is_error=True)``; only

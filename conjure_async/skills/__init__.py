@@ -23,6 +23,7 @@ the rest.
         print(problem)                               # "path: field: message"
 """
 
+from conjure_async._public import publish
 from conjure_async.skills._loader import SkillSet, load_skill, load_skills
 from conjure_async.skills._model import Diagnostic, Severity, Skill, SkillResources
 from conjure_async.skills._package import default_cache_dir, extract_skill_package
@@ -60,3 +61,5 @@ __all__ = [
     "skill_tool_definitions",
     "validate_frontmatter",
 ]
+
+publish(__name__, {name: globals()[name] for name in __all__})

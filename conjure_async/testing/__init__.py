@@ -5,10 +5,13 @@
   :func:`tool_use_response` and :func:`tool_call`.
 * :func:`collect`, :func:`assert_events`, :func:`summarize`: assert whole
   event sequences.
+* :data:`EXAMPLE_SKILLS`: the folder of the example skills, to try things
+  out from any working directory (``load_skills(EXAMPLE_SKILLS)``).
 * ``FakeAnthropicServer``: a real HTTP server on 127.0.0.1 speaking the
   Anthropic API (Messages, Skills, Files), with error injection.
 
-The library itself never imports this package.
+The library never imports this package; only the offline demo
+(``conjure demo``) does, to play the model and the API.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from conjure_async._public import publish
 from conjure_async.testing._assertions import DEFAULT_IGNORED, assert_events, collect, summarize
+from conjure_async.testing._examples import EXAMPLE_SKILLS
 from conjure_async.testing._scripted import (
     ScriptedModel,
     ScriptStep,
@@ -38,10 +43,11 @@ if TYPE_CHECKING:
         message_stream_events,
     )
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - plain sorted(), as the public-API tests check
     "DEFAULT_IGNORED",
     "Delay",
     "DropConnection",
+    "EXAMPLE_SKILLS",
     "ErrorResponse",
     "FakeAnthropicServer",
     "MalformedJSON",
@@ -75,7 +81,12 @@ _FAKE_SERVER_NAMES = frozenset(
 )
 
 
+publish(__name__, {name: globals()[name] for name in __all__ if name in globals()})
+
+
 def __getattr__(name: str) -> Any:
     if name in _FAKE_SERVER_NAMES:
-        return getattr(importlib.import_module("conjure_async.testing._fake_server"), name)
+        obj = getattr(importlib.import_module("conjure_async.testing._fake_server"), name)
+        publish(__name__, {name: obj})
+        return obj
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,12 @@ import signal
 import anyio
 
 from ..services import SessionStore
-from ..services.demo import default_backend_factory, model_factory_from_env, session_factory
+from ..services.demo import (
+    default_backend_factory,
+    describe_model,
+    model_factory_from_env,
+    session_factory,
+)
 from .app import create_app, running
 
 
@@ -22,7 +27,9 @@ async def serve(host: str, port: int) -> None:
         make_session = session_factory(model_factory, default_backend_factory())
         async with (
             SessionStore(make_session, idle_ttl=900) as store,
-            running(create_app(store), host, port) as url,
+            running(
+                create_app(store, model_info=describe_model(model_factory())), host, port
+            ) as url,
         ):
             print(f"conjure_async aiohttp example on {url}/ (Ctrl-C stops it)")
             with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

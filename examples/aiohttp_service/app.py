@@ -3,6 +3,7 @@
 * ``POST /conversations/{id}/messages`` -> the reply as JSON;
 * ``POST /conversations/{id}/messages/stream`` -> Server-Sent Events;
 * ``GET /conversations/{id}/files/{name}`` -> a file the conversation's tools created;
+* ``GET /model`` -> which model answers, and whether it is scripted;
 * ``GET /`` -> the chat page.
 
 The :class:`~examples.services.SessionStore` is created and entered by the
@@ -18,9 +19,10 @@ A client disconnect cancels the chat because the server runs with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import anyio
@@ -47,18 +49,31 @@ STORE = web.AppKey("conjure_session_store", SessionStore)
 INDEX_HTML = Path(__file__).resolve().parent.parent / "services" / "static" / "index.html"
 
 
-def create_app(store: SessionStore, *, tenant_header: str = "X-Tenant") -> web.Application:
+def create_app(
+    store: SessionStore,
+    *,
+    tenant_header: str = "X-Tenant",
+    model_info: Mapping[str, Any] | None = None,
+) -> web.Application:
     """Build the aiohttp application over an open :class:`SessionStore`.
 
     Args:
         store: The session store (entered by the caller, in the serving task).
         tenant_header: The request header naming the tenant.
+        model_info: What ``GET /model`` answers, e.g.
+            :func:`~examples.services.demo.describe_model` of the model
+            (default: that the model is unknown).
     """
+    about = dict(model_info) if model_info is not None else {"model": None, "scripted": None}
     app = web.Application(middlewares=[_errors])
     app[STORE] = store
 
     def tenant_of(request: web.Request) -> str:
         return (request.headers.get(tenant_header) or "public").strip()[:64] or "public"
+
+    async def model(request: web.Request) -> web.Response:
+        del request
+        return web.json_response(about)
 
     async def index(request: web.Request) -> web.Response:
         html = await anyio.Path(INDEX_HTML).read_text(encoding="utf-8")
@@ -95,6 +110,7 @@ def create_app(store: SessionStore, *, tenant_header: str = "X-Tenant") -> web.A
         )
 
     app.router.add_get("/", index)
+    app.router.add_get("/model", model)
     app.router.add_post("/conversations/{cid}/messages", post_message)
     app.router.add_post("/conversations/{cid}/messages/stream", stream_message)
     app.router.add_get("/conversations/{cid}/files/{name}", get_file)

@@ -9,6 +9,8 @@ Endpoints (the tenant comes from the ``X-Tenant`` header, default ``public``):
   (``event: <kind>`` / ``data: <event JSON>``).
 * ``GET /conversations/{id}/files/{name}``: a file that the conversation's
   tools created (only those; anything else is 404).
+* ``GET /model``: which model answers, and whether it is scripted (the page
+  says so above the conversation).
 * ``GET /``: a small chat page showing the live event stream.
 
 A client that disconnects cancels its chat, which kills the chat's tools: both
@@ -22,7 +24,7 @@ quiet tool never causes). A tenant over its limit gets ``429`` with
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from ..services import (
     forward_events,
     read_created_file,
 )
-from ..services.demo import session_factory
+from ..services.demo import describe_model, session_factory
 from ..services.events import SSE_HEADERS
 
 __all__ = ["MessageIn", "create_app"]
@@ -71,6 +73,7 @@ def create_app(
     tenant_wait: float = 0.0,
     sweep_interval: float | None = None,
     tenant_header: str = "X-Tenant",
+    model_info: Mapping[str, Any] | None = None,
     **session_options: Any,
 ) -> FastAPI:
     """Build the FastAPI app.
@@ -86,9 +89,12 @@ def create_app(
         tenant_wait: Seconds a chat waits for a tenant slot before ``429``.
         sweep_interval: Seconds between idle checks (default from ``idle_ttl``).
         tenant_header: The request header naming the tenant.
+        model_info: What ``GET /model`` answers (default: from one model of
+            ``model_factory``, see :func:`~examples.services.demo.describe_model`).
         **session_options: Passed to each :class:`~conjure_async.Session`.
     """
     make_session = session_factory(model_factory, backend_factory, **session_options)
+    about = dict(model_info) if model_info is not None else describe_model(model_factory())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +120,10 @@ def create_app(
     @app.exception_handler(ConjureError)
     async def chat_failed(request: Request, exc: ConjureError) -> Response:
         return _failed(exc)
+
+    @app.get("/model")
+    async def model() -> dict[str, Any]:
+        return about
 
     @app.get("/", response_class=HTMLResponse)
     async def index() -> HTMLResponse:

@@ -15,14 +15,17 @@ crash: the model reads the error and says so.
 The report stage runs on the hosted backend: the model writes ``report.md`` in
 an Anthropic code execution container and the pipeline downloads it through
 the Files API. Offline (no ``ANTHROPIC_API_KEY``) the service stages use
-``ScriptedModel`` and the report stage talks HTTP to a ``FakeAnthropicServer``
-(which plays the container) through ``AnthropicModel``; with a key every stage
-uses Claude.
+``ScriptedModel`` (scripted, not Claude) and the report stage talks HTTP to a
+``FakeAnthropicServer`` (which plays the container) through
+``AnthropicModel``, and the run says so first (:data:`OFFLINE_NOTICE`); with a
+key every stage uses Claude.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -66,6 +69,14 @@ SERVICE_PROMPT = (
     "count, the error count and the most frequent error. If the logs cannot be "
     "fetched, say so in that line."
 )
+OFFLINE_NOTICE = (
+    "Offline run: the models are SCRIPTED (ScriptedModel plays Claude's turns from a script),",
+    "and the report's code execution container is a FAKE Anthropic server on 127.0.0.1.",
+    "Real: the log API, the native fetches and the local log analysis.",
+    "Set ANTHROPIC_API_KEY to use Claude instead.",
+)
+"""What an offline run says first: which parts are scripted or fake, which are real."""
+
 REPORT_PROMPT = (
     "Write a short Markdown monitoring report (a title, one bullet per service, then "
     "one line of advice) from these per-service findings, save it in the code "
@@ -319,6 +330,8 @@ async def run_monitoring_demo(
     """
     if offline is None:
         offline = not os.environ.get("ANTHROPIC_API_KEY")
+    for line in OFFLINE_NOTICE if offline else ("Every stage talks to Claude.",):
+        print_fn(line)
     analyzer = (await anyio.to_thread.run_sync(load_skills, ANALYZER))[0]
     files: list[CreatedFile] = []
     async with AsyncExitStack() as stack:
@@ -369,7 +382,29 @@ async def run_monitoring_demo(
     )
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Run the demo from the command line (``python -m examples.monitoring_agent``)."""
-    anyio.run(run_monitoring_demo)
+    parser = argparse.ArgumentParser(
+        prog="python -m examples.monitoring_agent",
+        description="A concurrent monitoring pipeline: per service, a session fetches the "
+        "logs natively and analyzes them with a local skill; a hosted session writes the "
+        "report. Offline (no ANTHROPIC_API_KEY, or --offline) the models are scripted and "
+        "the hosted container is a fake Anthropic server; the tools run for real.",
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="use the scripted models and the fake server even when ANTHROPIC_API_KEY is set",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="save report.md in DIR (default: a temporary directory; the report is printed)",
+    )
+    args = parser.parse_args(argv)
+    run = functools.partial(
+        run_monitoring_demo, offline=True if args.offline else None, output_dir=args.output_dir
+    )
+    anyio.run(run)
     return 0

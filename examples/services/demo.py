@@ -26,6 +26,7 @@ __all__ = [
     "SKILLS_DIR",
     "default_backend_factory",
     "demo_model",
+    "describe_model",
     "model_factory_from_env",
     "session_factory",
 ]
@@ -81,6 +82,16 @@ def demo_model(*, delay: float = 0.0) -> ScriptedModel:
         delay: Seconds each model call takes (makes the live stream visible).
     """
     return ScriptedModel(_demo_step, delay=delay, text_chunk=6, model_name="scripted-demo")
+
+
+def describe_model(model: object) -> dict[str, Any]:
+    """What the chat page says about a model: its name, and whether it is scripted.
+
+    Served as ``GET /model``; the page shows it above the conversation, so
+    nobody takes the offline demo's scripted answers for Claude's.
+    """
+    name = getattr(model, "model_name", None) or type(model).__name__
+    return {"model": str(name), "scripted": isinstance(model, ScriptedModel)}
 
 
 @asynccontextmanager

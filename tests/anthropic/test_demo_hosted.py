@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conjure_async.testing._demo_hosted import run_hosted_demo
+from conjure_async._demo_hosted import run_hosted_demo
 
 pytestmark = pytest.mark.anyio
 

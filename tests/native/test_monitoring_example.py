@@ -116,3 +116,33 @@ def test_example_runs_as_a_module_offline() -> None:
         "- billing: logs unavailable (LogAPIError: log API answered 503 for /logs/billing: "
         "log shard unavailable)\n\nCheck 1 service(s) whose logs could not be analyzed."
     )
+
+
+async def test_an_offline_run_says_first_what_is_scripted_and_what_is_real(
+    example: ModuleType, tmp_path: Path
+) -> None:
+    """The first lines of an offline run name the scripted models and the fake server."""
+    printed: list[str] = []
+    await example.run_monitoring_demo(printed.append, offline=True, output_dir=tmp_path)
+    assert printed[:4] == [
+        "Offline run: the models are SCRIPTED (ScriptedModel plays Claude's turns from a script),",
+        "and the report's code execution container is a FAKE Anthropic server on 127.0.0.1.",
+        "Real: the log API, the native fetches and the local log analysis.",
+        "Set ANTHROPIC_API_KEY to use Claude instead.",
+    ]
+
+
+def test_help_prints_the_usage_and_runs_nothing() -> None:
+    """``python -m examples.monitoring_agent --help`` explains the options and exits 0."""
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.monitoring_agent", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python -m examples.monitoring_agent")
+    assert "--offline" in done.stdout
+    assert "log API serving" not in done.stdout

@@ -19,7 +19,7 @@ from examples.aiohttp_service import create_app as create_aiohttp_app
 from examples.aiohttp_service import running as aiohttp_running
 from examples.fastapi_service import create_app as create_fastapi_app
 from examples.services import SessionStore
-from examples.services.demo import session_factory
+from examples.services.demo import describe_model, session_factory
 
 Framework = Literal["fastapi", "aiohttp"]
 FRAMEWORKS: tuple[Framework, ...] = ("fastapi", "aiohttp")
@@ -108,7 +108,9 @@ async def serve(
         make_session = session_factory(model_factory, backend_factory)
         async with (
             SessionStore(make_session, **store_options) as store,
-            aiohttp_running(create_aiohttp_app(store)) as url,
+            aiohttp_running(
+                create_aiohttp_app(store, model_info=describe_model(model_factory()))
+            ) as url,
         ):
             yield Service(url, store, backends)
 

@@ -44,6 +44,7 @@ def _processes_using(profile: Path) -> Iterator[int]:
 
 
 PAGE_STATE = """(() => ({
+  note: document.querySelector('[data-testid=model-note]').textContent,
   user: [...document.querySelectorAll('[data-testid=user]')].map(n => n.textContent),
   assistant: [...document.querySelectorAll('[data-testid=assistant]')].map(n => n.textContent),
   cards: [...document.querySelectorAll('details[data-testid=tool-card]')].map(card => ({
@@ -70,6 +71,10 @@ async def test_a_message_round_trips_and_its_tool_calls_show_as_cards(
         state = await page.evaluate(PAGE_STATE)
         errors = page.page_errors()
 
+    assert state["note"] == (
+        "Scripted model (scripted-demo): the replies come from a script, not from Claude. "
+        "The tools it calls run for real on this server."
+    )
     assert state["user"] == ["hello browser"]
     assert state["assistant"][0] == "Let me run a command and write that down."
     assert state["assistant"][-1].startswith(

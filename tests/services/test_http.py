@@ -270,3 +270,17 @@ async def test_the_chat_page_is_served_at_the_root(framework: Framework) -> None
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert '<form id="form">' in response.text
+
+
+async def test_the_page_says_which_model_answers_and_that_a_scripted_one_is_not_claude(
+    framework: Framework,
+) -> None:
+    """``GET /model`` names the model and says it is scripted; the page has the note for it."""
+    from examples.services.demo import demo_model
+
+    async with serve(framework, demo_model) as service, service.client() as client:
+        about = await client.get("/model")
+        page = await client.get("/")
+    assert about.status_code == 200
+    assert about.json() == {"model": "scripted-demo", "scripted": True}
+    assert 'data-testid="model-note"' in page.text
