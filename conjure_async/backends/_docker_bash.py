@@ -116,7 +116,8 @@ async def run_command(
         if not finished:
             await stop_command(backend, sandbox, token, execution)
     capture.add(decoders[1].decode(pending, final=True) + decoders[2].decode(b"", final=True))
-    if trailer is None:  # the wrapper itself died: ask the engine
+    if trailer is None:  # the wrapper itself was killed: sweep for it, ask the engine
+        await stop_command(backend, sandbox, token, execution)
         code = (await execution.inspect()).get("ExitCode")
         if code is None:
             raise await backend._died(sandbox.id)

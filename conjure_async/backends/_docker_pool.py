@@ -180,7 +180,9 @@ class WarmPool:
     async def acquire(self, backend: DockerBackend) -> Sandbox | None:
         """Take a ready container for ``backend``'s configuration, or ``None`` on a miss.
 
-        Either way the pool refills in the background.
+        The container comes started and prepared (workspace checked, the
+        image's own processes recorded); ``.id`` is its id. Either way the
+        pool refills in the background.
         """
         spec = backend.spec
         if not self._register(spec, backend.image):

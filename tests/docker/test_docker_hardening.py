@@ -216,12 +216,33 @@ async def test_detached_processes_die_when_their_command_ends(
     assert left == []
 
 
-async def test_a_detached_process_holding_stdout_does_not_hold_the_call(
-    make_backend: MakeBackend,
+async def test_a_detached_process_holding_stdout_ends_with_the_call(
+    make_backend: MakeBackend, docker_engine: Engine
 ) -> None:
-    """`setsid sleep 1208 & echo started` returns when the shell exits, not at the timeout."""
-    reply = await chat(make_backend(), bash("setsid sleep 1208 & echo started"), tool_timeout=20)
+    """`setsid sleep 1208 & echo started` returns when the shell exits; the sleep is gone."""
+    backend = make_backend()
+    model = script(bash("setsid sleep 1208 & echo started"))
+    async with Session(backend, model=model, tool_timeout=20) as session:
+        reply = await session.chat("go")
+        assert backend.container_id is not None
+        left = await processes(docker_engine, backend.container_id, "sleep 1208")
     assert (reply.tool_calls[0].output, reply.tool_calls[0].is_error) == ("started\n", False)
+    assert left == []
+
+
+async def test_a_command_that_kills_its_wrapper_still_leaves_nothing(
+    make_backend: MakeBackend, docker_engine: Engine
+) -> None:
+    """Killing the backend's wrapper (the command's parent) does not save a detached process."""
+    backend = make_backend()
+    command = "setsid sleep 1212 >/dev/null 2>&1 </dev/null & sleep 0.3; kill -9 $PPID; sleep 1213"
+    async with Session(backend, model=script(bash(command), bash("echo next"))) as session:
+        reply = await session.chat("go")
+        assert backend.container_id is not None
+        left = await processes(docker_engine, backend.container_id, "sleep 121")
+    assert (reply.tool_calls[0].is_error, reply.tool_calls[0].exit_code) == (True, 137)
+    assert reply.tool_calls[1].output == "next\n"
+    assert left == []
 
 
 async def test_concurrent_calls_do_not_kill_each_others_processes(
