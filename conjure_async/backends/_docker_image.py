@@ -95,7 +95,9 @@ def _ldd(paths: Iterable[str]) -> set[str]:
     return found
 
 
-def _rootfs_tar(python: str, tools: Sequence[str], extra_files: Mapping[str, str]) -> bytes:
+def _rootfs_tar(
+    python: str, tools: Sequence[str], extra_files: Mapping[str, str], workdir: str | None
+) -> bytes:
     """Build the image's root filesystem as an uncompressed tar (runs in a worker thread)."""
     if sys.platform != "linux" or shutil.which("ldd") is None:
         raise DockerError("build_offline_image needs a Linux host with ldd")
@@ -172,7 +174,8 @@ def _rootfs_tar(python: str, tools: Sequence[str], extra_files: Mapping[str, str
                      "root", "mnt/skills", "run", "var/tmp"):  # fmt: skip
             directory(name)
         directory("tmp", 0o1777)
-        directory("workspace", 0o755, uid=65534)
+        if workdir is not None:
+            directory(workdir.strip("/"), 0o755, uid=65534)
         symlink("bin", "usr/bin")
         symlink("lib", "usr/lib")
         if Path("/lib64").exists():
@@ -214,6 +217,7 @@ async def build_offline_image(
     tools: Sequence[str] = OFFLINE_TOOLS,
     extra_files: Mapping[str, str] | None = None,
     if_missing: bool = False,
+    workdir: str | None = "/workspace",
 ) -> str:
     """Build a sandbox image without any registry, from this host's programs.
 
@@ -221,8 +225,8 @@ async def build_offline_image(
     libraries (found with ``ldd``) and its standard library into a root
     filesystem tarball and imports it into the engine (``POST /images/create``
     with ``fromSrc=-``, like ``docker import``). The image has ``/workspace``
-    owned by uid 65534, a ``/tmp`` with mode 1777, ``nobody`` in
-    ``/etc/passwd``, and ``CMD ["sleep", "infinity"]``.
+    owned by uid 65534 (its ``WORKDIR``), a ``/tmp`` with mode 1777,
+    ``nobody`` in ``/etc/passwd``, and ``CMD ["sleep", "infinity"]``.
 
     Args:
         tag: The image name and tag to create (``name:tag``).
@@ -231,6 +235,9 @@ async def build_offline_image(
         tools: Programs to copy when the host has them (``bash`` is required).
         extra_files: More files to put in the image, ``{"etc/motd": "text"}``.
         if_missing: Return at once when ``tag`` already exists on the engine.
+        workdir: The workspace directory to create (owned by uid 65534) and
+            make the image's ``WORKDIR``; ``None`` for neither, like a stock
+            image (``python:3.12-slim`` has no ``/workspace``).
 
     Returns:
         The image tag.
@@ -243,7 +250,7 @@ async def build_offline_image(
         if if_missing and await _image_exists(client, tag, docker_host):
             return tag
         data = await anyio.to_thread.run_sync(
-            _rootfs_tar, python, tuple(tools), dict(extra_files or {})
+            _rootfs_tar, python, tuple(tools), dict(extra_files or {}), workdir
         )
         repo, _, version = (
             tag.rpartition(":") if ":" in tag.rsplit("/", maxsplit=1)[-1] else (tag, "", "")
@@ -254,7 +261,9 @@ async def build_offline_image(
             ("tag", version or "latest"),
         ]
         changes = [f"ENV {item}" for item in _ENV]
-        changes += ["WORKDIR /workspace", 'CMD ["sleep", "infinity"]']
+        if workdir is not None:
+            changes.append(f"WORKDIR {workdir}")
+        changes.append('CMD ["sleep", "infinity"]')
         query += [("changes", change) for change in changes]
         from yarl import URL  # noqa: PLC0415 - comes with aiodocker
 

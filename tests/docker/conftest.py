@@ -18,6 +18,7 @@ from conjure_async.backends import DockerBackend
 from conjure_async.skills import Skill, load_skills
 from tests.docker.engine import (
     Engine,
+    build_bare_image,
     build_test_image,
     find_or_start_engine,
     in_ci,
@@ -43,6 +44,12 @@ def docker_engine() -> Iterator[Engine]:
             pytest.fail(f"containers left after the Docker tests: {left}")
     finally:
         stop_engine(found)
+
+
+@pytest.fixture(scope="session")
+def bare_image(docker_engine: Engine) -> str:
+    """An image with no /workspace directory, like a stock ``python:3.12-slim``."""
+    return build_bare_image(docker_engine)
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,11 @@ from conjure_async.backends._docker_api import CREATED_BY, LABEL_CREATED_BY, doc
 from conjure_async.backends._docker_image import build_offline_image
 from tests.support.system import ensure_packages, in_ci
 
-__all__ = ["TEST_IMAGE", "Engine", "find_or_start_engine", "in_ci", "stop_engine"]
+__all__ = ["BARE_IMAGE", "TEST_IMAGE", "Engine", "find_or_start_engine", "in_ci", "stop_engine"]
 
 TEST_IMAGE = "conjure-async-test:offline-1"
+BARE_IMAGE = "conjure-async-test:bare-1"
+"""Like TEST_IMAGE but without /workspace (like python:3.12-slim)."""
 
 
 @dataclass
@@ -164,6 +166,15 @@ def remove_containers(engine: Engine, *, only_ours: bool = True) -> None:
 def build_test_image(engine: Engine) -> None:
     """Build the offline test image once (kept on the engine, reused by tag)."""
     anyio.run(lambda: build_offline_image(engine.image, docker_host=engine.host, if_missing=True))
+
+
+def build_bare_image(engine: Engine) -> str:
+    """Build the test image without a workspace directory once; return its tag."""
+    return anyio.run(
+        lambda: build_offline_image(
+            BARE_IMAGE, docker_host=engine.host, if_missing=True, workdir=None
+        )
+    )
 
 
 def stop_engine(engine: Engine) -> None:

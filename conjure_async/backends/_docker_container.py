@@ -1,0 +1,225 @@
+"""One sandbox container's life: created, started, prepared, removed.
+
+Shared by :class:`~conjure_async.backends.DockerBackend` and
+:class:`~conjure_async.backends.WarmPool` (a pooled container is prepared
+when the pool starts it, so taking it costs nothing more).
+
+*Preparing* a container (:func:`create_container`, after it starts) runs
+:data:`~conjure_async.backends._docker_scripts.PREPARE` once as the
+container's user:
+
+* the workspace must be writable by that user. An anonymous volume over a
+  path the image lacks (``python:3.12-slim`` has no ``/workspace``) is
+  root-owned ``755``, and so is a tmpfs workspace (the engine gives it the
+  mode of the directory below, whatever ``mode=`` says); the backend then
+  makes it ``0777`` from an exec as uid 0 (its root is root's, so no
+  capability is needed; the container's capabilities stay dropped). A
+  workspace that stays unwritable (a host directory, an image directory
+  owned by another user) raises
+  :class:`DockerError` naming the user and the path, and the container is
+  removed;
+* the backend's control directory (its own tmpfs) must be writable;
+* the processes running at that moment (``docker-init``, the idle
+  ``sleep``, whatever the image's entrypoint started) are recorded: command
+  sweeps never kill them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from conjure_async._exceptions import DockerError
+from conjure_async._logging import Logger
+from conjure_async.backends._docker_api import (
+    CREATED_BY,
+    LABEL_CREATED_BY,
+    LABEL_OWNER,
+    LABEL_POOL,
+    LABEL_SESSION,
+    import_aiodocker,
+    translate,
+)
+from conjure_async.backends._docker_scripts import CONTROL_DIR, PREPARE
+
+__all__ = ["Sandbox", "Spec", "create_container", "parse_size", "remove_container", "run_exec"]
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an int or a Docker-style size (``"512m"``, ``"1g"``, ``"64MiB"``)."""
+    if isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if match is None:
+        raise ValueError(f"not a size: {value!r} (use e.g. '512m' or a number of bytes)")
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Everything that defines a sandbox container (what a warm pool is keyed by)."""
+
+    docker_host: str | None
+    config: str
+    """The container create body as canonical JSON, without per-session labels."""
+    workdir: str
+    """Where the workspace is mounted."""
+    user: str
+    """The user commands run as (for messages)."""
+    own_workspace: bool
+    """The workspace is a volume or tmpfs of ours (its root may be made writable)."""
+
+    @property
+    def key(self) -> str:
+        raw = f"{self.docker_host}\n{self.config}".encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    def body(self, session_id: str, *, pool: bool) -> dict[str, Any]:
+        body: dict[str, Any] = json.loads(self.config)
+        body["Labels"] = {
+            **body.get("Labels", {}),
+            LABEL_CREATED_BY: CREATED_BY,
+            LABEL_SESSION: session_id,
+            LABEL_OWNER: _owner(),
+        }
+        if pool:
+            body["Labels"][LABEL_POOL] = self.key
+        return body
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A started, prepared container."""
+
+    id: str
+    spare: str
+    """Pids of the image's own processes (space-separated): never swept."""
+
+
+async def run_exec(
+    client: Any,
+    container_id: str,
+    cmd: list[str],
+    *,
+    user: str | None = None,
+    host: str | None = None,
+    action: str,
+) -> tuple[str, str, int | None]:
+    """Run a short exec to its end; return ``(stdout, stderr, exit code)``."""
+    container = client.containers.container(container_id)
+    options: dict[str, Any] = {"stdout": True, "stderr": True}
+    if user is not None:
+        options["user"] = user
+    out, err = bytearray(), bytearray()
+    try:
+        execution = await container.exec(cmd, **options)
+        async with execution.start(detach=False) as stream:
+            while (message := await stream.read_out()) is not None:
+                (err if message.stream == 2 else out).extend(message.data)
+        code = (await execution.inspect()).get("ExitCode")
+    except Exception as exc:
+        raise translate(exc, host=host, action=action) from exc
+    return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
+
+
+async def _prepare(client: Any, container_id: str, spec: Spec, image: str) -> Sandbox:
+    """Check (and where ours, fix) the workspace; record the image's processes."""
+    host = spec.docker_host
+    cmd = ["bash", "-c", PREPARE, "conjure-prepare", spec.workdir, CONTROL_DIR]
+    for attempt in (1, 2):
+        out, err, code = await run_exec(
+            client, container_id, cmd, host=host, action="preparing the container"
+        )
+        lines = out.splitlines()
+        if code != 0 or len(lines) < 2:
+            missing = " (no bash in the image?)" if code in (126, 127) else ""
+            raise DockerError(
+                f"preparing the container of image {image!r} failed{missing}: "
+                f"exit code {code}: {(err or out).strip()[-500:]}"
+            )
+        workspace, _, control = lines[0].partition(" ")
+        if control != "ok":
+            raise DockerError(
+                f"the backend's control directory {CONTROL_DIR} (a tmpfs it mounts) is not "
+                f"writable by the container user {spec.user!r}: is another mount over it?"
+            )
+        if workspace == "ok":
+            return Sandbox(container_id, lines[1])
+        if attempt == 1 and workspace == "denied" and spec.own_workspace:
+            # A new volume (or tmpfs) over a path the image lacks is root's, mode 755.
+            await run_exec(
+                client,
+                container_id,
+                ["chmod", "0777", "--", spec.workdir],
+                user="0:0",
+                host=host,
+                action="making the workspace writable",
+            )
+            continue
+        detail = "; ".join(line for line in lines[2:] if line.strip())
+        raise DockerError(
+            f"the workspace {spec.workdir} is not writable by the container user "
+            f"{spec.user!r} ({detail}); use an image or host directory where that user may "
+            "write, another user=, or workspace='tmpfs'"
+        )
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+async def create_container(
+    client: Any, spec: Spec, session_id: str, *, image: str, pool: bool = False
+) -> Sandbox:
+    """Create, start and prepare a container; remove it again if any step fails. Shielded.
+
+    Raises:
+        ImageNotFoundError: the image is gone.
+        DockerError: the engine failed, or the container is unusable (the
+            message says why: e.g. a workspace the user cannot write).
+    """
+    with anyio.CancelScope(shield=True):
+        try:
+            container = await client.containers.create(spec.body(session_id, pool=pool))
+        except Exception as exc:
+            raise translate(
+                exc, host=spec.docker_host, image=image, action="creating the container"
+            ) from exc
+        try:
+            try:
+                await container.start()
+            except Exception as exc:
+                raise translate(
+                    exc, host=spec.docker_host, action="starting the container"
+                ) from exc
+            sandbox = await _prepare(client, str(container.id), spec, image)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await container.delete(force=True, v=True)
+            raise
+    return sandbox
+
+
+async def remove_container(client: Any, container_id: str, log: Logger) -> None:
+    """Force-remove a container and its anonymous volumes (shielded, never raises)."""
+    aiodocker = import_aiodocker()
+    with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+        try:
+            await client.containers.container(container_id).delete(force=True, v=True)
+        except aiodocker.DockerError as exc:
+            if exc.status != 404:
+                log.warning("docker.remove_failed", container=container_id, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - closing must not raise
+            log.warning("docker.remove_failed", container=container_id, error=repr(exc))
