@@ -2,8 +2,9 @@
 
 ``validate`` and ``skills list`` exit 1 when a skill is invalid or cannot be
 loaded, or a PATH holds no skill. Errors: every
-:class:`~conjure_async.ConjureError` that reaches the command line becomes one line on standard error, ``conjure: error: Type: message;
-hint: what to do``, and a documented exit code (:data:`EXIT_CODES`);
+:class:`~conjure_async.ConjureError` that reaches the command line becomes
+one line on standard error, ``conjure: error: Type: message; hint: what to
+do``, and a documented exit code (:data:`EXIT_CODES`);
 ``conjure --debug COMMAND`` prints the traceback and the library's log
 events too. Anything else is a bug and keeps its traceback.
 """
