@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -62,7 +63,8 @@ class _FrontmatterLoader(yaml.SafeLoader):
     """
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        peek: Callable[[], yaml.Event] = self.peek_event  # PyYAML's parser is untyped
+        event = peek()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(None, None, _NO_ANCHORS, event.start_mark)
         return super().compose_node(parent, index)

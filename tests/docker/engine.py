@@ -27,7 +27,13 @@ from pathlib import Path
 
 import anyio
 
-from conjure_async.backends._docker_api import CREATED_BY, LABEL_CREATED_BY, docker_client
+from conjure_async.backends._docker_api import (
+    CREATED_BY,
+    LABEL_CREATED_BY,
+    LABEL_OWNER,
+    docker_client,
+)
+from conjure_async.backends._docker_container import _owner as container_owner
 from conjure_async.backends._docker_image import build_offline_image
 from tests.support.system import ensure_packages, in_ci
 
@@ -138,22 +144,29 @@ def find_or_start_engine() -> Engine | str:
     return started
 
 
+def _this_run() -> list[str]:
+    """Label filters matching the containers this test process created, and no others.
+
+    The engine may be shared with other programs (another test run, an
+    application): the leak check must neither blame nor remove their containers.
+    """
+    return [f"{LABEL_CREATED_BY}={CREATED_BY}", f"{LABEL_OWNER}={container_owner()}"]
+
+
 async def _containers(host: str) -> list[str]:
     async with docker_client(host) as client:
-        found = await client.containers.list(
-            all=True, filters={"label": [f"{LABEL_CREATED_BY}={CREATED_BY}"]}
-        )
+        found = await client.containers.list(all=True, filters={"label": _this_run()})
         return [str(c.id) for c in found]
 
 
 def leftover_containers(engine: Engine) -> list[str]:
-    """Ids of containers our library created that still exist."""
+    """Ids of containers this test run created that still exist."""
     return anyio.run(_containers, engine.host)
 
 
 async def _remove_all(host: str, only_ours: bool) -> None:
     async with docker_client(host) as client:
-        filters = {"label": [f"{LABEL_CREATED_BY}={CREATED_BY}"]} if only_ours else {}
+        filters = {"label": _this_run()} if only_ours else {}
         for container in await client.containers.list(all=True, filters=filters):
             with contextlib.suppress(Exception):
                 await container.delete(force=True, v=True)
