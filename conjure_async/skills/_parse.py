@@ -63,7 +63,7 @@ class _FrontmatterLoader(yaml.SafeLoader):
     """
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        peek: Callable[[], yaml.Event] = self.peek_event  # PyYAML's parser is untyped
+        peek: Callable[[], Any] = self.peek_event  # PyYAML's parser is untyped
         event = peek()
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(None, None, _NO_ANCHORS, event.start_mark)
