@@ -13,7 +13,7 @@ import anyio
 import httpx2
 import uvicorn
 
-from conjure_async.backends import LocalBackend
+from conjure_async.backends import Backend, LocalBackend
 from conjure_async.testing import ScriptedModel
 from examples.aiohttp_service import create_app as create_aiohttp_app
 from examples.aiohttp_service import running as aiohttp_running
@@ -84,19 +84,22 @@ async def serve_uvicorn(app: Any) -> AsyncIterator[str]:
 async def serve(
     framework: Framework,
     model_factory: Callable[[], Any],
+    *,
+    make_backend: Callable[[], Backend] = LocalBackend,
     **store_options: Any,
 ) -> AsyncIterator[Service]:
-    """Run one service example with a fresh Local backend per conversation.
+    """Run one service example with a fresh backend per conversation (Local by default).
 
     Args:
         framework: Which example to run.
         model_factory: The api callback of each new conversation.
+        make_backend: Makes each conversation's backend.
         **store_options: ``idle_ttl``, ``tenant_limit``, ``sweep_interval``...
     """
-    backends: list[LocalBackend] = []
+    backends: list[Any] = []
 
-    def backend_factory() -> LocalBackend:
-        backend = LocalBackend()
+    def backend_factory() -> Backend:
+        backend = make_backend()
         backends.append(backend)
         return backend
 
