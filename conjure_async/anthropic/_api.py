@@ -9,8 +9,10 @@ mapping are written once::
         model = AnthropicModel(api=api)
         skills = SkillsClient(api)
 
-Retry policy (the official SDK's, see ``docs/ANTHROPIC_WIRE.md``): an
-``x-should-retry`` response header decides first; otherwise 408, 409, 429 and
+Retry policy (the official Python SDK's, ``_base_client.py`` of
+https://github.com/anthropics/anthropic-sdk-python; the statuses are those of
+https://docs.anthropic.com/en/api/errors): an ``x-should-retry`` response
+header decides first; otherwise 408, 409, 429 and
 every status >= 500 (529 included) are retried, and so are connection errors
 and timeouts. The delay is ``retry-after-ms`` / ``retry-after`` when it is
 between 0 and ``max_retry_after`` seconds, else exponential backoff with
