@@ -85,6 +85,30 @@ def test_no_string_the_package_shows_names_a_private_module() -> None:
     assert found == []
 
 
+CONTRIBUTOR_DOCS = {"docs/contributing.md", "docs/architecture.md"}
+"""Pages for people changing the library: they name its private modules on purpose (as the ADRs)."""
+
+
+def _user_texts() -> Iterator[tuple[str, str]]:
+    """The README, the user docs and the examples (what a user reads and copies)."""
+    paths = [
+        ROOT / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+        *sorted((ROOT / "examples").rglob("*.py")),
+    ]
+    for path in paths:
+        relative = str(path.relative_to(ROOT))
+        if relative not in CONTRIBUTOR_DOCS:
+            yield relative, path.read_text(encoding="utf-8")
+
+
+def test_user_docs_and_examples_name_only_public_modules() -> None:
+    """What a user reads or copies imports ``conjure_async.testing``, not ``..._fake_server``."""
+    found = [f"{path}: {match}" for path, text in _user_texts() for match in PRIVATE.findall(text)]
+    assert any(path == "README.md" for path, _ in _user_texts())
+    assert found == []
+
+
 def test_the_scan_sees_f_strings_and_constants() -> None:
     """The scan reads f-string parts and module constants, and skips import paths."""
     texts = [text for _, _, text in _shown_strings()]
