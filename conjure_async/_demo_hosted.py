@@ -9,7 +9,7 @@ from conjure_async._session import Session
 from conjure_async.backends._hosted import AnthropicBackend, AnthropicSkill
 from conjure_async.events import Event
 from conjure_async.models._anthropic import AnthropicModel
-from conjure_async.testing._fake_server import FakeAnthropicServer
+from conjure_async.testing import FakeAnthropicServer
 
 __all__ = ["run_hosted_demo"]
 

@@ -104,6 +104,14 @@ def redact_key_shapes(text: str) -> str:
 class ConjureError(Exception):
     """Base class of every exception conjure_async raises on purpose."""
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle and copy rebuild an exception as ``cls(*self.args)``, which a subclass
+        # with its own __init__ cannot take (``MaxIterationsError(3)`` came back with its
+        # message doubled). Rebuild it without calling __init__: ``args`` as they are,
+        # then the attributes (and ``__notes__``) from ``__dict__``.
+        cls = type(self)
+        return (cls.__new__, (cls, *self.args), self.__dict__ or None)
+
 
 class MissingDependencyError(ConjureError, ImportError):
     """An optional dependency is not installed; the message gives the pip command."""

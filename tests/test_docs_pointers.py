@@ -23,9 +23,6 @@ POINTER = re.compile(r"(?<![\w/])((?:docs/[\w./-]+|[A-Z][A-Z0-9_-]+)\.md)\b")
 NOT_POINTERS = {"SKILL.md"}  # the Agent Skills file format, named everywhere, not a document
 MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|home|Users|root)/[\w.-]+")
 
-PENDING = {("conjure_async/anthropic/_api.py", "docs/ANTHROPIC_WIRE.md")}
-"""Pointers in files another change is rewriting right now; each must go with it."""
-
 
 def _pointers() -> list[tuple[str, str]]:
     found = []
@@ -41,9 +38,7 @@ def test_every_named_document_exists() -> None:
     broken = [
         (source, name)
         for source, name in _pointers()
-        if (source, name) not in PENDING
-        and not (ROOT / name).is_file()
-        and not (ROOT / "docs" / name).is_file()
+        if not (ROOT / name).is_file() and not (ROOT / "docs" / name).is_file()
     ]
     assert _pointers(), "the scan finds no pointer at all"
     assert broken == []

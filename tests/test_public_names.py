@@ -14,15 +14,13 @@ import conjure_async
 
 PUBLIC_PACKAGES = [
     "conjure_async",
+    "conjure_async.anthropic",
     "conjure_async.backends",
     "conjure_async.models",
     "conjure_async.skills",
     "conjure_async.testing",
 ]
-"""The packages whose ``__init__`` rewrites ``__module__`` (``anthropic`` is pending: see below)."""
-
-PENDING = {"conjure_async.anthropic"}
-"""``conjure_async/anthropic/__init__.py`` is being rewritten by another change; it joins next."""
+"""The packages whose ``__init__`` rewrites ``__module__``."""
 
 
 def _exported(package: str) -> list[tuple[str, Any]]:

@@ -18,6 +18,7 @@ post-GA response shapes. Only the hosted backend uses this package.
 
 from __future__ import annotations
 
+from conjure_async._public import publish
 from conjure_async.anthropic._api import (
     ANTHROPIC_VERSION,
     DEFAULT_BASE_URL,
@@ -67,3 +68,5 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the public-API tests check
     "skill_upload_files",
     "upload_problems",
 ]
+
+publish(__name__, {name: globals()[name] for name in __all__})

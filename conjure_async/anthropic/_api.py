@@ -9,8 +9,10 @@ mapping are written once::
         model = AnthropicModel(api=api)
         skills = SkillsClient(api)
 
-Retry policy (the official SDK's, see ``docs/ANTHROPIC_WIRE.md``): an
-``x-should-retry`` response header decides first; otherwise 408, 409, 429 and
+Retry policy (the official Python SDK's, ``_base_client.py`` of
+https://github.com/anthropics/anthropic-sdk-python; the statuses are those of
+https://docs.anthropic.com/en/api/errors): an ``x-should-retry`` response
+header decides first; otherwise 408, 409, 429 and
 every status >= 500 (529 included) are retried, and so are connection errors
 and timeouts. The delay is ``retry-after-ms`` / ``retry-after`` when it is
 between 0 and ``max_retry_after`` seconds, else exponential backoff with
@@ -32,7 +34,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 import httpx2
@@ -275,39 +277,25 @@ class AnthropicAPI(AsyncCloseable):
             headers["anthropic-beta"] = ",".join(merged)
         return headers
 
-    def _build(
-        self,
-        method: str,
-        path: str,
-        *,
-        attempt: int,
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        files: Any,
-        data: Mapping[str, Any] | None,
-        betas: Sequence[str],
-        headers: Mapping[str, str] | None,
-    ) -> httpx2.Request:
-        all_headers = self.headers(betas, headers)
-        all_headers["x-stainless-retry-count"] = str(attempt)
-        clean_params = {k: v for k, v in (params or {}).items() if v is not None}
-        if isinstance(json_body, bytes):  # JSON already encoded (the Messages body)
-            all_headers["content-type"] = "application/json"
+    def _build_request(self, call: _Call, attempt: int) -> httpx2.Request:
+        """The request of one attempt (``x-stainless-retry-count`` counts the retries)."""
+        headers = self.headers(call.betas, call.headers)
+        headers["x-stainless-retry-count"] = str(attempt)
+        params = {k: v for k, v in (call.params or {}).items() if v is not None} or None
+        url = f"{self.base_url}{call.path}"
+        if isinstance(call.json_body, bytes):  # JSON already encoded (the Messages body)
+            headers["content-type"] = "application/json"
             return self._client.build_request(
-                method,
-                f"{self.base_url}{path}",
-                params=clean_params or None,
-                content=json_body,
-                headers=all_headers,
+                call.method, url, params=params, content=call.json_body, headers=headers
             )
         return self._client.build_request(
-            method,
-            f"{self.base_url}{path}",
-            params=clean_params or None,
-            json=json_body,
-            files=files,
-            data=data,
-            headers=all_headers,
+            call.method,
+            url,
+            params=params,
+            json=call.json_body,
+            files=call.files,
+            data=call.data,
+            headers=headers,
         )
 
     def status_error(self, response: httpx2.Response) -> APIStatusError:
@@ -338,16 +326,20 @@ class AnthropicAPI(AsyncCloseable):
             headers=self.redactor.headers({k.lower(): v for k, v in response.headers.items()}),
         )
 
-    def _connection_error(self, exc: httpx2.TransportError, method: str, path: str) -> APIError:
+    def _connection_error(self, exc: httpx2.TransportError, call: _Call) -> APIError:
         detail = self.redact(str(exc)) or type(exc).__name__
         if isinstance(exc, httpx2.TimeoutException):
-            return APITimeoutError(f"{method} {path} timed out ({type(exc).__name__}: {detail})")
+            return APITimeoutError(f"{call.what} timed out ({type(exc).__name__}: {detail})")
         return APIConnectionError(
-            f"{method} {path} failed to connect or lost the connection "
-            f"({type(exc).__name__}: {detail})"
+            f"{call.what} failed to connect or lost the connection ({type(exc).__name__}: {detail})"
         )
 
     # -- sending -----------------------------------------------------------------
+    #
+    # In layers, as httpx sends: request()/stream() -> _send (the client's state,
+    # redaction, closing the response) -> _send_handling_retries (the deadline, the
+    # retry decision, its log and its wait) -> _send_single_request (build, send and
+    # settle one attempt).
 
     async def request(
         self,
@@ -383,9 +375,9 @@ class AnthropicAPI(AsyncCloseable):
             APIConnectionError: the final attempt got no response.
             APITimeoutError: the final attempt timed out.
         """
-        async with self._send(
-            method,
-            path,
+        call = _Call(
+            method=method,
+            path=path,
             params=params,
             json_body=json,
             files=files,
@@ -393,8 +385,8 @@ class AnthropicAPI(AsyncCloseable):
             betas=betas,
             headers=headers,
             idempotent=idempotent,
-            read_body=True,
-        ) as response:
+        )
+        async with self._send(call) as response:
             return response
 
     @asynccontextmanager
@@ -416,176 +408,168 @@ class AnthropicAPI(AsyncCloseable):
         Raises:
             APIStatusError, APIConnectionError, APITimeoutError: as :meth:`request`.
         """
-        async with self._send(
-            method,
-            path,
+        call = _Call(
+            method=method,
+            path=path,
             params=params,
             json_body=json,
-            files=None,
-            data=None,
             betas=betas,
             headers=headers,
-            idempotent=True,
             read_body=False,
-        ) as response:
+        )
+        async with self._send(call) as response:
             yield response
 
     @asynccontextmanager
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        files: Any,
-        data: Mapping[str, Any] | None,
-        betas: Sequence[str],
-        headers: Mapping[str, str] | None,
-        idempotent: bool,
-        read_body: bool,
-    ) -> AsyncIterator[httpx2.Response]:
+    async def _send(self, call: _Call) -> AsyncIterator[httpx2.Response]:
+        """Yield the usable response to ``call``, closed on exit; every error leaves redacted."""
         if self._closed:
             raise APIConnectionError(f"{type(self).__name__} is closed")
-        with self.redactor.guard():  # every error of every request leaves redacted
-            async with self._attempts(
-                method,
-                path,
-                params=params,
-                json_body=json_body,
-                files=files,
-                data=data,
-                betas=betas,
-                headers=headers,
-                idempotent=idempotent,
-                read_body=read_body,
-            ) as response:
+        with self.redactor.guard():
+            response = await self._send_handling_retries(call)
+            try:
                 yield response
+            finally:
+                await response.aclose()
 
-    @asynccontextmanager
-    async def _attempts(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Mapping[str, Any] | None,
-        json_body: Any,
-        files: Any,
-        data: Mapping[str, Any] | None,
-        betas: Sequence[str],
-        headers: Mapping[str, str] | None,
-        idempotent: bool,
-        read_body: bool,
-    ) -> AsyncIterator[httpx2.Response]:
-        retries = 0
+    async def _send_handling_retries(self, call: _Call) -> httpx2.Response:
+        """Attempt ``call`` until a response is usable, a failure is final, or time is up."""
         limit = None if self.deadline is None else anyio.current_time() + self.deadline
+        retries = 0
         while True:
-            request = self._build(
-                method,
-                path,
-                attempt=retries,
-                params=params,
-                json_body=json_body,
-                files=files,
-                data=data,
-                betas=betas,
-                headers=headers,
-            )
             with anyio.move_on_after(_remaining(limit)) as scope:
-                outcome = await self._attempt(
-                    request, method, path, idempotent=idempotent, read_body=read_body
-                )
+                outcome = await self._send_single_request(call, retries)
             if scope.cancelled_caught:
-                raise self._deadline_error(method, path)
+                raise APITimeoutError(
+                    f"{call.what} exceeded its deadline of {self.deadline:g} s (retries included)"
+                )
             if isinstance(outcome, httpx2.Response):
                 self._log.debug(
                     "anthropic.response",
-                    method=method,
-                    path=path,
+                    **call.log_fields(retries),
                     status=outcome.status_code,
                     request_id=outcome.headers.get("request-id"),
-                    attempt=retries + 1,
                 )
-                try:
-                    yield outcome
-                finally:
-                    await outcome.aclose()
-                return
-            error, cause, retryable, response_headers = outcome
-            log_fields = {
-                "method": method,
-                "path": path,
-                "attempt": retries + 1,
-                "error_type": type(error).__name__,
-                "status": getattr(error, "status_code", None),
-                "request_id": error.request_id,
-            }
-            delay = self.retry.delay(retries, response_headers)
-            left = _remaining(limit)
-            # a wait that would outlast the deadline is not made: the real error is more useful
-            if retryable and retries < self.retry.max_retries and (left is None or delay < left):
-                self._log.info("anthropic.retry", delay_s=round(delay, 6), **log_fields)
-                retries += 1
-                await anyio.sleep(delay)
-                continue
-            self._log.warning("anthropic.request_failed", **log_fields)
-            if cause is error:
-                raise error
-            raise error from cause
+                return outcome
+            delay = self._retry_delay(call, outcome, retries, limit)
+            fields = {**call.log_fields(retries), **outcome.log_fields()}
+            if delay is None:
+                self._log.warning("anthropic.request_failed", **fields)
+                outcome.raise_()
+            self._log.info("anthropic.retry", delay_s=round(delay, 6), **fields)
+            retries += 1
+            await anyio.sleep(delay)
 
-    def _deadline_error(self, method: str, path: str) -> APITimeoutError:
-        return APITimeoutError(
-            f"{method} {path} exceeded its deadline of {self.deadline:g} s (retries included)"
-        )
+    def _retry_delay(
+        self, call: _Call, failure: _Failure, retries: int, limit: float | None
+    ) -> float | None:
+        """Seconds to wait before retrying, or ``None`` when ``failure`` is final."""
+        if retries >= self.retry.max_retries or not failure.retryable(self.retry, call.idempotent):
+            return None
+        delay = self.retry.delay(retries, failure.headers)
+        left = _remaining(limit)
+        # a wait that would outlast the deadline is not made: the real error is more useful
+        return delay if left is None or delay < left else None
 
-    async def _attempt(
-        self,
-        request: httpx2.Request,
-        method: str,
-        path: str,
-        *,
-        idempotent: bool,
-        read_body: bool,
-    ) -> httpx2.Response | tuple[APIError, BaseException, bool, Mapping[str, str]]:
-        """One attempt: the usable response, or (error, cause, retryable, headers)."""
+    async def _send_single_request(self, call: _Call, attempt: int) -> httpx2.Response | _Failure:
+        """One attempt: build, send, read what is needed; the usable response or why not."""
+        request = self._build_request(call, attempt)
         try:
             response = await self._client.send(request, stream=True)
         except httpx2.TransportError as exc:
-            connect_failed = isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
-            return self._connection_error(exc, method, path), exc, idempotent or connect_failed, {}
+            reached = not isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout)
+            return _Failure(self._connection_error(exc, call), exc, reached_server=reached)
         try:
-            outcome = await self._settle(response, method, path, read_body=read_body)
+            failure = await self._settle(response, call)
         except BaseException:  # cancelled (e.g. the deadline) while reading: release it
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             raise
-        if outcome is None:
-            return response
-        error, cause = outcome
-        if not isinstance(error, APIStatusError):
-            return error, cause, idempotent, {}
-        status = error.status_code
-        retryable = self.retry.should_retry(status, error.headers) and (
-            idempotent or status in (429, 529) or error.headers.get("x-should-retry") == "true"
-        )
-        return error, cause, retryable, error.headers
+        return response if failure is None else failure
 
-    async def _settle(
-        self, response: httpx2.Response, method: str, path: str, *, read_body: bool
-    ) -> tuple[APIError, BaseException] | None:
+    async def _settle(self, response: httpx2.Response, call: _Call) -> _Failure | None:
         """Read what is needed of ``response``; ``None`` when it is usable."""
         try:
             if response.is_success:
-                if read_body:
+                if call.read_body:
                     await response.aread()
                 return None
             await response.aread()
         except httpx2.TransportError as exc:
             await response.aclose()
-            return self._connection_error(exc, method, path), exc
+            return _Failure(self._connection_error(exc, call), exc)
         await response.aclose()
-        error = self.status_error(response)
-        return error, error
+        return _Failure(self.status_error(response))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Call:
+    """One logical request as :meth:`AnthropicAPI.request` or ``stream`` received it."""
+
+    method: str
+    path: str
+    params: Mapping[str, Any] | None = None
+    json_body: Any = None
+    files: Any = None
+    data: Mapping[str, Any] | None = None
+    betas: Sequence[str] = ()
+    headers: Mapping[str, str] | None = None
+    idempotent: bool = True
+    read_body: bool = True
+    """``False`` for :meth:`AnthropicAPI.stream`: the caller reads the body."""
+
+    @property
+    def what(self) -> str:
+        """``POST /v1/messages``, for error messages."""
+        return f"{self.method} {self.path}"
+
+    def log_fields(self, retries: int) -> dict[str, Any]:
+        """The fields every log event of an attempt carries."""
+        return {"method": self.method, "path": self.path, "attempt": retries + 1}
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """An attempt that gave no usable response.
+
+    Attributes:
+        error: What the caller gets if this failure is final.
+        cause: The vendor exception behind it (``None``: an error status).
+        reached_server: ``False`` when the request never reached the server
+            (connecting failed): safe to retry even a create.
+    """
+
+    error: APIError
+    cause: BaseException | None = None
+    reached_server: bool = True
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The error response's headers (``retry-after``...), empty without a response."""
+        return self.error.headers if isinstance(self.error, APIStatusError) else {}
+
+    def retryable(self, policy: RetryPolicy, idempotent: bool) -> bool:
+        """Whether another attempt may succeed, and is safe for a non-idempotent request."""
+        if not isinstance(self.error, APIStatusError):
+            return idempotent or not self.reached_server
+        status, headers = self.error.status_code, self.error.headers
+        return policy.should_retry(status, headers) and (
+            idempotent or status in (429, 529) or headers.get("x-should-retry") == "true"
+        )
+
+    def log_fields(self) -> dict[str, Any]:
+        """What the retry and failure log events say about it."""
+        return {
+            "error_type": type(self.error).__name__,
+            "status": getattr(self.error, "status_code", None),
+            "request_id": self.error.request_id,
+        }
+
+    def raise_(self) -> NoReturn:
+        """Raise :attr:`error`, chained to its cause."""
+        if self.cause is None:
+            raise self.error
+        raise self.error from self.cause
 
 
 def _remaining(limit: float | None) -> float | None:

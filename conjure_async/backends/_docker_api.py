@@ -55,9 +55,11 @@ LABEL_OWNER = "conjure_async.owner"
 """Label holding ``hostname:pid`` of the process that created the container."""
 
 BUILD_HINT = (
-    "build it with `conjure docker build` (online; FROM python:slim), or offline with "
-    "`await conjure_async.backends._docker_image.build_offline_image(tag)`"
+    "build it with `conjure docker build --tag IMAGE` (online; FROM python:slim), "
+    "or without a registry with `conjure docker build --offline --tag IMAGE` "
+    "(in Python: `await conjure_async.backends.build_offline_image(IMAGE)`)"
 )
+"""How to build a missing sandbox image; names only public commands and functions."""
 
 _DEFAULT_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 

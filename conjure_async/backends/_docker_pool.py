@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 from collections import deque
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 from anyio.abc import TaskGroup
 
+from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import BackendError, DockerError
 from conjure_async._logging import get_logger
 from conjure_async.backends._docker_api import docker_client
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["WarmPool"]
 
 
-class WarmPool:
+class WarmPool(AsyncCloseable):
     """Pre-started containers, so a session's first tool call costs one exec.
 
     Keeps up to ``size`` idle containers for each container configuration
@@ -91,25 +91,23 @@ class WarmPool:
         self._stack = stack
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
+        """Stop refilling and remove every idle container (idempotent)."""
         self._closed = True
+        stack, self._stack = self._stack, None
+        if stack is None:
+            return
         assert self._tg is not None
-        assert self._stack is not None
         self._tg.cancel_scope.cancel()
         try:
-            await self._stack.__aexit__(exc_type, exc, tb)
+            await stack.aclose()
         finally:
-            self._stack = None
-        # The refill tasks are gone; what is left idle belongs to nobody.
-        async with docker_client(self.docker_host) as client:
-            for queue in self._ready.values():
-                while queue:
-                    await remove_container(client, queue.popleft().id, self._log)
+            # The refill tasks are gone; what is left idle belongs to nobody.
+            with anyio.CancelScope(shield=True):
+                async with docker_client(self.docker_host) as client:
+                    for queue in self._ready.values():
+                        while queue:
+                            await remove_container(client, queue.popleft().id, self._log)
 
     @property
     def idle(self) -> int:

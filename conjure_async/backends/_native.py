@@ -66,6 +66,7 @@ from conjure_async.backends._base import (
     ToolEvent,
     ToolResult,
 )
+from conjure_async.backends._docstrings import parse_docstring
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import SkillListing
 
@@ -81,50 +82,7 @@ NO_OUTPUT = "(no output)"
 """What the model receives when a native tool returns ``None``."""
 
 _TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_SECTION = re.compile(
-    r"^(Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Returns?|Yields?|"
-    r"Raises|Examples?|Notes?|Attributes|See Also|Warnings?|Todo|References):\s*$"
-)
-_ARG_LINE = re.compile(r"^\*{0,2}(?P<name>\w+)\s*(\([^)]*\))?\s*:\s*(?P<text>.*)$")
-_ARGS_HEADERS = frozenset({"Args", "Arguments", "Parameters", "Params"})
 _MODEL_CONFIG = ConfigDict(extra="forbid", protected_namespaces=(), arbitrary_types_allowed=True)
-
-
-# -- docstrings ----------------------------------------------------------------
-
-
-def _parse_docstring(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Split a Google docstring into its description and ``Args:`` descriptions."""
-    if not doc:
-        return "", {}
-    lines = inspect.cleandoc(doc).splitlines()
-    description: list[str] = []
-    params: dict[str, str] = {}
-    section: str | None = None
-    current: str | None = None
-    base_indent: int | None = None
-    for line in lines:
-        stripped = line.strip()
-        header = _SECTION.match(line)
-        if header:
-            section = header.group(1)
-            current, base_indent = None, None
-            continue
-        if section is None:
-            description.append(line)
-            continue
-        if section not in _ARGS_HEADERS or not stripped:
-            continue
-        indent = len(line) - len(line.lstrip())
-        if base_indent is None:
-            base_indent = indent
-        match = _ARG_LINE.match(stripped)
-        if indent <= base_indent and match:
-            current = match.group("name")
-            params[current] = match.group("text").strip()
-        elif current is not None:
-            params[current] = f"{params[current]} {stripped}".strip()
-    return "\n".join(description).strip(), params
 
 
 # -- tools ---------------------------------------------------------------------
@@ -207,7 +165,7 @@ class NativeTool(Generic[P, R]):
         self.name = name or function.__name__
         if not _TOOL_NAME.match(self.name):
             raise ValueError(f"tool name {self.name!r} must match {_TOOL_NAME.pattern}")
-        summary, arg_docs = _parse_docstring(inspect.getdoc(function))
+        summary, arg_docs = parse_docstring(inspect.getdoc(function))
         self.description = description if description is not None else summary
         try:
             hints = typing.get_type_hints(function, include_extras=True)
@@ -474,7 +432,7 @@ def _skill_operations(skill: Any) -> list[_SkillOperation]:
         tool_name = f"{name}_{operation}".replace("-", "_")
         if not _TOOL_NAME.match(tool_name):
             raise ValueError(f"skill name {name!r} makes an invalid tool name {tool_name!r}")
-        summary, _ = _parse_docstring(inspect.getdoc(method))
+        summary, _ = parse_docstring(inspect.getdoc(method))
         text = summary or _OPERATION_DOCS[operation].format(name=name)
         if description:
             text = f"{text}\n\n{name}: {description}"

@@ -6,8 +6,6 @@ import builtins
 import contextlib
 import fnmatch
 import functools
-import logging
-import os
 from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -16,38 +14,13 @@ from typing import NoReturn
 import anyio
 from anyio.abc import TaskStatus
 
-from conjure_async._exceptions import SkillError, SkillNotFoundError
+from conjure_async._exceptions import SkillNotFoundError
 from conjure_async.skills._loader import SkillSet, StrPath, load_skills
 from conjure_async.skills._model import Diagnostic, Skill
 from conjure_async.skills._validate import Profile, check_profile
+from conjure_async.skills._watch import Watcher
 
 __all__ = ["SkillRegistry"]
-
-logger = logging.getLogger("conjure_async.skills")
-
-_Fingerprint = frozenset[tuple[str, int, int]]
-_SKIPPED_DIRS = frozenset({"__pycache__", ".git"})
-
-
-def _fingerprint(paths: Iterable[Path]) -> _Fingerprint:
-    """Return the (path, mtime_ns, size) of every file under ``paths``."""
-    entries: set[tuple[str, int, int]] = set()
-    for root in paths:
-        try:
-            if root.is_file():
-                st = root.stat()
-                entries.add((str(root), st.st_mtime_ns, st.st_size))
-                continue
-        except OSError:
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if d not in _SKIPPED_DIRS]
-            for name in filenames:
-                full = os.path.join(dirpath, name)  # noqa: PTH118 - os.walk yields str paths
-                with contextlib.suppress(OSError):
-                    st = os.stat(full)  # noqa: PTH116 - same
-                    entries.add((full, st.st_mtime_ns, st.st_size))
-    return frozenset(entries)
 
 
 class SkillRegistry:
@@ -66,7 +39,7 @@ class SkillRegistry:
     Example::
 
         registry = await SkillRegistry.from_paths("skills/")
-        async with registry.watch(interval=1.0):
+        async with registry.watch():
             ...  # edits under skills/ are picked up
 
     Args:
@@ -94,6 +67,7 @@ class SkillRegistry:
         self._diagnostics: tuple[Diagnostic, ...] = ()
         self._snapshot: Mapping[str, Skill] = MappingProxyType({})
         self._generation = 0
+        self._watchers: set[Watcher] = set()
         self._publish()
 
     @classmethod
@@ -178,7 +152,9 @@ class SkillRegistry:
             result = await self._load(paths)
             self._paths = paths
             self._set_loaded(result)
-            return result
+        for watcher in self._watchers:
+            watcher.rewatch()
+        return result
 
     async def reload(self) -> SkillSet:
         """Re-read every path and swap in the new skills atomically.
@@ -203,41 +179,47 @@ class SkillRegistry:
         *,
         task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
     ) -> NoReturn:
-        """Poll the paths every ``interval`` seconds and reload when a file changes.
+        """Reload whenever a file under the paths changes, until cancelled.
 
-        A change is any difference in the set of (file, mtime, size). A reload
-        that fails is logged as a warning and the previous skills stay. Runs
-        until cancelled; ``task_status.started()`` is called once the first
-        scan is done (for ``TaskGroup.start``).
+        Changes come from the operating system's file events (through
+        ``watchfiles``), not from scanning: an edit is seen even when it keeps
+        a file's size and modification time, and nothing is read while nothing
+        changes. Paths added with :meth:`add_path` are followed too. A reload
+        that fails is logged as a warning and the previous skills stay.
+        ``task_status.started()`` is called once the paths are being watched
+        (for ``TaskGroup.start``).
+
+        Args:
+            interval: Seconds a burst of changes is gathered for, at most,
+                before one reload (watchfiles' ``debounce``).
+            task_status: Set by ``TaskGroup.start``.
         """
-        last = await anyio.to_thread.run_sync(_fingerprint, self._paths)
-        task_status.started()
-        while True:
-            await anyio.sleep(interval)
-            current = await anyio.to_thread.run_sync(_fingerprint, self._paths)
-            if current == last:
-                continue
-            last = current
-            try:
-                await self.reload()
-            except SkillError as exc:
-                logger.warning(
-                    "skills changed but reloading failed; keeping the previous ones: %s", exc
-                )
+        await self._watch(Watcher(self, interval), task_status=task_status)
+        raise AssertionError("unreachable: only stop() ends a watcher, and nobody holds this one")
 
     @contextlib.asynccontextmanager
     async def watch(self, interval: float = 1.0) -> AsyncIterator[SkillRegistry]:
         """Reload on file changes while the ``async with`` block runs.
 
-        Polls like :meth:`watch_forever`; the watcher is cancelled when the
-        block exits.
+        Watches like :meth:`watch_forever`; leaving the block stops the watcher
+        (a reload under way completes first).
         """
+        watcher = Watcher(self, interval)
         async with anyio.create_task_group() as tg:
-            await tg.start(functools.partial(self.watch_forever, interval))
+            await tg.start(functools.partial(self._watch, watcher))
             try:
                 yield self
             finally:
-                tg.cancel_scope.cancel()
+                watcher.stop()
+
+    async def _watch(
+        self, watcher: Watcher, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        self._watchers.add(watcher)
+        try:
+            await watcher.run(task_status=task_status)
+        finally:
+            self._watchers.discard(watcher)
 
     async def _load(self, paths: tuple[Path, ...]) -> SkillSet:
         if not paths:

@@ -8,7 +8,10 @@
 * :data:`EXAMPLE_SKILLS`: the folder of the example skills, to try things
   out from any working directory (``load_skills(EXAMPLE_SKILLS)``).
 * ``FakeAnthropicServer``: a real HTTP server on 127.0.0.1 speaking the
-  Anthropic API (Messages, Skills, Files), with error injection.
+  Anthropic API (Messages, Skills, Files), with error injection (the faults
+  ``ErrorResponse``, ``DropConnection``, ``MalformedJSON``, ``Delay``,
+  ``StreamError``, ``StreamDrop``, ``StreamRaw``, ``StreamPings``,
+  ``PlainJSON``); it records each request as a ``RecordedRequest``.
 
 The library never imports this package; only the offline demo
 (``conjure demo``) does, to play the model and the API.
@@ -31,15 +34,19 @@ from conjure_async.testing._scripted import (
 )
 
 if TYPE_CHECKING:
-    from conjure_async.testing._fake_server import (
+    from conjure_async.testing._fake import (
         Delay,
         DropConnection,
         ErrorResponse,
         FakeAnthropicServer,
         MalformedJSON,
+        MultipartPart,
+        PlainJSON,
         RecordedRequest,
         StreamDrop,
         StreamError,
+        StreamPings,
+        StreamRaw,
         message_stream_events,
     )
 
@@ -51,11 +58,15 @@ __all__ = [  # noqa: RUF022 - plain sorted(), as the public-API tests check
     "ErrorResponse",
     "FakeAnthropicServer",
     "MalformedJSON",
+    "MultipartPart",
+    "PlainJSON",
     "RecordedRequest",
     "ScriptStep",
     "ScriptedModel",
     "StreamDrop",
     "StreamError",
+    "StreamPings",
+    "StreamRaw",
     "assert_events",
     "collect",
     "message_stream_events",
@@ -73,9 +84,13 @@ _FAKE_SERVER_NAMES = frozenset(
         "ErrorResponse",
         "FakeAnthropicServer",
         "MalformedJSON",
+        "MultipartPart",
+        "PlainJSON",
         "RecordedRequest",
         "StreamDrop",
         "StreamError",
+        "StreamPings",
+        "StreamRaw",
         "message_stream_events",
     }
 )
@@ -86,7 +101,7 @@ publish(__name__, {name: globals()[name] for name in __all__ if name in globals(
 
 def __getattr__(name: str) -> Any:
     if name in _FAKE_SERVER_NAMES:
-        obj = getattr(importlib.import_module("conjure_async.testing._fake_server"), name)
+        obj = getattr(importlib.import_module("conjure_async.testing._fake"), name)
         publish(__name__, {name: obj})
         return obj
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,11 +9,12 @@ import httpx2
 import pytest
 
 from conjure_async.messages import MessagesRequest
-from conjure_async.testing import FakeAnthropicServer, text_response
-from conjure_async.testing._fake_server import (
+from conjure_async.testing import (
     ErrorResponse,
+    FakeAnthropicServer,
     MalformedJSON,
     message_stream_events,
+    text_response,
 )
 from tests.anthropic.constants import API_KEY
 

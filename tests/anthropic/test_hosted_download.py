@@ -14,8 +14,7 @@ from conjure_async.backends import AnthropicBackend
 from conjure_async.backends._hosted import AnthropicSkill
 from conjure_async.events import CreatedFile
 from conjure_async.models._anthropic import AnthropicModel
-from conjure_async.testing import FakeAnthropicServer
-from conjure_async.testing._fake_server import ErrorResponse
+from conjure_async.testing import ErrorResponse, FakeAnthropicServer
 from tests.anthropic.constants import API_KEY, FAST
 
 pytestmark = pytest.mark.anyio

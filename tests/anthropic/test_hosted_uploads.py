@@ -15,8 +15,7 @@ from conjure_async import Session
 from conjure_async._exceptions import SkillValidationError
 from conjure_async.backends import AnthropicBackend
 from conjure_async.skills import Skill, load_skill
-from conjure_async.testing import FakeAnthropicServer, ScriptedModel
-from conjure_async.testing._fake_server import Delay
+from conjure_async.testing import Delay, FakeAnthropicServer, ScriptedModel
 from tests.anthropic.constants import API_KEY, FAST
 from tests.anthropic.skill_factory import make_skill
 
@@ -236,7 +235,7 @@ async def test_a_failed_upload_releases_the_backends_client(
 ) -> None:
     """The session closes only backends that opened: a failing open closes its own client."""
     from conjure_async._exceptions import BadRequestError
-    from conjure_async.testing._fake_server import ErrorResponse
+    from conjure_async.testing import ErrorResponse
 
     server.inject(ErrorResponse(400, message="no"), path="/v1/skills", method="POST")
     backend = _backend(server, [make_skill(tmp_path)])

@@ -21,8 +21,7 @@ from conjure_async._exceptions import (
 from conjure_async.messages import Message, MessagesRequest
 from conjure_async.models import StreamingApiCallback
 from conjure_async.models._anthropic import AnthropicModel
-from conjure_async.testing import FakeAnthropicServer, text_response
-from conjure_async.testing._fake_server import ErrorResponse, MalformedJSON
+from conjure_async.testing import ErrorResponse, FakeAnthropicServer, MalformedJSON, text_response
 from tests.anthropic.constants import API_KEY
 
 pytestmark = pytest.mark.anyio

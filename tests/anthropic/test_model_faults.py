@@ -16,13 +16,15 @@ from conjure_async.backends._hosted import AnthropicSkill
 from conjure_async.events import TextDelta
 from conjure_async.messages import ContentBlock, Message, MessagesRequest
 from conjure_async.models._anthropic import AnthropicModel
-from conjure_async.testing import FakeAnthropicServer, collect, summarize
-from conjure_async.testing._fake_server import (
+from conjure_async.testing import (
     Delay,
     ErrorResponse,
+    FakeAnthropicServer,
     PlainJSON,
     StreamPings,
     StreamRaw,
+    collect,
+    summarize,
 )
 from tests.anthropic.constants import API_KEY, FAST
 

@@ -29,9 +29,9 @@ from conjure_async._exceptions import (
 from conjure_async.anthropic import AnthropicAPI, FilesClient
 from conjure_async.messages import Message, MessagesRequest
 from conjure_async.models._anthropic import AnthropicModel
-from conjure_async.testing import FakeAnthropicServer
-from conjure_async.testing._fake_server import (
+from conjure_async.testing import (
     ErrorResponse,
+    FakeAnthropicServer,
     MalformedJSON,
     StreamError,
     StreamRaw,

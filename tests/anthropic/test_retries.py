@@ -20,8 +20,13 @@ from conjure_async._exceptions import (
 from conjure_async.anthropic import AnthropicAPI, RetryPolicy
 from conjure_async.messages import Message, MessagesRequest
 from conjure_async.models._anthropic import AnthropicModel
-from conjure_async.testing import FakeAnthropicServer, text_response
-from conjure_async.testing._fake_server import Delay, DropConnection, ErrorResponse
+from conjure_async.testing import (
+    Delay,
+    DropConnection,
+    ErrorResponse,
+    FakeAnthropicServer,
+    text_response,
+)
 from tests.anthropic.constants import API_KEY
 
 pytestmark = pytest.mark.anyio

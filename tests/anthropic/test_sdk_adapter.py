@@ -16,8 +16,13 @@ from conjure_async.events import TextDelta
 from conjure_async.messages import Message, MessagesRequest
 from conjure_async.models import StreamingApiCallback
 from conjure_async.models._sdk import AnthropicSDKModel
-from conjure_async.testing import FakeAnthropicServer, collect, summarize, text_response
-from conjure_async.testing._fake_server import ErrorResponse
+from conjure_async.testing import (
+    ErrorResponse,
+    FakeAnthropicServer,
+    collect,
+    summarize,
+    text_response,
+)
 from tests.anthropic.constants import API_KEY
 
 anthropic = pytest.importorskip("anthropic")

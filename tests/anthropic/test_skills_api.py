@@ -14,8 +14,7 @@ from conjure_async.anthropic import (
     SkillVersionInfo,
     skill_upload_files,
 )
-from conjure_async.testing import FakeAnthropicServer
-from conjure_async.testing._fake_server import MalformedJSON
+from conjure_async.testing import FakeAnthropicServer, MalformedJSON
 from tests.anthropic.skill_factory import make_skill
 
 pytestmark = pytest.mark.anyio

@@ -23,12 +23,14 @@ from conjure_async.messages import (
 )
 from conjure_async.models._anthropic import AnthropicModel
 from conjure_async.models._sse import MessageAssembler, ServerSentEvent, SSEDecoder
-from conjure_async.testing import FakeAnthropicServer, collect, text_response
-from conjure_async.testing._fake_server import (
+from conjure_async.testing import (
+    FakeAnthropicServer,
     MalformedJSON,
     StreamDrop,
     StreamError,
+    collect,
     message_stream_events,
+    text_response,
 )
 
 pytestmark = pytest.mark.anyio

@@ -209,6 +209,77 @@ def test_schema_comes_from_type_hints_and_the_google_docstring() -> None:
     }
 
 
+def _descriptions(native: NativeTool[Any, Any]) -> dict[str, str | None]:
+    properties = native.input_schema["properties"]
+    return {name: prop.get("description") for name, prop in properties.items()}
+
+
+def test_a_keyword_args_section_describes_keyword_parameters() -> None:
+    """``Keyword Args:`` entries describe their parameters, as ``Args:`` entries do."""
+
+    @tool
+    async def search(query: str, *, limit: int = 10) -> None:
+        """Search the catalogue.
+
+        Args:
+            query: What to find.
+
+        Keyword Args:
+            limit: At most this many hits.
+        """
+
+    assert search.description == "Search the catalogue."
+    assert _descriptions(search) == {"query": "What to find.", "limit": "At most this many hits."}
+
+
+def test_sections_after_args_end_it_and_describe_only_their_own() -> None:
+    """``Other Parameters:``, ``Warns:``, ``Note:`` end ``Args:``; nothing leaks across."""
+
+    @tool
+    async def fetch(url: str, when: str | None = None, retries: int = 2) -> None:
+        """Fetch a page.
+
+        It is cached
+        for an hour.
+
+        Args:
+            url: The address.
+            when (str | None): A time (ISO 8601).
+
+        Other Parameters:
+            retries: How often to try again.
+
+        Warns:
+            UserWarning: When the cache is stale.
+
+        Note:
+            Slow on first use.
+        """
+
+    assert fetch.description == "Fetch a page.\n\nIt is cached\nfor an hour."
+    assert _descriptions(fetch) == {
+        "url": "The address.",
+        "when": "A time (ISO 8601).",
+        "retries": "How often to try again.",
+    }
+
+
+def test_a_docstring_the_parser_cannot_read_still_gives_the_description() -> None:
+    """An ``Args:`` entry without a colon leaves the description whole and no parameter text."""
+
+    @tool
+    async def shout(text: str) -> str:
+        """Shout it.
+
+        Args:
+            text the words
+        """
+        return text.upper()
+
+    assert shout.description == "Shout it."
+    assert _descriptions(shout) == {"text": None}
+
+
 def test_field_metadata_in_annotated_wins_over_the_docstring() -> None:
     @tool
     async def page(n: Annotated[int, Field(ge=1, description="Page number.")]) -> None:

@@ -1,8 +1,10 @@
-"""SkillRegistry: lookups, registration, atomic reloads and the polling watcher."""
+"""SkillRegistry: lookups, registration, atomic reloads and the file watcher."""
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -226,3 +228,78 @@ async def test_watch_forever_runs_until_cancelled(root: Path, make_skill: MakeSk
         await wait_for_generation(registry, start)
         tg.cancel_scope.cancel()
     assert "docx" in registry
+
+
+async def test_watch_sees_an_edit_that_keeps_the_size_and_the_modification_time(
+    root: Path,
+) -> None:
+    """An edit is seen even when size and mtime stay the same (a scan of stats misses it)."""
+    registry = await SkillRegistry.from_paths(root)
+    skill_md = root / "xlsx" / "SKILL.md"
+    async with registry.watch(interval=0.02):
+        start = registry.generation
+        before = skill_md.stat()
+        text = skill_md.read_text()
+        edited = text.replace("Does demo things.", "Does xlsx things.")
+        assert len(edited) == len(text)
+        assert edited != text
+        skill_md.write_text(edited)
+        os.utime(skill_md, ns=(before.st_atime_ns, before.st_mtime_ns))
+        await wait_for_generation(registry, start)
+    assert registry.get("xlsx").description.startswith("Does xlsx things.")
+
+
+async def test_watch_follows_a_path_added_while_watching(
+    root: Path, make_skill: MakeSkill, tmp_path: Path
+) -> None:
+    """A path added inside ``watch()`` is watched too."""
+    registry = await SkillRegistry.from_paths(root)
+    more = tmp_path / "more"
+    make_skill("docx", root=more)
+    async with registry.watch(interval=0.02):
+        await registry.add_path(more)
+        start = registry.generation
+        make_skill("pptx", root=more)
+        await wait_for_generation(registry, start)
+    assert names(registry) == ["docx", "pdf-read", "pdf-write", "pptx", "xlsx"]
+
+
+async def test_watch_sees_a_replaced_skill_package(
+    make_zip: Callable[..., Path], skill_text: Callable[..., str]
+) -> None:
+    """A ``.skill`` file replaced by another (``mv`` over it) is reloaded."""
+    package = make_zip({"demo-skill/SKILL.md": skill_text(description="First. Use it.")})
+    registry = await SkillRegistry.from_paths(package)
+    async with registry.watch(interval=0.02):
+        start = registry.generation
+        newer = make_zip(
+            {"demo-skill/SKILL.md": skill_text(description="Second. Use it.")}, name="new.zip"
+        )
+        newer.replace(package)
+        await wait_for_generation(registry, start)
+    assert registry.get("demo-skill").description == "Second. Use it."
+
+
+async def test_watch_sees_a_skills_folder_deleted_and_made_again(
+    root: Path, make_skill: MakeSkill
+) -> None:
+    """A watched folder removed and created anew is followed (its new files are seen)."""
+    registry = await SkillRegistry.from_paths(root)
+    async with registry.watch(interval=0.02):
+        shutil.rmtree(root)
+        make_skill("docx", root=root)
+        with anyio.fail_after(5):
+            while names(registry) != ["docx"]:  # noqa: ASYNC110 - polls the watcher's result
+                await anyio.sleep(0.01)
+        start = registry.generation
+        make_skill("pptx", root=root)
+        await wait_for_generation(registry, start)
+    assert names(registry) == ["docx", "pptx"]
+
+
+async def test_watch_without_paths_enters_and_leaves(make_skill: MakeSkill) -> None:
+    """A registry of registered skills only can be watched (nothing to follow)."""
+    registry = SkillRegistry([load_skill(make_skill("custom"))])
+    async with registry.watch(interval=0.02):
+        assert names(registry) == ["custom"]
+    assert names(registry) == ["custom"]
