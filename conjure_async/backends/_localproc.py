@@ -1,0 +1,217 @@
+r"""How the Local backend runs one command so that nothing it started outlives it.
+
+Every ``bash_tool`` command runs through :data:`WRAPPER` (``bash -c WRAPPER``):
+the command text arrives on stdin (a temporary file, so its length does not
+matter), the wrapper moves it to fd 3, gives the command ``/dev/null`` as
+stdin and ``eval``\ s it in a subshell on line 1, so bash's messages say
+``bash: line N`` with N the line of the model's command.
+
+What stands between the backend and that bash decides what "nothing outlives
+it" rests on (:class:`Containment`):
+
+* ``cgroup`` -- a cgroup v2 per command, where this process may create them
+  (root, or a delegated subtree such as a systemd user session). The wrapper
+  moves itself in before the command starts; when the command's shell exits
+  it moves itself out and writes ``cgroup.kill``, which the kernel applies to
+  every process in the cgroup at once, however it detached (``setsid``,
+  double fork, daemons). Only a process that moves itself to another cgroup
+  (which needs write access to that cgroup) gets out.
+* ``subreaper`` -- a small Python shim (:data:`SHIM`) marks itself a child
+  subreaper (``PR_SET_CHILD_SUBREAPER``), runs bash in a process group of its
+  own, and when bash exits kills bash's group and every process reparented to
+  it, until it has no children left. Detached descendants are reparented to
+  the shim, not to init, so they are found too.
+* ``group`` -- the same shim without the subreaper (systems without
+  ``prctl``): the command's process group and the shim's direct children.
+  Processes that left the group and whose parent died are not found.
+* ``pidns`` -- ``sandbox="bwrap"``: the command runs in a PID namespace whose
+  init ends when the command's shell ends, and the kernel kills everything
+  else in the namespace with it (and ``--die-with-parent`` when bwrap itself
+  is killed).
+
+In every mode the command's top process exits only after the clean-up, so the
+backend returns as soon as the shell exits, even when a background child holds
+the output pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Final, Literal
+
+__all__ = [
+    "SHIM",
+    "WRAPPER",
+    "Containment",
+    "cgroup_base",
+    "kill_cgroup",
+    "remove_cgroup",
+]
+
+Containment = Literal["cgroup", "subreaper", "group", "pidns"]
+
+# $1: the command's cgroup ("" for none), $2: the cgroup to return to. One line,
+# so the eval'd command's line numbers are its own.
+WRAPPER: Final = (
+    'exec 3<&0 </dev/null; c=$1 p=$2; set --; '
+    '[ -z "$c" ] || echo 0 >"$c/cgroup.procs" || exit 125; '
+    '(unset -v c p; eval "$(</dev/fd/3)" 3<&-); r=$?; '
+    '[ -z "$c" ] || { echo 0 >"$p/cgroup.procs"; echo 1 >"$c/cgroup.kill"; }; '
+    'exit $r'
+)  # fmt: skip
+
+# argv: grace seconds, then the program to run (bash ...). SIGTERM: stop now.
+SHIM: Final = r"""
+import os, signal, sys, time
+
+class Stop(Exception):
+    pass
+
+def stop(signum, frame):
+    raise Stop
+
+def targets(child):
+    me, found = os.getpid(), set()
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        names = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/" + name + "/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != b"Z" and (int(fields[1]) == me or int(fields[2]) == child):
+            found.add(int(name))
+    found.discard(me)
+    return found
+
+def send(child, sig):
+    for pid in targets(child):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    try:
+        os.killpg(child, sig)
+    except OSError:
+        pass
+
+def main():
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except Exception:
+        pass
+    grace, argv = float(sys.argv[1]), sys.argv[2:]
+    signal.signal(signal.SIGTERM, stop)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setpgid(0, 0)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.execvp(argv[0], argv)
+        except BaseException as exc:
+            os.write(2, ("cannot run %s: %s\n" % (argv[0], exc)).encode())
+        os._exit(127)
+    status = None
+    try:
+        _, status = os.waitpid(child, 0)
+    except Stop:
+        signal.signal(signal.SIGALRM, stop)
+        try:
+            if grace > 0:
+                send(child, signal.SIGTERM)
+                signal.setitimer(signal.ITIMER_REAL, grace)
+                _, status = os.waitpid(child, 0)
+        except Stop:
+            pass
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        left = targets(child)
+        send(child, signal.SIGKILL)
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == child and status is None:
+                status = st
+        if not left:
+            try:
+                pid, st = os.waitpid(-1, 0)
+                if pid == child and status is None:
+                    status = st
+                continue
+            except ChildProcessError:
+                break
+        time.sleep(0.001)
+    code = os.waitstatus_to_exitcode(status) if status is not None else 128 + signal.SIGKILL
+    if code < 0:  # die the way bash died
+        if -code != signal.SIGKILL:
+            signal.signal(-code, signal.SIG_DFL)
+        os.kill(os.getpid(), -code)
+    sys.exit(code)
+
+main()
+"""
+
+
+def cgroup_base() -> Path | None:
+    """This process's cgroup v2 directory, if it exists and looks writable."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return None
+    relative = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if relative is None:
+        return None
+    for mount in mounts:
+        fields = mount.split()
+        if " - cgroup2 " not in mount or len(fields) < 5:
+            continue
+        root, point = fields[3], fields[4]
+        if not (relative == root or relative.startswith(root.rstrip("/") + "/")):
+            continue
+        base = Path(point) / relative[len(root) :].lstrip("/")
+        if os.access(base, os.W_OK) and os.access(base / "cgroup.procs", os.W_OK):
+            return base
+    return None
+
+
+def kill_cgroup(path: Path) -> None:
+    """Kill every process in the cgroup ``path`` (nothing if it is gone)."""
+    with contextlib.suppress(OSError):
+        (path / "cgroup.kill").write_text("1")
+
+
+def signal_cgroup(path: Path, signum: int) -> None:
+    """Send ``signum`` to every process in the cgroup ``path``."""
+    with contextlib.suppress(OSError):
+        for pid in (path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signum)
+
+
+def remove_cgroup(path: Path) -> bool:
+    """Remove an empty cgroup (killing what is left first); return whether it is gone."""
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        kill_cgroup(path)
+        return False
+    return True
