@@ -554,10 +554,10 @@ class LocalBackend(Backend):
                 await proc.wait()
             return
         if self.kill_grace > 0:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
             if cgroup is not None:
                 _localproc.signal_cgroup(cgroup, signal.SIGTERM)
+            else:  # bwrap does not pass signals on: reach into the sandbox
+                _localproc.signal_tree(proc.pid, signal.SIGTERM)
             with anyio.move_on_after(self.kill_grace):
                 await proc.wait()
         if cgroup is not None:

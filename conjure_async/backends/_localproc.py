@@ -49,14 +49,18 @@ __all__ = [
     "cgroup_base",
     "kill_cgroup",
     "remove_cgroup",
+    "signal_cgroup",
+    "signal_tree",
 ]
 
 Containment = Literal["cgroup", "subreaper", "group", "pidns"]
 
 # $1: the command's cgroup ("" for none), $2: the cgroup to return to. One line,
-# so the eval'd command's line numbers are its own.
+# so the eval'd command's line numbers are its own. The wrapper outlives a
+# SIGTERM (its trap is a handler, which the command's subshell does not
+# inherit), so a stop with a grace period lets the command's own traps run.
 WRAPPER: Final = (
-    'exec 3<&0 </dev/null; c=$1 p=$2; set --; '
+    'trap : TERM; exec 3<&0 </dev/null; c=$1 p=$2; set --; '
     '[ -z "$c" ] || echo 0 >"$c/cgroup.procs" || exit 125; '
     '(unset -v c p; eval "$(</dev/fd/3)" 3<&-); r=$?; '
     '[ -z "$c" ] || { echo 0 >"$p/cgroup.procs"; echo 1 >"$c/cgroup.kill"; }; '
@@ -203,6 +207,32 @@ def signal_cgroup(path: Path, signum: int) -> None:
         for pid in (path / "cgroup.procs").read_text().split():
             with contextlib.suppress(OSError):
                 os.kill(int(pid), signum)
+
+
+def signal_tree(root: int, signum: int, *, spare: bytes = b"bwrap") -> None:
+    """Send ``signum`` to the descendants of ``root`` (through ``/proc``).
+
+    Processes named ``spare`` (bubblewrap's own, which would take the sandbox
+    down with SIGKILL) are passed over, not their descendants.
+    """
+    children: dict[int, list[tuple[int, bytes]]] = {}
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                with open(f"/proc/{entry.name}/stat", "rb") as f:  # noqa: PTH123
+                    data = f.read()
+                name = data[data.index(b"(") + 1 : data.rindex(b")")]
+                parent = int(data.rsplit(b")", 1)[1].split()[1])
+                children.setdefault(parent, []).append((int(entry.name), name))
+    stack = list(children.get(root, ()))
+    while stack:
+        pid, name = stack.pop()
+        stack.extend(children.get(pid, ()))
+        if name != spare:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
 
 
 def remove_cgroup(path: Path) -> bool:

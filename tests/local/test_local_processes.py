@@ -282,3 +282,36 @@ async def test_bwrap_sees_a_virtualenv_under_tmp() -> None:
         assert reply.tool_calls[0].output == f"{venv} tmp venv\nread-only\n"
     finally:
         shutil.rmtree(venv)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_cancellation_stops_detached_processes(
+    mode: str, marker: str, request: pytest.FixtureRequest
+) -> None:
+    """Cancelling chat() mid-command leaves neither the command nor what it detached."""
+    command = f"setsid sleep {marker}0 >/dev/null 2>&1 </dev/null & echo up; sleep 300"
+    model = ScriptedModel([tool_use_response(bash(command)), text_response("k")])
+    async with Session(make_backend(mode, request), model=model) as session:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(session.chat, "go")
+            with anyio.fail_after(20):
+                while not marked(f"{marker}0"):  # noqa: ASYNC110 - polling /proc
+                    await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+        survivors = marked(marker)
+    assert survivors == []
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_kill_grace_sends_sigterm_first(
+    mode: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """With kill_grace a timed-out command gets SIGTERM (its trap runs) before SIGKILL."""
+    flag = tmp_path / "terminated"
+    backend = make_backend(mode, request, workdir=tmp_path, kill_grace=5)
+    command = f"trap 'echo term > {flag}; exit 0' TERM; echo up; while :; do sleep 0.05; done"
+    model = ScriptedModel([tool_use_response(bash(command)), text_response("k")])
+    async with Session(backend, model=model, tool_timeout=2) as session:
+        reply = await session.chat("go")
+    assert "timed out" in reply.tool_calls[0].output
+    assert flag.read_text() == "term\n"
