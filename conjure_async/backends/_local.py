@@ -107,36 +107,6 @@ def _command_bytes(command: str) -> bytes:
         raise _RefusedError("the command is not valid Unicode text") from None
 
 
-def _hidden_by_tmp(paths: Iterable[str]) -> list[str]:
-    """The real paths among ``paths`` that bwrap's private ``/tmp`` would hide."""
-    found: list[str] = []
-    for raw in paths:
-        if not raw or not Path(raw).is_absolute():
-            continue
-        real = os.path.realpath(raw)
-        if (real == "/tmp" or real.startswith("/tmp/")) and real not in found:  # noqa: S108
-            found.append(real)
-    return found
-
-
-def _interpreter_paths(path_variable: str) -> list[str]:
-    """The interpreter's prefixes, the ``PATH`` entries and the virtualenvs they belong to."""
-    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
-    for entry in path_variable.split(os.pathsep):
-        if not entry:
-            continue
-        paths.append(entry)
-        venv = Path(entry).parent
-        with contextlib.suppress(OSError, UnicodeDecodeError):
-            config = (venv / "pyvenv.cfg").read_text()
-            paths.append(str(venv))
-            for line in config.splitlines():
-                key, _, value = line.partition("=")
-                if key.strip() == "home" and value.strip():
-                    paths.append(str(Path(value.strip()).parent))
-    return paths
-
-
 class LocalBackend(Backend):
     """Runs the skill tools on this machine.
 
@@ -382,7 +352,7 @@ class LocalBackend(Backend):
             )
         yield ToolResult(output=str(reply["output"]), files=files)
 
-    def _command_argv(self, cgroup: Path | None) -> list[str]:
+    def _command_argv(self, cgroup: Path | None, env: Mapping[str, str]) -> list[str]:
         wrapper = ["bash", "-c", WRAPPER, "bash"]
         if cgroup is not None:
             return [*wrapper, str(cgroup), str(self._cgroup_base)]
@@ -396,29 +366,13 @@ class LocalBackend(Backend):
                 str(self.kill_grace),
                 *wrapper,
             ]
-        workdir = str(self.workdir)
-        home = str(self._home)
-        argv = [
-            "bwrap",
-            "--ro-bind", "/", "/",
-            "--dev", "/dev",
-            "--proc", "/proc",
-            "--tmpfs", "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
-        ]  # fmt: skip
-        env_path = self._environment().get("PATH", "")
-        for hidden in _hidden_by_tmp(_interpreter_paths(env_path)):
-            argv += ["--ro-bind-try", hidden, hidden]
-        argv += ["--bind", home, home, "--bind", workdir, workdir]
-        for root in self._roots:
-            argv += ["--ro-bind", str(root), str(root)]
-        argv += [
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--chdir", workdir,
-            *wrapper,
-        ]  # fmt: skip
-        return argv
+        return _localproc.bwrap_argv(
+            workdir=self.workdir,
+            home=self._home,
+            roots=self._roots,
+            path_variable=env.get("PATH", ""),
+            command=wrapper,
+        )
 
     @property
     def _home(self) -> Path:
@@ -458,11 +412,12 @@ class LocalBackend(Backend):
             with anyio.CancelScope(shield=True):
                 if self.containment == "cgroup":
                     cgroup = self._new_cgroup()
+                env = self._environment()
                 with self._script(data) as script:
                     proc = await asyncio.create_subprocess_exec(
-                        *self._command_argv(cgroup),
+                        *self._command_argv(cgroup, env),
                         cwd=self.workdir,
-                        env=self._environment(),
+                        env=env,
                         stdin=script,
                         stdout=asyncio.subprocess.PIPE,
                         stderr=asyncio.subprocess.STDOUT,

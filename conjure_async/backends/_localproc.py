@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
@@ -46,6 +47,7 @@ __all__ = [
     "SHIM",
     "WRAPPER",
     "Containment",
+    "bwrap_argv",
     "cgroup_base",
     "kill_cgroup",
     "remove_cgroup",
@@ -168,6 +170,74 @@ def main():
 
 main()
 """
+
+
+def _hidden_by_tmp(paths: Iterable[str]) -> list[str]:
+    """The real paths among ``paths`` that bwrap's private ``/tmp`` would hide."""
+    found: list[str] = []
+    for raw in paths:
+        if not raw or not Path(raw).is_absolute():
+            continue
+        real = os.path.realpath(raw)
+        if (real == "/tmp" or real.startswith("/tmp/")) and real not in found:  # noqa: S108
+            found.append(real)
+    return found
+
+
+def _interpreter_paths(path_variable: str) -> list[str]:
+    """The interpreter's prefixes, the ``PATH`` entries and the virtualenvs they belong to."""
+    paths = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]
+    for entry in path_variable.split(os.pathsep):
+        if not entry:
+            continue
+        paths.append(entry)
+        venv = Path(entry).parent
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            config = (venv / "pyvenv.cfg").read_text()
+            paths.append(str(venv))
+            for line in config.splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() == "home" and value.strip():
+                    paths.append(str(Path(value.strip()).parent))
+    return paths
+
+
+def bwrap_argv(
+    *,
+    workdir: Path,
+    home: Path,
+    roots: Iterable[Path],
+    path_variable: str,
+    command: Sequence[str],
+) -> list[str]:
+    """The bubblewrap command line running ``command`` in the sandbox.
+
+    Read-only root, a private ``/tmp`` (with the interpreter's environment and
+    the ``PATH`` entries it would hide bound back read-only), the private home
+    and the working directory writable, the skill folders read-only, every
+    namespace unshared (no network), a PID namespace that ends with the
+    command, and the sandbox killed if bwrap dies.
+    """
+    argv = [
+        "bwrap",
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
+    ]  # fmt: skip
+    for hidden in _hidden_by_tmp(_interpreter_paths(path_variable)):
+        argv += ["--ro-bind-try", hidden, hidden]
+    argv += ["--bind", str(home), str(home), "--bind", str(workdir), str(workdir)]
+    for root in roots:
+        argv += ["--ro-bind", str(root), str(root)]
+    argv += [
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--chdir", str(workdir),
+        *command,
+    ]  # fmt: skip
+    return argv
 
 
 def cgroup_base() -> Path | None:
