@@ -71,7 +71,8 @@ WRAPPER: Final = (
 
 # argv: grace seconds, then the program to run (bash ...). SIGTERM: stop now.
 SHIM: Final = r"""
-import os, signal, sys, time
+import os, sys, time
+import _signal as signal  # the C module: the ``signal`` wrapper imports enum (10 ms)
 
 class Stop(Exception):
     pass
@@ -79,27 +80,30 @@ class Stop(Exception):
 def stop(signum, frame):
     raise Stop
 
-def targets(child):
-    me, found = os.getpid(), set()
+def children():
+    me = os.getpid()
+    try:  # CONFIG_PROC_CHILDREN: this process's children, without a scan
+        with open("/proc/%d/task/%d/children" % (me, me), "rb") as f:
+            return {int(pid) for pid in f.read().split()}
+    except OSError:
+        pass
+    found = set()
     try:
         names = os.listdir("/proc")
     except OSError:
-        names = []
+        return found
     for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/" + name + "/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != b"Z" and (int(fields[1]) == me or int(fields[2]) == child):
-            found.add(int(name))
-    found.discard(me)
+        if name.isdigit():
+            try:
+                with open("/proc/" + name + "/stat", "rb") as f:
+                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == me:
+                        found.add(int(name))
+            except (OSError, IndexError, ValueError):
+                pass
     return found
 
-def send(child, sig):
-    for pid in targets(child):
+def send(child, pids, sig):
+    for pid in pids:
         try:
             os.kill(pid, sig)
         except OSError:
@@ -108,6 +112,18 @@ def send(child, sig):
         os.killpg(child, sig)
     except OSError:
         pass
+
+def reap(child, status):
+    # Reap every child that has ended; return (bash's status, whether any child is left).
+    while True:
+        try:
+            pid, st = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return status, False
+        if pid == 0:
+            return status, True
+        if pid == child and status is None:
+            status = st
 
 def main():
     try:
@@ -133,33 +149,20 @@ def main():
         signal.signal(signal.SIGALRM, stop)
         try:
             if grace > 0:
-                send(child, signal.SIGTERM)
+                send(child, children(), signal.SIGTERM)
                 signal.setitimer(signal.ITIMER_REAL, grace)
                 _, status = os.waitpid(child, 0)
         except Stop:
             pass
         signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Kill bash's group and every child (descendants that detached are
+    # reparented here, the subreaper), until no child is left.
     while True:
-        left = targets(child)
-        send(child, signal.SIGKILL)
-        while True:
-            try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            if pid == child and status is None:
-                status = st
+        send(child, children(), signal.SIGKILL)
+        status, left = reap(child, status)
         if not left:
-            try:
-                pid, st = os.waitpid(-1, 0)
-                if pid == child and status is None:
-                    status = st
-                continue
-            except ChildProcessError:
-                break
+            break
         time.sleep(0.001)
     code = os.waitstatus_to_exitcode(status) if status is not None else 128 + signal.SIGKILL
     if code < 0:  # die the way bash died
