@@ -464,7 +464,9 @@ class LocalBackend(Backend):
 
     def _script(self, data: bytes) -> IO[bytes]:
         """The command as an unnamed file for the wrapper's stdin (no argv length limit)."""
-        script = tempfile.TemporaryFile(dir=self._home.parent / "tmp")  # noqa: SIM115
+        for folder in (self._home, self._home.parent / "tmp"):  # a command may remove them
+            folder.mkdir(parents=True, exist_ok=True)
+        script = tempfile.TemporaryFile()  # noqa: SIM115
         try:
             script.write(data)
             script.seek(0)

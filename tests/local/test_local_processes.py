@@ -16,8 +16,8 @@ from typing import Any
 import anyio
 import pytest
 
-from conjure_async import Session, load_skills
-from conjure_async.backends import LocalBackend
+from conjure_async import SandboxUnavailableError, Session, load_skills
+from conjure_async.backends import LocalBackend, _localproc
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 from tests.helpers import process_alive
 
@@ -315,3 +315,28 @@ async def test_kill_grace_sends_sigterm_first(
         reply = await session.chat("go")
     assert "timed out" in reply.tool_calls[0].output
     assert flag.read_text() == "term\n"
+
+
+async def test_a_command_removing_the_private_home_does_not_break_the_next() -> None:
+    """`rm -rf "$HOME"` in one command; the next command still runs with a home."""
+    model = ScriptedModel(
+        [
+            tool_use_response(bash('rm -rf "$HOME" "$TMPDIR"')),
+            tool_use_response(bash('test -d "$HOME" && test -d "$TMPDIR" && echo fine')),
+            text_response("k"),
+        ]
+    )
+    async with Session(LocalBackend(), model=model) as session:
+        reply = await session.chat("go")
+    assert reply.tool_calls[1].output == "fine\n"
+
+
+async def test_required_cgroup_containment_fails_clearly_where_there_is_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """containment='cgroup' without a usable cgroup v2 hierarchy: a clear error at open."""
+    monkeypatch.setattr(_localproc, "cgroup_base", lambda: None)
+    backend = LocalBackend(containment="cgroup")
+    with pytest.raises(SandboxUnavailableError, match="cgroup v2"):
+        async with Session(backend, model=ScriptedModel([])):
+            pass
