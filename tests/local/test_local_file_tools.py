@@ -275,3 +275,16 @@ def test_docker_file_helper_runs_the_same_code(tmp_path: Path) -> None:
     assert edit["ok"] is True
     assert edit["file"] == {"path": str(tmp_path.resolve() / "l1.txt"), "size": 8}
     assert (tmp_path / "l1.txt").read_bytes() == b"caf\xe9 OK\n"
+
+
+async def test_a_long_running_view_stops_at_the_tool_timeout(tmp_path: Path) -> None:
+    """A view that must scan 64 GB for a line ends at tool_timeout, as a timed-out result."""
+    with (tmp_path / "huge.txt").open("wb") as f:
+        f.write(b"first\n" + b"x" * 10_000)  # text as far as the binary check looks
+        f.truncate(64 * 1024**3)  # sparse: one endless line of zeros after line 1
+    with anyio.fail_after(60):
+        (record,) = await _run(
+            LocalBackend(workdir=tmp_path), _view("huge.txt", view_range=[3, 4]), tool_timeout=1
+        )
+    assert record.is_error
+    assert "timed out" in record.output
