@@ -519,6 +519,13 @@ class LocalBackend(Backend):
                 await proc.wait()
         if cgroup is not None:
             _localproc.kill_cgroup(cgroup)
+        else:
+            # Kill the sandbox's init (not bwrap outside it): its exit waits
+            # until the kernel has killed everything in the PID namespace, and
+            # only then does bwrap exit, so nothing is left when wait() returns.
+            _localproc.signal_tree(proc.pid, signal.SIGKILL, spare=b"")
+        with anyio.move_on_after(_STOP_WAIT):
+            await proc.wait()
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with anyio.move_on_after(_STOP_WAIT):
