@@ -89,11 +89,14 @@ async def test_detached_processes_die_with_their_command(
     """setsid, a double fork + setsid and nohup: nothing is left once the tool call returns."""
     commands = list(escapes(marker).values())
     model = ScriptedModel([tool_use_response(*(bash(c) for c in commands)), text_response("k")])
-    async with Session(make_backend(mode, request), model=model) as session:
+    backend = make_backend(mode, request)
+    async with Session(backend, model=model) as session:
         reply = await session.chat("go")
         survivors = marked(marker)
+        cgroup = backend._cgroup_session
     assert [c.is_error for c in reply.tool_calls] == [False] * len(commands)
     assert survivors == []
+    assert cgroup is None or not cgroup.exists()  # the session's cgroups are removed at close
 
 
 @pytest.mark.parametrize("mode", MODES)
