@@ -27,14 +27,18 @@ scripts' marker files, so nothing depends on the image's ``/tmp``.
   cancelled (the call's wrapper included) and exits 0 only when none of its
   processes is left; a ``.cancel`` file in the control directory closes the
   race with a wrapper that has not started yet.
-* :data:`FILE_HELPER` serves ``view``/``create_file``/``str_replace`` with the
-  Local backend's confinement and messages, reading one length-prefixed JSON
+* :data:`FILE_HELPER` serves ``view``/``create_file``/``str_replace``: it is
+  the source of :mod:`conjure_async.backends._filetools`, the one
+  implementation the Local backend runs too, reading one length-prefixed JSON
   request from stdin (no EOF needed, so it works over TLS connections too).
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Final
+
+from conjure_async.backends import _filetools
 
 __all__ = [
     "BASH_WRAPPER",
@@ -205,133 +209,5 @@ exit 1
 """
 )
 
-FILE_HELPER: Final = r"""
-import json, os, sys
-
-def main():
-    size = int(sys.stdin.buffer.readline())
-    req = json.loads(sys.stdin.buffer.read(size).decode("utf-8"))
-    try:
-        out = serve(req)
-    except Refused as exc:
-        out = {"ok": False, "output": str(exc)}
-    sys.stdout.write(json.dumps(out))
-
-class Refused(Exception):
-    pass
-
-def resolve(req, raw, write):
-    work = req["workspace"]
-    ro = req["readonly_roots"]
-    if not isinstance(raw, str) or not raw:
-        raise Refused("path must be a non-empty string")
-    if "\x00" in raw:
-        raise Refused("path must not contain NUL bytes")
-    path = raw if os.path.isabs(raw) else os.path.join(work, raw)
-    real = os.path.realpath(path)
-    def inside(root):
-        return real == root or real.startswith(root.rstrip("/") + "/")
-    if inside(work):
-        return real
-    if any(inside(r) for r in ro):
-        if write:
-            raise Refused(raw + " is inside a skill folder, which is read-only")
-        return real
-    raise Refused(raw + " is outside the allowed folders (the working directory " + work
-                  + " and the skill folders)")
-
-def view(req, args):
-    raw = args.get("path")
-    path = resolve(req, raw, False)
-    if not os.path.exists(path):
-        raise Refused(str(raw) + " does not exist")
-    limit = req["limit"]
-    if os.path.isdir(path):
-        lines = [path + "/"]
-        for name in sorted(os.listdir(path)):
-            child = os.path.join(path, name)
-            isdir = os.path.isdir(child)
-            lines.append("  " + name + ("/" if isdir else ""))
-            if isdir and not os.path.islink(child):
-                for g in sorted(os.listdir(child)):
-                    sub = os.path.isdir(os.path.join(child, g))
-                    lines.append("    " + g + ("/" if sub else ""))
-            if len(lines) > 10000:
-                break
-        return {"ok": True, "output": "\n".join(lines)}
-    with open(path, "rb") as fh:
-        data = fh.read(64 * 1024 * 1024)
-    if b"\x00" in data[:8192]:
-        size = str(os.path.getsize(path))
-        return {"ok": True, "output": path + " is a binary file (" + size + " bytes)"}
-    all_lines = data.decode("utf-8", errors="replace").splitlines()
-    start, end = 1, len(all_lines)
-    vr = args.get("view_range")
-    if vr is not None:
-        start, end = int(vr[0]), int(vr[1])
-        if end == -1:
-            end = len(all_lines)
-        if start < 1 or end < start or start > max(len(all_lines), 1):
-            raise Refused("view_range " + json.dumps(vr).replace(",", ", ")
-                          + " is invalid for a file of " + str(len(all_lines)) + " lines")
-    parts, total = [], 0
-    for number in range(start, min(end, len(all_lines)) + 1):
-        line = "%6d\t%s\n" % (number, all_lines[number - 1])
-        parts.append(line)
-        total += len(line)
-        if total > 4 * limit:
-            break
-    return {"ok": True, "output": "".join(parts) or "(empty file)"}
-
-def create(req, args):
-    path = resolve(req, args.get("path"), True)
-    text = args.get("file_text")
-    if not isinstance(text, str):
-        raise Refused("file_text must be a string")
-    if os.path.isdir(path):
-        raise Refused(path + " is a directory")
-    existed = os.path.exists(path)
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise Refused("cannot write " + path + ": " + (exc.strerror or str(exc)))
-    verb = "Updated" if existed else "Created"
-    return {"ok": True, "output": verb + " " + path,
-            "file": {"path": path, "size": os.path.getsize(path)}}
-
-def str_replace(req, args):
-    path = resolve(req, args.get("path"), True)
-    old, new = args.get("old_str"), args.get("new_str", "")
-    if not isinstance(old, str) or not old or not isinstance(new, str):
-        raise Refused("old_str must be a non-empty string and new_str a string")
-    if not os.path.isfile(path):
-        raise Refused(path + " is not a file")
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        text = fh.read()
-    count = text.count(old)
-    if count == 0:
-        raise Refused("old_str was not found in " + path)
-    if count > 1:
-        raise Refused("old_str occurs " + str(count) + " times in " + path
-                      + "; include more context to make it unique")
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text.replace(old, new, 1))
-    except OSError as exc:
-        raise Refused("cannot write " + path + ": " + (exc.strerror or str(exc)))
-    return {"ok": True, "output": "Replaced 1 occurrence in " + path}
-
-def serve(req):
-    op, args = req["op"], req["args"]
-    if op == "view":
-        return view(req, args)
-    if op == "create_file":
-        return create(req, args)
-    if op == "str_replace":
-        return str_replace(req, args)
-    raise Refused("unknown operation " + repr(op))
-
-main()
-"""
+FILE_HELPER: Final = inspect.getsource(_filetools)
+"""The shared file tools module itself, run in the container by ``python3 -c``."""

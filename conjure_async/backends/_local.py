@@ -1,34 +1,47 @@
 """The Local backend: the four skill tools on the host.
 
-``bash_tool`` runs ``bash -c COMMAND`` through
-``asyncio.create_subprocess_exec`` in a per-session working directory, in a new
-process group (session) of its own; a timeout or a cancellation kills the
-whole group. The environment is an allowlist plus what the user passes, never
-the parent's (so ``ANTHROPIC_API_KEY`` and friends stay out). The file tools
-are confined to the skill folders (read-only) and the working directory, after
-resolving symlinks. Output is capped, head and tail kept.
+``bash_tool`` runs each command through ``asyncio.create_subprocess_exec`` in a
+per-session working directory, in a new session of its own; the command text
+goes in through a file (its length does not matter), and what stops it -- at
+its end, on a timeout or a cancellation -- is a per-command cgroup, a child
+subreaper or bubblewrap's PID namespace (see :mod:`._localproc`), so nothing it
+started outlives it. The environment is an allowlist plus what the user
+passes, never the parent's (so ``ANTHROPIC_API_KEY`` and friends stay out);
+``HOME`` and ``TMPDIR`` point into a private per-session folder outside the
+working directory, so tools' housekeeping is never reported as created files.
+The file tools (:mod:`._filetools`, shared with the Docker backend) are
+confined to the skill folders (read-only) and the working directory, after
+resolving symlinks; they touch only regular files and never block. Output is
+capped, head and tail kept.
 
 With ``sandbox="bwrap"`` commands run under bubblewrap: read-only root, a
 writable working directory, a private ``/tmp``, no network, their own PID
-namespace.
+namespace; the interpreter's environment stays visible (read-only) even when
+it lives under ``/tmp``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import os
 import shutil
 import signal
+import stat
+import sys
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import IO, Any, ClassVar, Literal
 
 import anyio
 
 from conjure_async._exceptions import BackendError, SandboxUnavailableError
 from conjure_async._logging import Logger, get_logger
+from conjure_async.backends import _localproc
 from conjure_async.backends._base import (
     Backend,
     BackendContext,
@@ -38,6 +51,8 @@ from conjure_async.backends._base import (
     ToolEvent,
     ToolResult,
 )
+from conjure_async.backends._filetools import serve as serve_file_tool
+from conjure_async.backends._localproc import WRAPPER, Containment
 from conjure_async.backends._output import OutputCapture
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
@@ -51,6 +66,12 @@ ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 _warned_unsandboxed = False
 _SCAN_LIMIT = 5000
 _INLINE_SCAN = 200  # a working dir this small is scanned in well under a millisecond
+_STOP_WAIT = 10.0  # seconds to wait for a stopped command's top process to go
+_FILE_TOOLS = ("view", "create_file", "str_replace")
+
+
+class _RefusedError(Exception):
+    """A tool request the backend refuses before running it (becomes an error result)."""
 
 
 def _warn_unsandboxed(log: Logger) -> None:
@@ -64,12 +85,26 @@ def _warn_unsandboxed(log: Logger) -> None:
         )
 
 
-def _make_tempdir(safe_id: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-")).resolve()
+def _make_dirs(safe_id: str, *, with_workdir: bool) -> tuple[Path | None, Path]:
+    """A new work dir (if wanted) and the private folder (``home``, ``tmp`` inside)."""
+    private = Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-private-")).resolve()
+    (private / "home").mkdir()
+    (private / "tmp").mkdir()
+    workdir = (
+        Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-")).resolve() if with_workdir else None
+    )
+    return workdir, private
 
 
-class _RefusedError(Exception):
-    """A file tool request outside what the backend allows (becomes an error result)."""
+def _command_bytes(command: str) -> bytes:
+    if not command.strip():
+        raise _RefusedError("bash_tool needs a non-empty command")
+    if "\x00" in command:
+        raise _RefusedError("the command contains a NUL character, which bash cannot run")
+    try:
+        return command.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise _RefusedError("the command is not valid Unicode text") from None
 
 
 class LocalBackend(Backend):
@@ -86,6 +121,11 @@ class LocalBackend(Backend):
         only: Offer only these skill tools.
         exclude: Offer every skill tool but these.
         kill_grace: Seconds between SIGTERM and SIGKILL when stopping a command.
+        containment: Without a sandbox, how a command's processes are found
+            and stopped: ``"auto"`` (default: a cgroup per command where this
+            process may create one, else a child subreaper), ``"cgroup"``
+            (required; the session fails to open without it) or
+            ``"subreaper"``. See ``docs/security.md``.
     """
 
     kind: ClassVar[str] = "local"
@@ -102,6 +142,7 @@ class LocalBackend(Backend):
         only: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         kill_grace: float = 0.0,
+        containment: Literal["auto", "cgroup", "subreaper"] = "auto",
     ) -> None:
         self.skills = list(skills)
         self._given_workdir = Path(workdir) if workdir is not None else None
@@ -110,14 +151,25 @@ class LocalBackend(Backend):
         self.output_limit = output_limit
         if sandbox not in ("none", "bwrap"):
             raise ValueError(f"sandbox must be 'none' or 'bwrap', not {sandbox!r}")
+        if containment not in ("auto", "cgroup", "subreaper"):
+            raise ValueError(
+                f"containment must be 'auto', 'cgroup' or 'subreaper', not {containment!r}"
+            )
         self.sandbox = sandbox
         self.kill_grace = kill_grace
+        self._wanted_containment = containment
         self._definitions = skill_tool_definitions(only=only, exclude=exclude)
         self._workdir: Path | None = None
+        self._private: Path | None = None
         self._created_workdir = False
         self._roots = [s.path.resolve() for s in self.skills]
         self._log = get_logger(backend="local")
         self._processes: set[asyncio.subprocess.Process] = set()
+        self._cgroups: set[Path] = set()
+        self._cgroup_session: Path | None = None
+        self._cgroup_base: Path | None = None
+        self._containment: Containment | None = None
+        self._counter = itertools.count(1)
         self._last_scan_size = 0
 
     def __repr__(self) -> str:
@@ -132,8 +184,15 @@ class LocalBackend(Backend):
             raise BackendError("LocalBackend is not open")
         return self._workdir
 
+    @property
+    def containment(self) -> Containment:
+        """How commands are stopped: ``cgroup``, ``subreaper``, ``group`` or ``pidns`` (bwrap)."""
+        if self._containment is None:
+            raise BackendError("LocalBackend is not open")
+        return self._containment
+
     async def open(self, ctx: BackendContext) -> None:
-        """Create the working directory and check the sandbox."""
+        """Create the working directory and the private folder; check the sandbox."""
         self._log = ctx.logger
         if self._workdir is not None:
             raise BackendError("this LocalBackend is already in use by another session")
@@ -143,24 +202,79 @@ class LocalBackend(Backend):
             )
         if self.sandbox == "none":
             _warn_unsandboxed(self._log)
+        safe_id = "".join(c for c in ctx.session_id if c.isalnum())[:12]
         if self._given_workdir is not None:
             given = anyio.Path(self._given_workdir)
             await given.mkdir(parents=True, exist_ok=True)
+            _, self._private = await anyio.to_thread.run_sync(
+                functools.partial(_make_dirs, safe_id, with_workdir=False)
+            )
             self._workdir = Path(await given.resolve())
         else:
-            safe_id = "".join(c for c in ctx.session_id if c.isalnum())[:12]
-            self._workdir = await anyio.to_thread.run_sync(_make_tempdir, safe_id)
+            made, self._private = await anyio.to_thread.run_sync(
+                functools.partial(_make_dirs, safe_id, with_workdir=True)
+            )
+            self._workdir = made
             self._created_workdir = True
+        try:
+            self._containment = await self._choose_containment(safe_id)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
+
+    async def _choose_containment(self, safe_id: str) -> Containment:
+        if self.sandbox == "bwrap":
+            return "pidns"
+        if self._wanted_containment != "subreaper":
+            base = _localproc.cgroup_base()
+            if base is not None:
+                session = base / f"conjure-{safe_id}-{os.urandom(4).hex()}"
+                with contextlib.suppress(OSError):
+                    session.mkdir()
+                    self._cgroup_base, self._cgroup_session = base, session
+                    if (session / "cgroup.kill").exists() and await self._cgroup_works():
+                        return "cgroup"
+                    self._cgroup_base = self._cgroup_session = None
+                    _localproc.remove_cgroup(session)
+            if self._wanted_containment == "cgroup":
+                raise SandboxUnavailableError(
+                    "containment='cgroup' needs a writable cgroup v2 hierarchy with "
+                    "cgroup.kill (Linux 5.14+, as root or in a delegated subtree)"
+                )
+        return "subreaper" if sys.platform.startswith("linux") else "group"
+
+    async def _cgroup_works(self) -> bool:
+        """Run an empty command in a cgroup of its own: can commands enter cgroups here?"""
+        self._containment = "cgroup"
+        try:
+            result: ToolResult | None = None
+            async for event in self._bash(":", ""):
+                if isinstance(event, ToolResult):
+                    result = event
+            return result is not None and result.exit_code == 0
+        finally:
+            self._containment = None
 
     async def aclose(self) -> None:
-        """Kill leftover processes and remove a temporary working directory."""
+        """Stop leftover commands; remove the private folder and a temporary work dir."""
         for proc in list(self._processes):
-            await self._kill(proc)
+            await self._stop(proc, None)
+        for group in list(self._cgroups):
+            await self._remove_cgroup(group)
+        if self._cgroup_session is not None:
+            await self._remove_cgroup(self._cgroup_session)
+            self._cgroup_session = None
+        doomed = [self._private]
         if self._workdir is not None and self._created_workdir and not self.keep_workdir:
-            await anyio.to_thread.run_sync(
-                lambda: shutil.rmtree(self._workdir, ignore_errors=True)  # type: ignore[arg-type]
-            )
-        self._workdir = None
+            doomed.append(self._workdir)
+        for folder in doomed:
+            if folder is not None:
+                await anyio.to_thread.run_sync(
+                    functools.partial(shutil.rmtree, folder, ignore_errors=True)
+                )
+        self._workdir = self._private = None
+        self._containment = None
 
     # -- what the model sees -------------------------------------------------
 
@@ -176,115 +290,144 @@ class LocalBackend(Backend):
         return self._definitions
 
     def prompt_notes(self) -> str | None:
-        """Where commands run and where files may be written."""
-        return (
+        """Where commands run and what is enforced (only what is)."""
+        notes = (
             f"Your working directory is {self.workdir}. Commands run there; create files "
-            "there. Skill folders are read-only."
+            "there. Background processes are stopped when their command ends."
+        )
+        if self.sandbox == "bwrap":
+            return (
+                f"{notes} Commands run in a sandbox: everything outside the working "
+                "directory, skill folders included, is read-only; /tmp is private to each "
+                "command; there is no network."
+            )
+        return (
+            f"{notes} The file tools cannot write in skill folders. Commands are not "
+            "sandboxed: they run with the application's rights, so do not use them to "
+            "change skill folders either."
         )
 
     # -- tools ---------------------------------------------------------------
 
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools."""
-        del ctx
         if call.name == "bash_tool":
-            async for event in self._bash(str(call.input.get("command", ""))):
+            async for event in self._bash(str(call.input.get("command", "")), ctx.call_id):
                 yield event
             return
+        if call.name not in _FILE_TOOLS:
+            yield ToolResult(output=f"LocalBackend has no tool {call.name!r}", is_error=True)
+            return
+        request = {
+            "op": call.name,
+            "args": call.input,
+            "workspace": str(self.workdir),
+            "readonly_roots": [str(r) for r in self._roots],
+            "limit": self.output_limit,
+        }
+        # The file tools never block (regular files only, non-blocking opens)
+        # and check ``stopped`` between chunks; abandoning the thread on
+        # cancellation is only a second line of defence.
+        stopped = threading.Event()
         try:
-            if call.name == "view":
-                result = await anyio.to_thread.run_sync(self._view, call.input)
-            elif call.name == "create_file":
-                result = await anyio.to_thread.run_sync(self._create, call.input, call.id)
-            elif call.name == "str_replace":
-                result = await anyio.to_thread.run_sync(self._str_replace, call.input)
-            else:
-                result = ToolResult(output=f"LocalBackend has no tool {call.name!r}", is_error=True)
-        except _RefusedError as exc:
-            result = ToolResult(output=str(exc), is_error=True)
-        yield result
+            reply = await anyio.to_thread.run_sync(
+                serve_file_tool, request, stopped.is_set, abandon_on_cancel=True
+            )
+        finally:
+            stopped.set()
+        if not reply.get("ok"):
+            yield ToolResult(output=str(reply.get("output", "failed")), is_error=True)
+            return
+        files: tuple[CreatedFile, ...] = ()
+        if isinstance(written := reply.get("file"), dict):
+            path = Path(written["path"])
+            files = (
+                CreatedFile(
+                    name=path.name,
+                    source="local",
+                    path=str(path),
+                    size_bytes=int(written["size"]),
+                    tool_use_id=call.id,
+                ),
+            )
+        yield ToolResult(output=str(reply["output"]), files=files)
 
-    def _command_argv(self, command: str) -> list[str]:
-        if self.sandbox == "none":
-            return ["bash", "-c", command]
-        workdir = str(self.workdir)
-        argv = [
-            "bwrap",
-            "--ro-bind",
-            "/",
-            "/",
-            "--dev",
-            "/dev",
-            "--proc",
-            "/proc",
-            "--tmpfs",
-            "/tmp",  # noqa: S108 - a private tmpfs inside the sandbox
-            "--bind",
-            workdir,
-            workdir,
-        ]
-        for root in self._roots:
-            argv += ["--ro-bind", str(root), str(root)]
-        argv += [
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--chdir", workdir,
-            "bash", "-c", command,
-        ]  # fmt: skip
-        return argv
+    def _command_argv(self, cgroup: Path | None, env: Mapping[str, str]) -> list[str]:
+        wrapper = ["bash", "-c", WRAPPER, "bash"]
+        if cgroup is not None:
+            return [*wrapper, str(cgroup), str(self._cgroup_base)]
+        if self.containment in ("subreaper", "group"):
+            return [
+                sys.executable,
+                "-I",
+                "-S",
+                "-c",
+                _localproc.SHIM,
+                str(self.kill_grace),
+                *wrapper,
+            ]
+        return _localproc.bwrap_argv(
+            workdir=self.workdir,
+            home=self._home,
+            roots=self._roots,
+            path_variable=env.get("PATH", ""),
+            command=wrapper,
+        )
+
+    @property
+    def _home(self) -> Path:
+        if self._private is None:
+            raise BackendError("LocalBackend is not open")
+        return self._private / "home"
 
     def _environment(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in ENV_ALLOWLIST if k in os.environ}
         env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env["HOME"] = str(self.workdir)
-        env["TMPDIR"] = "/tmp" if self.sandbox == "bwrap" else str(self.workdir)  # noqa: S108
+        env["HOME"] = str(self._home)
+        if self.sandbox == "bwrap":
+            env["TMPDIR"] = "/tmp"  # noqa: S108 - the sandbox's own tmpfs
+        else:
+            env["TMPDIR"] = str(self._home.parent / "tmp")
         env["PYTHONIOENCODING"] = "utf-8"
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in skill folders
+        env["PIP_USER"] = "1"  # pip installs into $HOME/.local, never the app's environment
         env.update(self.extra_env)
         return env
 
-    async def _kill(self, proc: asyncio.subprocess.Process) -> None:
-        """Stop the process group of ``proc`` and reap it (shielded)."""
-        if proc.returncode is not None:
-            # bash has exited: stop what it left behind in its group, no wait needed
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            self._processes.discard(proc)
-            return
-        with anyio.CancelScope(shield=True):
-            if proc.returncode is None and self.kill_grace > 0:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                with anyio.move_on_after(self.kill_grace):
-                    await proc.wait()
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            with anyio.move_on_after(10):
-                await proc.wait()
-            self._processes.discard(proc)
+    # -- bash_tool -----------------------------------------------------------
 
-    async def _bash(self, command: str) -> AsyncIterator[ToolEvent]:
-        if not command.strip():
-            yield ToolResult(output="bash_tool needs a non-empty command", is_error=True)
+    async def _bash(self, command: str, call_id: str) -> AsyncIterator[ToolEvent]:
+        try:
+            data = _command_bytes(command)
+        except _RefusedError as exc:
+            yield ToolResult(output=str(exc), is_error=True)
             return
         before = await self._scan()
+        cgroup: Path | None = None
         try:
             # Shielded: a cancellation while asyncio sets the process up would
-            # kill bash alone (not its group) and lose the pid, orphaning its
-            # children. Start-up takes milliseconds; the cancellation is then
-            # delivered at the first read below, where the group is killed.
+            # kill the process alone and lose its pid. Start-up takes
+            # milliseconds; the cancellation is then delivered at the first
+            # read below, where the command is stopped.
             with anyio.CancelScope(shield=True):
-                proc = await asyncio.create_subprocess_exec(
-                    *self._command_argv(command),
-                    cwd=self.workdir,
-                    env=self._environment(),
-                    stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                    start_new_session=True,
-                )
-        except OSError as exc:
-            raise BackendError(f"cannot start bash: {exc}") from exc
+                if self.containment == "cgroup":
+                    cgroup = self._new_cgroup()
+                env = self._environment()
+                with self._script(data) as script:
+                    proc = await asyncio.create_subprocess_exec(
+                        *self._command_argv(cgroup, env),
+                        cwd=self.workdir,
+                        env=env,
+                        stdin=script,
+                        stdout=asyncio.subprocess.PIPE,
+                        stderr=asyncio.subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+        except (OSError, ValueError) as exc:
+            if cgroup is not None:
+                await self._remove_cgroup(cgroup)
+            yield ToolResult(output=f"cannot start the command: {exc}", is_error=True)
+            return
         self._processes.add(proc)
         capture = OutputCapture(self.output_limit)
         try:
@@ -296,10 +439,16 @@ class LocalBackend(Backend):
             capture.feed_bytes(b"", final=True)
             code = await proc.wait()
         finally:
-            await self._kill(proc)
+            await self._stop(proc, cgroup)
         after = await self._scan()
         files = tuple(
-            CreatedFile(name=p.name, source="local", path=str(p), size_bytes=size)
+            CreatedFile(
+                name=p.name,
+                source="local",
+                path=str(p),
+                size_bytes=size,
+                tool_use_id=call_id or None,
+            )
             for p, (size, _) in sorted(after.items())
             if before.get(p) != after[p]
         )
@@ -312,6 +461,77 @@ class LocalBackend(Backend):
             exit_code=code,
             files=files,
         )
+
+    def _script(self, data: bytes) -> IO[bytes]:
+        """The command as an unnamed file for the wrapper's stdin (no argv length limit)."""
+        for folder in (self._home, self._home.parent / "tmp"):  # a command may remove them
+            folder.mkdir(parents=True, exist_ok=True)
+        script = tempfile.TemporaryFile()  # noqa: SIM115
+        try:
+            script.write(data)
+            script.seek(0)
+        except BaseException:
+            script.close()
+            raise
+        return script
+
+    def _new_cgroup(self) -> Path:
+        """A new cgroup for one command (``OSError`` if it cannot be made)."""
+        assert self._cgroup_session is not None
+        group = self._cgroup_session / f"cmd-{next(self._counter)}"
+        group.mkdir()
+        self._cgroups.add(group)
+        return group
+
+    async def _remove_cgroup(self, group: Path) -> None:
+        """Kill what is left in ``group`` and remove it (shielded, bounded)."""
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_STOP_WAIT):
+            # The kernel empties a killed cgroup within moments; nothing to wait on.
+            while not _localproc.remove_cgroup(group):  # noqa: ASYNC110
+                await anyio.sleep(0.002)
+            self._cgroups.discard(group)
+
+    async def _stop(self, proc: asyncio.subprocess.Process, cgroup: Path | None) -> None:
+        """Stop everything ``proc`` started and reap it (shielded)."""
+        with anyio.CancelScope(shield=True):
+            if proc.returncode is None:
+                await self._stop_running(proc, cgroup)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # anything left in its group
+            if cgroup is not None:
+                await self._remove_cgroup(cgroup)
+            self._processes.discard(proc)
+
+    async def _stop_running(self, proc: asyncio.subprocess.Process, cgroup: Path | None) -> None:
+        if self._containment in ("subreaper", "group"):
+            # The shim stops everything itself (with the grace period) and exits.
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            with anyio.move_on_after(self.kill_grace + _STOP_WAIT):
+                await proc.wait()
+            return
+        if self.kill_grace > 0:
+            if cgroup is not None:
+                _localproc.signal_cgroup(cgroup, signal.SIGTERM)
+            else:  # bwrap does not pass signals on: reach into the sandbox
+                _localproc.signal_tree(proc.pid, signal.SIGTERM)
+            with anyio.move_on_after(self.kill_grace):
+                await proc.wait()
+        if cgroup is not None:
+            _localproc.kill_cgroup(cgroup)
+        else:
+            # Kill the sandbox's init (not bwrap outside it): its exit waits
+            # until the kernel has killed everything in the PID namespace, and
+            # only then does bwrap exit, so nothing is left when wait() returns.
+            _localproc.signal_tree(proc.pid, signal.SIGKILL, spare=b"")
+        with anyio.move_on_after(_STOP_WAIT):
+            await proc.wait()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with anyio.move_on_after(_STOP_WAIT):
+            await proc.wait()
+
+    # -- created files -------------------------------------------------------
 
     async def _scan(self) -> dict[Path, tuple[int, int]]:
         """Snapshot the working directory (inline when small, else in a thread)."""
@@ -335,95 +555,49 @@ class LocalBackend(Backend):
                         seen[Path(entry.path)] = (st.st_size, st.st_mtime_ns)
         return seen
 
-    # -- file tools (run in a worker thread) ---------------------------------
+    # -- files for the application -------------------------------------------
 
-    def _resolve(self, raw: Any, *, write: bool) -> Path:
-        if not isinstance(raw, str) or not raw:
-            raise _RefusedError("path must be a non-empty string")
-        if "\x00" in raw:
-            raise _RefusedError("path must not contain NUL bytes")
-        path = Path(raw)
-        if not path.is_absolute():
-            path = self.workdir / path
-        resolved = path.resolve()
-        if resolved.is_relative_to(self.workdir):
-            return resolved
-        if any(resolved.is_relative_to(root) for root in self._roots):
-            if write:
-                raise _RefusedError(f"{raw} is inside a skill folder, which is read-only")
-            return resolved
-        raise _RefusedError(
-            f"{raw} is outside the allowed folders (the working directory {self.workdir} "
-            "and the skill folders)"
-        )
+    async def download(
+        self,
+        file: CreatedFile,
+        directory: Path,
+        *,
+        overwrite: bool = False,
+    ) -> Path:
+        """Copy a file from the working directory into ``directory``; return its path.
 
-    def _view(self, args: dict[str, Any]) -> ToolResult:
-        path = self._resolve(args.get("path"), write=False)
-        if not path.exists():
-            raise _RefusedError(f"{args.get('path')} does not exist")
-        capture = OutputCapture(self.output_limit)
-        if path.is_dir():
-            lines = [f"{path}/"]
-            for child in sorted(path.iterdir()):
-                lines.append(f"  {child.name}{'/' if child.is_dir() else ''}")
-                if child.is_dir() and not child.is_symlink():
-                    lines.extend(
-                        f"    {g.name}{'/' if g.is_dir() else ''}" for g in sorted(child.iterdir())
-                    )
-            capture.add("\n".join(lines))
-            return ToolResult(output=capture.text())
-        data = path.read_bytes()
-        if b"\x00" in data[:8192]:
-            return ToolResult(output=f"{path} is a binary file ({len(data)} bytes)")
-        all_lines = data.decode("utf-8", errors="replace").splitlines()
-        start, end = 1, len(all_lines)
-        view_range = args.get("view_range")
-        if view_range is not None:
-            start, end = int(view_range[0]), int(view_range[1])
-            if end == -1:
-                end = len(all_lines)
-            if start < 1 or end < start or start > max(len(all_lines), 1):
-                raise _RefusedError(
-                    f"view_range {view_range} is invalid for a file of {len(all_lines)} lines"
-                )
-        for number in range(start, min(end, len(all_lines)) + 1):
-            capture.add(f"{number:6}\t{all_lines[number - 1]}\n")
-        return ToolResult(output=capture.text() or "(empty file)")
+        Only files inside the working directory (after resolving symlinks)
+        are handed out; the copy is written under a temporary name and renamed
+        when complete.
 
-    def _create(self, args: dict[str, Any], call_id: str) -> ToolResult:
-        path = self._resolve(args.get("path"), write=True)
-        text = args.get("file_text")
-        if not isinstance(text, str):
-            raise _RefusedError("file_text must be a string")
-        if path.is_dir():
-            raise _RefusedError(f"{path} is a directory")
-        existed = path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        created = CreatedFile(
-            name=path.name,
-            source="local",
-            path=str(path),
-            size_bytes=path.stat().st_size,
-            tool_use_id=call_id,
-        )
-        verb = "Updated" if existed else "Created"
-        return ToolResult(output=f"{verb} {path}", files=(created,))
+        Raises:
+            FileExistsError: The target exists and ``overwrite`` is false.
+            FileNotFoundError: The file is gone, is not a regular file, or lies
+                outside the working directory.
+        """
+        return await anyio.to_thread.run_sync(self._download, file, directory, overwrite)
 
-    def _str_replace(self, args: dict[str, Any]) -> ToolResult:
-        path = self._resolve(args.get("path"), write=True)
-        old, new = args.get("old_str"), args.get("new_str", "")
-        if not isinstance(old, str) or not old or not isinstance(new, str):
-            raise _RefusedError("old_str must be a non-empty string and new_str a string")
-        if not path.is_file():
-            raise _RefusedError(f"{path} is not a file")
-        text = path.read_text(encoding="utf-8", errors="replace")
-        count = text.count(old)
-        if count == 0:
-            raise _RefusedError(f"old_str was not found in {path}")
-        if count > 1:
-            raise _RefusedError(
-                f"old_str occurs {count} times in {path}; include more context to make it unique"
-            )
-        path.write_text(text.replace(old, new, 1), encoding="utf-8")
-        return ToolResult(output=f"Replaced 1 occurrence in {path}")
+    def _download(self, file: CreatedFile, directory: Path, overwrite: bool) -> Path:
+        from conjure_async.anthropic._files import _finish, safe_filename  # noqa: PLC0415
+
+        if not file.path:
+            raise FileNotFoundError(f"{file.name} has no path in the working directory")
+        source = Path(os.path.realpath(self.workdir / file.path))
+        if not source.is_relative_to(self.workdir):
+            raise FileNotFoundError(f"{file.path} is not in the working directory")
+        target = directory / safe_filename(file.name or source.name, fallback=source.name)
+        if not overwrite and target.exists():
+            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        partial = directory / f".{target.name}.{os.urandom(4).hex()}.part"
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            with open(fd, "rb") as src:  # noqa: PTH123
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise FileNotFoundError(f"{file.path} is not a regular file")
+                with open(partial, "xb") as out:  # noqa: PTH123
+                    shutil.copyfileobj(src, out, 1 << 20)
+            _finish(partial, target, overwrite)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        return target

@@ -19,11 +19,10 @@ from conjure_async.testing import (
     tool_use_response,
 )
 from tests.helpers import gone, process_alive, wait_for_file
-from tests.support.system import ensure_packages, in_ci
 
 pytestmark = pytest.mark.anyio
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "skills"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "skills"
 
 
 def bash(command: str, **extra: Any) -> dict[str, Any]:
@@ -260,17 +259,6 @@ async def test_bwrap_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
         async with Session(LocalBackend(sandbox="bwrap"), model=ScriptedModel([])):
             pass
-
-
-@pytest.fixture(scope="module")
-def bwrap() -> str:
-    """bubblewrap, installed when missing and possible; required under CI=true."""
-    path = ensure_packages("bwrap", "bubblewrap")
-    if path is None:
-        if in_ci():
-            pytest.fail("CI=true needs bubblewrap and it could not be installed")
-        pytest.skip("bubblewrap is not installed and cannot be installed here")
-    return path
 
 
 @pytest.mark.usefixtures("bwrap")
