@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import httpx2
 
+from conjure_async._download import finish_download, safe_filename
 from conjure_async._exceptions import APIConnectionError
 from conjure_async.anthropic._api import AnthropicAPI, decode_json
 from conjure_async.anthropic._models import Deleted, FileInfo, Page, parse_as
@@ -22,31 +23,6 @@ __all__ = ["FILES_BETA", "FilesClient", "safe_filename"]
 
 FILES_BETA = "files-api-2025-04-14"
 """The beta header of the Files API (still accepted after GA; keeps the beta shapes)."""
-
-_FORBIDDEN = set('<>:"|?*\\/')
-_MAX_NAME = 255
-
-
-def safe_filename(name: str, fallback: str = "file") -> str:
-    r"""Turn a name the API (or a model) chose into a safe local file name.
-
-    Directories are dropped, characters Windows or the API forbid
-    (``<>:"|?*\\/`` and control characters) become ``_``, leading dots and
-    spaces are removed (no ``..``, no hidden files), and the result is capped
-    at 255 characters. An empty result becomes ``fallback``.
-    """
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join("_" if ch in _FORBIDDEN or ord(ch) < 32 else ch for ch in base)
-    cleaned = cleaned.strip().lstrip(". ")
-    if not cleaned:
-        cleaned = safe_filename(fallback, "file") if fallback != name else "file"
-    if len(cleaned) > _MAX_NAME:
-        stem, dot, suffix = cleaned.rpartition(".")
-        if dot and 0 < len(suffix) < 16:
-            cleaned = f"{stem[: _MAX_NAME - len(suffix) - 1]}.{suffix}"
-        else:
-            cleaned = cleaned[:_MAX_NAME]
-    return cleaned
 
 
 class FilesClient:
@@ -184,7 +160,7 @@ class FilesClient:
                         f"the download of {file_id} broke off ({type(exc).__name__})",
                         request_id=response.headers.get("request-id"),
                     ) from exc
-            await anyio.to_thread.run_sync(_finish, partial, target, overwrite)
+            await anyio.to_thread.run_sync(finish_download, partial, target, overwrite)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 await anyio.Path(partial).unlink()
@@ -222,18 +198,3 @@ class FilesClient:
         """Delete a file."""
         data, rid = await self._json("DELETE", f"/v1/files/{file_id}", "delete file")
         return parse_as(Deleted.from_wire, data, "delete file", rid)
-
-
-def _finish(partial: Path, target: Path, overwrite: bool) -> None:
-    """Give the complete download its name (atomically refusing to overwrite)."""
-    if overwrite:
-        partial.replace(target)
-        return
-    try:
-        os.link(partial, target)
-    except FileExistsError:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it") from None
-    except OSError:  # no hard links on this file system: check, then rename
-        if target.exists():
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it") from None
-        partial.replace(target)

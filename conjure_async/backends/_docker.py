@@ -190,7 +190,7 @@ class DockerBackend(Backend):
         self.cpus = cpus
         self.pids_limit = pids_limit
         self.read_only = read_only
-        self.tmpfs = dict(tmpfs) if tmpfs is not None else {"/tmp": "rw,nosuid,nodev,size=256m"}  # noqa: S108
+        self.tmpfs = dict(tmpfs) if tmpfs is not None else {"/tmp": "rw,nosuid,nodev,size=256m"}  # noqa: S108 - the container's own tmpfs
         self.user = user
         self.output_limit = output_limit
         self.track_files = track_files

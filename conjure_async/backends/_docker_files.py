@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import posixpath
 import uuid
 from collections.abc import Awaitable, Callable
@@ -31,8 +30,8 @@ from typing import Any, Final
 
 import anyio
 
+from conjure_async._download import finish_download, safe_filename
 from conjure_async._exceptions import DockerError
-from conjure_async.anthropic._files import safe_filename
 from conjure_async.backends._docker_api import translate
 from conjure_async.events import CreatedFile
 
@@ -79,21 +78,6 @@ _REFUSED = {
     "type": "is not a regular file",
     "outside": "resolves outside the workspace",
 }
-
-
-def _finish(partial: Path, target: Path, overwrite: bool) -> None:
-    """Give the complete copy its name (atomically refusing to replace a file)."""
-    if overwrite:
-        partial.replace(target)
-        return
-    try:
-        os.link(partial, target)
-    except FileExistsError:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it") from None
-    except OSError:  # no hard links on this file system: check, then rename
-        if target.exists():
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it") from None
-        partial.replace(target)
 
 
 async def download(
@@ -166,7 +150,7 @@ async def download(
         _refuse(header, path, limit)
         if written != int(header["size"]):  # the helper never sends more than it said
             raise DockerError(f"{path} changed while it was being downloaded")
-        await anyio.to_thread.run_sync(_finish, partial, target, overwrite)
+        await anyio.to_thread.run_sync(finish_download, partial, target, overwrite)
     finally:
         with contextlib.suppress(FileNotFoundError):
             await anyio.Path(partial).unlink()

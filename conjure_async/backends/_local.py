@@ -29,7 +29,6 @@ import itertools
 import os
 import shutil
 import signal
-import stat
 import sys
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from typing import IO, Any, ClassVar, Literal
 
 import anyio
 
+from conjure_async._download import copy_confined
 from conjure_async._exceptions import BackendError, SandboxUnavailableError
 from conjure_async._logging import Logger, get_logger
 from conjure_async.backends import _localproc
@@ -466,7 +466,7 @@ class LocalBackend(Backend):
         """The command as an unnamed file for the wrapper's stdin (no argv length limit)."""
         for folder in (self._home, self._home.parent / "tmp"):  # a command may remove them
             folder.mkdir(parents=True, exist_ok=True)
-        script = tempfile.TemporaryFile()  # noqa: SIM115
+        script = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the child as stdin, closed after
         try:
             script.write(data)
             script.seek(0)
@@ -487,7 +487,7 @@ class LocalBackend(Backend):
         """Kill what is left in ``group`` and remove it (shielded, bounded)."""
         with anyio.CancelScope(shield=True), anyio.move_on_after(_STOP_WAIT):
             # The kernel empties a killed cgroup within moments; nothing to wait on.
-            while not _localproc.remove_cgroup(group):  # noqa: ASYNC110
+            while not _localproc.remove_cgroup(group):  # noqa: ASYNC110 - the kernel signals no event
                 await anyio.sleep(0.002)
             self._cgroups.discard(group)
 
@@ -578,26 +578,6 @@ class LocalBackend(Backend):
         return await anyio.to_thread.run_sync(self._download, file, directory, overwrite)
 
     def _download(self, file: CreatedFile, directory: Path, overwrite: bool) -> Path:
-        from conjure_async.anthropic._files import _finish, safe_filename  # noqa: PLC0415
-
         if not file.path:
             raise FileNotFoundError(f"{file.name} has no path in the working directory")
-        source = Path(os.path.realpath(self.workdir / file.path))
-        if not source.is_relative_to(self.workdir):
-            raise FileNotFoundError(f"{file.path} is not in the working directory")
-        target = directory / safe_filename(file.name or source.name, fallback=source.name)
-        if not overwrite and target.exists():
-            raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
-        partial = directory / f".{target.name}.{os.urandom(4).hex()}.part"
-        try:
-            fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with open(fd, "rb") as src:  # noqa: PTH123
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    raise FileNotFoundError(f"{file.path} is not a regular file")
-                with open(partial, "xb") as out:  # noqa: PTH123
-                    shutil.copyfileobj(src, out, 1 << 20)
-            _finish(partial, target, overwrite)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                partial.unlink()
-        return target
+        return copy_confined(self.workdir, file.path, file.name, directory, overwrite=overwrite)

@@ -182,7 +182,7 @@ def _hidden_by_tmp(paths: Iterable[str]) -> list[str]:
         if not raw or not Path(raw).is_absolute():
             continue
         real = os.path.realpath(raw)
-        if (real == "/tmp" or real.startswith("/tmp/")) and real not in found:  # noqa: S108
+        if (real == "/tmp" or real.startswith("/tmp/")) and real not in found:  # noqa: S108 - paths the private /tmp hides
             found.append(real)
     return found
 
@@ -294,7 +294,7 @@ def signal_tree(root: int, signum: int, *, spare: bytes = b"bwrap") -> None:
             if not entry.name.isdigit():
                 continue
             with contextlib.suppress(OSError, IndexError, ValueError):
-                with open(f"/proc/{entry.name}/stat", "rb") as f:  # noqa: PTH123
+                with open(f"/proc/{entry.name}/stat", "rb") as f:  # noqa: PTH123 - hot loop, no Path objects
                     data = f.read()
                 name = data[data.index(b"(") + 1 : data.rindex(b")")]
                 parent = int(data.rsplit(b")", 1)[1].split()[1])

@@ -288,11 +288,6 @@ async def test_files_from_bash_carry_their_size_and_the_call_id(
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the shared file helper (FILE_HELPER, owned by the Local work) to report "
-    "edited files as {'files': [{'path', 'size'}]}; remove this mark when it lands",
-)
 async def test_edits_are_reported_with_their_new_size(make_backend: MakeBackend) -> None:
     """create_file then str_replace: session.files shows the edited size, not the first."""
     backend = make_backend()
