@@ -284,3 +284,18 @@ async def test_the_page_says_which_model_answers_and_that_a_scripted_one_is_not_
     assert about.status_code == 200
     assert about.json() == {"model": "scripted-demo", "scripted": True}
     assert 'data-testid="model-note"' in page.text
+
+
+async def test_a_created_file_replaced_by_a_symlink_out_is_not_served(framework: Framework) -> None:
+    """A tool makes table.csv, then swaps it for a symlink to /etc/passwd: 404, never the file."""
+    model = scripted(
+        tool_use_response(bash("echo x > table.csv")),
+        tool_use_response(bash("rm table.csv && ln -s /etc/passwd table.csv")),
+        text_response("Done."),
+    )
+    async with serve(framework, model) as service, service.client() as client:
+        await client.post("/conversations/c1/messages", json=message("Make a table"))
+        response = await client.get("/conversations/c1/files/table.csv")
+
+    assert response.status_code == 404
+    assert "root:" not in response.text
