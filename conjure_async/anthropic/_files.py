@@ -14,12 +14,26 @@ from typing import Any
 import anyio
 import httpx2
 
-from conjure_async._download import finish_download, safe_filename
+from conjure_async._download import finish_download
+from conjure_async._download import safe_filename as _safe_filename
 from conjure_async._exceptions import APIConnectionError
 from conjure_async.anthropic._api import AnthropicAPI, decode_json
 from conjure_async.anthropic._models import Deleted, FileInfo, Page, parse_as
 
 __all__ = ["FILES_BETA", "FilesClient", "safe_filename"]
+
+
+def safe_filename(name: str, fallback: str = "file") -> str:
+    r"""Turn a name the API (or a model) chose into a safe local file name.
+
+    Directories are dropped, characters Windows or the API forbid
+    (``<>:"|?*\\/`` and control characters) become ``_``, leading dots and
+    spaces are removed (no ``..``, no hidden files), and the result is capped
+    at 255 characters. An empty result becomes ``fallback``. Every backend's
+    downloads name files this way.
+    """
+    return _safe_filename(name, fallback)
+
 
 FILES_BETA = "files-api-2025-04-14"
 """The beta header of the Files API (still accepted after GA; keeps the beta shapes)."""
