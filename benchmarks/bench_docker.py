@@ -25,7 +25,7 @@ import anyio
 from conjure_async import Session
 from conjure_async._logging import get_logger
 from conjure_async.backends import BackendContext, DockerBackend, ToolCall, ToolContext, WarmPool
-from conjure_async.backends._docker_api import docker_client
+from conjure_async.backends.docker._api import docker_client
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 from tests.docker.engine import Engine, build_test_image, find_or_start_engine, stop_engine
 

@@ -6,11 +6,13 @@ import importlib
 import pickle
 import subprocess
 import sys
+import types
 from typing import Any
 
 import pytest
 
 import conjure_async
+from conjure_async._public import publish
 
 PUBLIC_PACKAGES = [
     "conjure_async",
@@ -91,3 +93,41 @@ def test_the_library_never_imports_the_test_kit() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+def _fake_module(monkeypatch: pytest.MonkeyPatch, name: str, exports: list[str]) -> None:
+    module = types.ModuleType(name)
+    module.__dict__["__all__"] = exports
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+def test_the_nearest_package_exporting_a_name_claims_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A subpackage exporting nothing leaves its names to its parent; one exporting keeps them."""
+    _fake_module(monkeypatch, "conjure_async.fake", ["Impl", "Near"])
+    _fake_module(monkeypatch, "conjure_async.fake.impl", [])
+    _fake_module(monkeypatch, "conjure_async.fake.near", ["Near"])
+    impl = type("Impl", (), {"__module__": "conjure_async.fake.impl._backend"})
+    near = type("Near", (), {"__module__": "conjure_async.fake.near._thing"})
+    outside = type("Impl", (), {"__module__": "conjure_async.other._x"})
+    public = type("Impl", (), {"__module__": "conjure_async.fake.impl"})
+
+    publish("conjure_async.fake", {"Impl": impl, "Near": near})
+    publish("conjure_async.fake", {"Impl": outside})
+    publish("conjure_async.fake", {"Impl": public})
+
+    assert [impl.__module__, near.__module__, outside.__module__, public.__module__] == [
+        "conjure_async.fake",
+        "conjure_async.fake.near._thing",
+        "conjure_async.other._x",
+        "conjure_async.fake.impl",
+    ]
+
+
+def test_the_docker_backends_names_read_as_conjure_async_backends() -> None:
+    """Defined in ``backends.docker._*``, each Docker name reads as ``conjure_async.backends``."""
+    from conjure_async import backends
+
+    names = ["DockerBackend", "WarmPool", "build_image", "build_offline_image", "sweep_orphans"]
+    assert {name: getattr(backends, name).__module__ for name in names} == dict.fromkeys(
+        names, "conjure_async.backends"
+    )

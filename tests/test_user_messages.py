@@ -1,7 +1,7 @@
 """What the library says to its users names only public functions and commands.
 
 An error message, a log line or a hint that names
-``conjure_async.backends._docker_image.build_offline_image`` sends the user to
+``conjure_async.backends.docker._image.build_offline_image`` sends the user to
 a module they should not import (and that may move). Every string the package
 can show says ``conjure_async.backends.build_offline_image`` or
 ``conjure docker build --offline`` instead.
@@ -113,14 +113,14 @@ def test_the_scan_sees_f_strings_and_constants() -> None:
     """The scan reads f-string parts and module constants, and skips import paths."""
     texts = [text for _, _, text in _shown_strings()]
     assert any("conjure docker build" in text for text in texts)
-    assert PRIVATE.findall("run `conjure_async.backends._docker_image.build(tag)`")
+    assert PRIVATE.findall("run `conjure_async.backends.docker._image.build(tag)`")
     assert not PRIVATE.findall("run `conjure_async.backends.build_offline_image(tag)`")
     assert not PRIVATE.findall("conjure_async.__version__")
 
 
 def test_the_missing_image_hint_names_public_ways_to_build() -> None:
     """The hint of a missing sandbox image names the CLI command and the public function."""
-    from conjure_async.backends._docker_api import BUILD_HINT
+    from conjure_async.backends.docker._api import BUILD_HINT
 
     assert "conjure docker build --offline" in BUILD_HINT
     assert "conjure_async.backends.build_offline_image" in BUILD_HINT
@@ -131,7 +131,7 @@ def test_a_translated_missing_image_error_names_public_ways_to_build() -> None:
     """The engine's 404 for an image becomes ImageNotFoundError with public names only."""
     aiodocker = pytest.importorskip("aiodocker")
     from conjure_async import ImageNotFoundError
-    from conjure_async.backends._docker_api import translate
+    from conjure_async.backends.docker._api import translate
 
     vendor = aiodocker.DockerError(404, {"message": "No such image: sandbox:missing"})
     error = translate(vendor, host="unix:///nowhere.sock", image="sandbox:missing")
@@ -144,5 +144,5 @@ def test_a_translated_missing_image_error_names_public_ways_to_build() -> None:
 def test_the_resolver_finds_a_wrong_name() -> None:
     """The public-name check of a message can fail (private and non-existent names)."""
     assert public_names_problems("use conjure_async.backends.build_offline_image") == []
-    assert public_names_problems("use conjure_async.backends._docker_image.x") != []
+    assert public_names_problems("use conjure_async.backends.docker._image.x") != []
     assert public_names_problems("use conjure_async.backends.no_such_thing") != []

@@ -28,15 +28,12 @@ from conjure_async.backends._base import (
 from conjure_async.backends._local import LocalBackend
 
 if TYPE_CHECKING:
-    from conjure_async.backends._docker import (
-        DockerBackend,
-        WarmPool,
-        build_image,
-        build_offline_image,
-        sweep_orphans,
-    )
     from conjure_async.backends._hosted import AnthropicBackend, AnthropicSkill
     from conjure_async.backends._native import NativeBackend, NativeSkill, NativeTool, tool
+    from conjure_async.backends.docker._backend import DockerBackend
+    from conjure_async.backends.docker._image import build_image, build_offline_image
+    from conjure_async.backends.docker._pool import WarmPool
+    from conjure_async.backends.docker._sweep import sweep_orphans
 
 __all__ = [
     "AnthropicBackend",
@@ -63,11 +60,11 @@ __all__ = [
 # One line per backend living in its own module, imported on first use so that
 # optional dependencies (aiodocker) load only when that backend is used.
 _LAZY = {
-    "DockerBackend": "conjure_async.backends._docker",
-    "WarmPool": "conjure_async.backends._docker",
-    "build_image": "conjure_async.backends._docker",
-    "build_offline_image": "conjure_async.backends._docker",
-    "sweep_orphans": "conjure_async.backends._docker",
+    "DockerBackend": "conjure_async.backends.docker._backend",
+    "WarmPool": "conjure_async.backends.docker._pool",
+    "build_image": "conjure_async.backends.docker._image",
+    "build_offline_image": "conjure_async.backends.docker._image",
+    "sweep_orphans": "conjure_async.backends.docker._sweep",
     "AnthropicBackend": "conjure_async.backends._hosted",
     "AnthropicSkill": "conjure_async.backends._hosted",
     "NativeBackend": "conjure_async.backends._native",

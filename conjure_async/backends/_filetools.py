@@ -3,7 +3,7 @@
 """The file tools (``view``, ``create_file``, ``str_replace``): one implementation.
 
 The Local backend calls :func:`serve` in a worker thread; the Docker backend
-runs this very file inside its container (``_docker_scripts.FILE_HELPER`` is
+runs this very file inside its container (``docker._scripts.FILE_HELPER`` is
 its source, executed by ``python3 -c``, where :func:`main` reads one request
 from stdin). So it imports only the standard library and stays compatible
 with old Python 3 interpreters in container images.

@@ -27,14 +27,14 @@ from pathlib import Path
 
 import anyio
 
-from conjure_async.backends._docker_api import (
+from conjure_async.backends.docker._api import (
     CREATED_BY,
     LABEL_CREATED_BY,
     LABEL_OWNER,
     docker_client,
 )
-from conjure_async.backends._docker_container import _owner as container_owner
-from conjure_async.backends._docker_image import build_offline_image
+from conjure_async.backends.docker._container import _owner as container_owner
+from conjure_async.backends.docker._image import build_offline_image
 from tests.support.system import ensure_packages, in_ci
 
 __all__ = ["BARE_IMAGE", "TEST_IMAGE", "Engine", "find_or_start_engine", "in_ci", "stop_engine"]

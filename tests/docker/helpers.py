@@ -6,7 +6,7 @@ from typing import Any
 
 from conjure_async import Session
 from conjure_async.backends import DockerBackend
-from conjure_async.backends._docker_api import docker_client
+from conjure_async.backends.docker._api import docker_client
 from conjure_async.events import Reply
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 from tests.docker.engine import Engine

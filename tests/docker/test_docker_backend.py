@@ -12,14 +12,14 @@ import pytest
 from conjure_async import Session
 from conjure_async._exceptions import ContainerDiedError, ImageNotFoundError
 from conjure_async.backends import DockerBackend, WarmPool
-from conjure_async.backends._docker_api import (
+from conjure_async.backends.docker._api import (
     CREATED_BY,
     LABEL_CREATED_BY,
     LABEL_OWNER,
     LABEL_SESSION,
     docker_client,
 )
-from conjure_async.backends._docker_sweep import sweep_orphans
+from conjure_async.backends.docker._sweep import sweep_orphans
 from conjure_async.testing import (
     DEFAULT_IGNORED,
     ScriptedModel,

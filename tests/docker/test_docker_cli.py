@@ -7,7 +7,7 @@ import pytest
 from conjure_async import Session
 from conjure_async._commands import build_docker_image
 from conjure_async.backends import DockerBackend
-from conjure_async.backends._docker_api import docker_client
+from conjure_async.backends.docker._api import docker_client
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 from tests.docker.engine import Engine
 

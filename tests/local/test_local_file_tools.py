@@ -15,7 +15,7 @@ import pytest
 
 from conjure_async import Session
 from conjure_async.backends import LocalBackend
-from conjure_async.backends._docker_scripts import FILE_HELPER
+from conjure_async.backends.docker._scripts import FILE_HELPER
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 
 pytestmark = pytest.mark.anyio

@@ -39,6 +39,8 @@ class FakeEngine:
     host: str
     build_lines: list[dict[str, Any]]
     requests: list[str] = field(default_factory=list)
+    build_contexts: list[bytes] = field(default_factory=list)
+    """The body of each ``POST /build`` (the tar of the build context)."""
 
 
 @asynccontextmanager
@@ -66,7 +68,7 @@ async def fake_docker_engine(
 
     async def build(request: Request) -> Response:
         engine.requests.append(f"POST {request.url.path}")
-        await request.body()
+        engine.build_contexts.append(await request.body())
 
         async def lines() -> AsyncIterator[bytes]:
             for line in engine.build_lines:

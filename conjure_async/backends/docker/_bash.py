@@ -1,6 +1,6 @@
 r"""``bash_tool`` in the Docker backend: one exec per command, a verified kill.
 
-:func:`run_command` starts :data:`~._docker_scripts.BASH_WRAPPER` through an
+:func:`run_command` starts :data:`~._scripts.BASH_WRAPPER` through an
 exec and writes the command to the exec's stdin (``<length>\n<bytes>``, so
 no argument limit applies). It streams the output, splits the wrapper's
 trailer off stdout (exit code, OOM-kill and pids-limit counters, processes
@@ -9,7 +9,7 @@ that could not be killed, changed files with sizes) and yields one
 
 When the call ends early (the session's timeout, a cancellation) the
 generator's ``finally`` runs :func:`stop_command`: a second exec
-(:data:`~._docker_scripts.KILLER`) kills every process of the call and
+(:data:`~._scripts.KILLER`) kills every process of the call and
 answers whether any is left, and the wrapper's exec must have ended. When
 that cannot be confirmed the whole container is killed (so nothing keeps
 running) and :class:`DockerError` says so: the session never reports a stop
@@ -27,19 +27,19 @@ import anyio
 
 from conjure_async._exceptions import ContainerDiedError, DockerError
 from conjure_async.backends._base import ToolChunk, ToolEvent, ToolResult
-from conjure_async.backends._docker_api import translate
-from conjure_async.backends._docker_container import Sandbox
-from conjure_async.backends._docker_scripts import (
+from conjure_async.backends._output import OutputCapture
+from conjure_async.backends.docker._api import translate
+from conjure_async.backends.docker._container import Sandbox
+from conjure_async.backends.docker._scripts import (
     BASH_WRAPPER,
     CONTROL_DIR,
     KILLER,
     trailer_marker,
 )
-from conjure_async.backends._output import OutputCapture
 from conjure_async.events import CreatedFile
 
 if TYPE_CHECKING:
-    from conjure_async.backends._docker import DockerBackend
+    from conjure_async.backends.docker._backend import DockerBackend
 
 __all__ = ["partial_marker", "run_command", "stop_command"]
 

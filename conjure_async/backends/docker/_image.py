@@ -1,6 +1,6 @@
 """Sandbox images for the Docker backend: the default Dockerfile and an offline build.
 
-* :func:`build_image` builds ``conjure_async/backends/docker/Dockerfile``
+* :func:`build_image` builds ``conjure_async/backends/docker/Dockerfile`` (sent alone)
   (``FROM python:3.12-slim`` plus bash and common document tools): the right
   default for hosts that reach Docker Hub and PyPI (``conjure docker build``).
 * :func:`build_offline_image` needs no registry at all: it packs this host's
@@ -30,11 +30,11 @@ from typing import Any
 import anyio
 
 from conjure_async._exceptions import DockerError
-from conjure_async.backends._docker_api import docker_client, translate
+from conjure_async.backends.docker._api import docker_client, translate
 
 __all__ = [
     "DEFAULT_IMAGE",
-    "DOCKERFILE_DIR",
+    "DOCKERFILE",
     "OFFLINE_TOOLS",
     "build_image",
     "build_offline_image",
@@ -43,8 +43,8 @@ __all__ = [
 DEFAULT_IMAGE = "conjure-async-sandbox:latest"
 """The image :class:`DockerBackend` uses unless told otherwise."""
 
-DOCKERFILE_DIR = Path(__file__).parent / "docker"
-"""The build context of the default sandbox image (holds its ``Dockerfile``)."""
+DOCKERFILE = Path(__file__).with_name("Dockerfile")
+"""The default sandbox image's ``Dockerfile``: its build context is this one file."""
 
 OFFLINE_TOOLS = (
     "bash", "cat", "ls", "echo", "head", "tail", "wc", "mkdir", "rmdir", "rm", "cp", "mv",
@@ -299,8 +299,8 @@ async def build_image(
 
     Args:
         tag: The image name and tag to create.
-        context_dir: A build context holding a ``Dockerfile`` (default:
-            :data:`DOCKERFILE_DIR`).
+        context_dir: A build context holding a ``Dockerfile`` (default: the
+            packaged :data:`DOCKERFILE` alone).
         docker_host: The engine (``None``: ``DOCKER_HOST`` or the local socket).
         build_args: ``ARG`` values for the build.
         pull: Always pull a newer base image.
@@ -313,14 +313,17 @@ async def build_image(
         DockerUnavailableError: the engine cannot be reached.
         DockerError: the build failed (the message carries the engine's error).
     """
-    context = Path(context_dir) if context_dir is not None else DOCKERFILE_DIR
-    if not (context / "Dockerfile").is_file():
+    context = Path(context_dir) if context_dir is not None else None
+    if context is not None and not (context / "Dockerfile").is_file():
         raise DockerError(f"no Dockerfile in {context}")
 
     def pack() -> bytes:
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(str(context), arcname=".")
+            if context is None:  # not the whole folder: it holds the backend's code
+                tar.add(str(DOCKERFILE), arcname="Dockerfile")
+            else:
+                tar.add(str(context), arcname=".")
         return buffer.getvalue()
 
     data = await anyio.to_thread.run_sync(pack)

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from conjure_async._logging import get_logger
-from conjure_async.backends._docker_api import (
+from conjure_async.backends.docker._api import (
     CREATED_BY,
     LABEL_CREATED_BY,
     LABEL_OWNER,

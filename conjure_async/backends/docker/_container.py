@@ -5,7 +5,7 @@ Shared by :class:`~conjure_async.backends.DockerBackend` and
 when the pool starts it, so taking it costs nothing more).
 
 *Preparing* a container (:func:`create_container`, after it starts) runs
-:data:`~conjure_async.backends._docker_scripts.PREPARE` once as the
+:data:`~conjure_async.backends.docker._scripts.PREPARE` once as the
 container's user:
 
 * the workspace must be writable by that user. An anonymous volume over a
@@ -27,10 +27,7 @@ container's user:
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
-import re
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +36,7 @@ import anyio
 
 from conjure_async._exceptions import DockerError
 from conjure_async._logging import Logger
-from conjure_async.backends._docker_api import (
+from conjure_async.backends.docker._api import (
     CREATED_BY,
     LABEL_CREATED_BY,
     LABEL_OWNER,
@@ -48,58 +45,28 @@ from conjure_async.backends._docker_api import (
     import_aiodocker,
     translate,
 )
-from conjure_async.backends._docker_scripts import CONTROL_DIR, PREPARE
+from conjure_async.backends.docker._config import ContainerConfig
+from conjure_async.backends.docker._scripts import CONTROL_DIR, PREPARE
 
-__all__ = ["Sandbox", "Spec", "create_container", "parse_size", "remove_container", "run_exec"]
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_size(value: int | str) -> int:
-    """Bytes from an int or a Docker-style size (``"512m"``, ``"1g"``, ``"64MiB"``)."""
-    if isinstance(value, int):
-        return value
-    match = _SIZE.match(value)
-    if match is None:
-        raise ValueError(f"not a size: {value!r} (use e.g. '512m' or a number of bytes)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+__all__ = ["Sandbox", "create_body", "create_container", "remove_container", "run_exec"]
 
 
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@dataclass(frozen=True)
-class Spec:
-    """Everything that defines a sandbox container (what a warm pool is keyed by)."""
-
-    docker_host: str | None
-    config: str
-    """The container create body as canonical JSON, without per-session labels."""
-    workdir: str
-    """Where the workspace is mounted."""
-    user: str
-    """The user commands run as (for messages)."""
-    own_workspace: bool
-    """The workspace is a volume or tmpfs of ours (its root may be made writable)."""
-
-    @property
-    def key(self) -> str:
-        raw = f"{self.docker_host}\n{self.config}".encode()
-        return hashlib.sha256(raw).hexdigest()[:16]
-
-    def body(self, session_id: str, *, pool: bool) -> dict[str, Any]:
-        body: dict[str, Any] = json.loads(self.config)
-        body["Labels"] = {
-            **body.get("Labels", {}),
-            LABEL_CREATED_BY: CREATED_BY,
-            LABEL_SESSION: session_id,
-            LABEL_OWNER: _owner(),
-        }
-        if pool:
-            body["Labels"][LABEL_POOL] = self.key
-        return body
+def create_body(config: ContainerConfig, session_id: str, *, pool: bool) -> dict[str, Any]:
+    """The create request of ``config`` with the labels that let a sweep find the container."""
+    body = config.create_request()
+    body["Labels"] = {
+        **body.get("Labels", {}),
+        LABEL_CREATED_BY: CREATED_BY,
+        LABEL_SESSION: session_id,
+        LABEL_OWNER: _owner(),
+    }
+    if pool:
+        body["Labels"][LABEL_POOL] = config.key
+    return body
 
 
 @dataclass(frozen=True)
@@ -137,10 +104,10 @@ async def run_exec(
     return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
 
 
-async def _prepare(client: Any, container_id: str, spec: Spec, image: str) -> Sandbox:
+async def _prepare(client: Any, container_id: str, config: ContainerConfig) -> Sandbox:
     """Check (and where ours, fix) the workspace; record the image's processes."""
-    host = spec.docker_host
-    cmd = ["bash", "-c", PREPARE, "conjure-prepare", spec.workdir, CONTROL_DIR]
+    host = config.docker_host
+    cmd = ["bash", "-c", PREPARE, "conjure-prepare", config.workdir, CONTROL_DIR]
     for attempt in (1, 2):
         out, err, code = await run_exec(
             client, container_id, cmd, host=host, action="preparing the container"
@@ -149,23 +116,23 @@ async def _prepare(client: Any, container_id: str, spec: Spec, image: str) -> Sa
         if code != 0 or len(lines) < 2:
             missing = " (no bash in the image?)" if code in (126, 127) else ""
             raise DockerError(
-                f"preparing the container of image {image!r} failed{missing}: "
+                f"preparing the container of image {config.image!r} failed{missing}: "
                 f"exit code {code}: {(err or out).strip()[-500:]}"
             )
         workspace, _, control = lines[0].partition(" ")
         if control != "ok":
             raise DockerError(
                 f"the backend's control directory {CONTROL_DIR} (a tmpfs it mounts) is not "
-                f"writable by the container user {spec.user!r}: is another mount over it?"
+                f"writable by the container user {config.user!r}: is another mount over it?"
             )
         if workspace == "ok":
             return Sandbox(container_id, lines[1])
-        if attempt == 1 and workspace == "denied" and spec.own_workspace:
+        if attempt == 1 and workspace == "denied" and config.own_workspace:
             # A new volume (or tmpfs) over a path the image lacks is root's, mode 755.
             await run_exec(
                 client,
                 container_id,
-                ["chmod", "0777", "--", spec.workdir],
+                ["chmod", "0777", "--", config.workdir],
                 user="0:0",
                 host=host,
                 action="making the workspace writable",
@@ -173,15 +140,15 @@ async def _prepare(client: Any, container_id: str, spec: Spec, image: str) -> Sa
             continue
         detail = "; ".join(line for line in lines[2:] if line.strip())
         raise DockerError(
-            f"the workspace {spec.workdir} is not writable by the container user "
-            f"{spec.user!r} ({detail}); use an image or host directory where that user may "
+            f"the workspace {config.workdir} is not writable by the container user "
+            f"{config.user!r} ({detail}); use an image or host directory where that user may "
             "write, another user=, or workspace='tmpfs'"
         )
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 async def create_container(
-    client: Any, spec: Spec, session_id: str, *, image: str, pool: bool = False
+    client: Any, config: ContainerConfig, session_id: str, *, pool: bool = False
 ) -> Sandbox:
     """Create, start and prepare a container; remove it again if any step fails. Shielded.
 
@@ -192,19 +159,19 @@ async def create_container(
     """
     with anyio.CancelScope(shield=True):
         try:
-            container = await client.containers.create(spec.body(session_id, pool=pool))
+            container = await client.containers.create(create_body(config, session_id, pool=pool))
         except Exception as exc:
             raise translate(
-                exc, host=spec.docker_host, image=image, action="creating the container"
+                exc, host=config.docker_host, image=config.image, action="creating the container"
             ) from exc
         try:
             try:
                 await container.start()
             except Exception as exc:
                 raise translate(
-                    exc, host=spec.docker_host, action="starting the container"
+                    exc, host=config.docker_host, action="starting the container"
                 ) from exc
-            sandbox = await _prepare(client, str(container.id), spec, image)
+            sandbox = await _prepare(client, str(container.id), config)
         except BaseException:
             with contextlib.suppress(Exception):
                 await container.delete(force=True, v=True)

@@ -4,7 +4,7 @@ The container is created on the first tool call (or taken from a
 :class:`WarmPool`), reused by every turn of the session, and removed (with its
 anonymous volumes) when the session closes, also on error or cancellation.
 It carries labels (``created-by=conjure_async``, the session id, the owning
-``host:pid``) so :func:`~conjure_async.backends._docker_sweep.sweep_orphans`
+``host:pid``) so :func:`~conjure_async.backends.docker._sweep.sweep_orphans`
 can remove containers a crashed process left behind.
 
 Inside the container:
@@ -13,13 +13,13 @@ Inside the container:
   shows these paths;
 * ``/workspace`` is writable by the container's user on any image (an
   anonymous volume by default, or a host directory, or a tmpfs), checked when
-  the container starts (see :mod:`._docker_container`), and is the working
+  the container starts (see :mod:`._container`), and is the working
   directory;
 * ``bash_tool`` sends the command on an exec's stdin to a wrapper that runs
   it in a ``bash`` of its own, in a process group of its own; when the
   command's shell exits, or on a timeout or cancellation (from a second
   exec), every process the command started is killed, however it detached,
-  and the kill is verified (see :mod:`._docker_scripts`);
+  and the kill is verified (see :mod:`._scripts`);
 * ``view``/``create_file``/``str_replace`` run a small Python helper fed JSON
   on stdin, with the Local backend's confinement and error results;
 * the backend keeps a small tmpfs of its own at ``/run/conjure`` for its
@@ -57,46 +57,26 @@ from conjure_async.backends._base import (
     ToolEvent,
     ToolResult,
 )
-from conjure_async.backends._docker_api import (
+from conjure_async.backends._output import OutputCapture
+from conjure_async.backends.docker._api import (
     BUILD_HINT,
     describe_host,
     docker_client,
     import_aiodocker,
     translate,
 )
-from conjure_async.backends._docker_bash import run_command
-from conjure_async.backends._docker_container import (
-    Sandbox,
-    Spec,
-    create_container,
-    parse_size,
-    remove_container,
-)
-from conjure_async.backends._docker_files import download
-from conjure_async.backends._docker_image import DEFAULT_IMAGE, build_image, build_offline_image
-from conjure_async.backends._docker_pool import WarmPool
-from conjure_async.backends._docker_scripts import CONTROL_DIR, FILE_HELPER
-from conjure_async.backends._docker_sweep import sweep_orphans
-from conjure_async.backends._output import OutputCapture
+from conjure_async.backends.docker._bash import run_command
+from conjure_async.backends.docker._config import ContainerConfig, parse_size
+from conjure_async.backends.docker._container import Sandbox, create_container, remove_container
+from conjure_async.backends.docker._files import download
+from conjure_async.backends.docker._image import DEFAULT_IMAGE
+from conjure_async.backends.docker._pool import WarmPool
+from conjure_async.backends.docker._scripts import FILE_HELPER
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import Skill, SkillListing, skill_tool_definitions
 
-__all__ = [
-    "DEFAULT_IMAGE",
-    "DockerBackend",
-    "WarmPool",
-    "build_image",
-    "build_offline_image",
-    "parse_size",
-    "sweep_orphans",
-]
-
-_CONTROL_MOUNT = {
-    "Type": "tmpfs",
-    "Target": CONTROL_DIR,
-    "TmpfsOptions": {"SizeBytes": 1024 * 1024, "Mode": 0o1777},
-}
+__all__ = ["DockerBackend"]
 
 
 class DockerBackend(Backend):
@@ -179,81 +159,38 @@ class DockerBackend(Backend):
         exclude: Sequence[str] | None = None,
     ) -> None:
         self.skills = list(skills)
-        self.image = image
-        self.docker_host = docker_host
+        self.config = ContainerConfig.from_options(
+            self.skills,
+            image=image,
+            docker_host=docker_host,
+            workspace=workspace,
+            workdir=workdir,
+            skills_dir=skills_dir,
+            network=network,
+            memory=memory,
+            cpus=cpus,
+            pids_limit=pids_limit,
+            read_only=read_only,
+            tmpfs=tmpfs,
+            user=user,
+            cap_drop=cap_drop,
+            cap_add=cap_add,
+            no_new_privileges=no_new_privileges,
+            init=init,
+            env=env,
+            host_config=host_config,
+            labels=labels,
+        )
+        """The container configuration, one frozen value (what a warm pool matches on)."""
+        if pool is not None and pool.docker_host != docker_host:
+            raise ValueError("the pool and the backend must use the same docker_host")
         self.ssl_context = ssl_context
         self.pool = pool
-        self.workdir = workdir.rstrip("/") or "/"
-        self.skills_dir = skills_dir.rstrip("/")
-        self.network = network
-        self.memory = parse_size(memory) if memory is not None else None
-        self.cpus = cpus
-        self.pids_limit = pids_limit
-        self.read_only = read_only
-        self.tmpfs = dict(tmpfs) if tmpfs is not None else {"/tmp": "rw,nosuid,nodev,size=256m"}  # noqa: S108 - the container's own tmpfs
-        self.user = user
         self.output_limit = output_limit
         self.track_files = track_files
         self.download_limit = parse_size(download_limit)
         self._definitions = skill_tool_definitions(only=only, exclude=exclude)
         self._log = get_logger(backend="docker")
-        if pool is not None and pool.docker_host != docker_host:
-            raise ValueError("the pool and the backend must use the same docker_host")
-
-        binds = [f"{s.path.resolve()}:{self.skills_dir}/{s.name}:ro" for s in self.skills]
-        volumes: dict[str, Any] = {}
-        tmpfs_mounts = dict(self.tmpfs)
-        self.workspace: str
-        if workspace == "volume":
-            self.workspace = "volume"
-            volumes[self.workdir] = {}
-        elif workspace == "tmpfs":
-            self.workspace = "tmpfs"
-            tmpfs_mounts[self.workdir] = "rw,nosuid,nodev,mode=1777"
-        else:
-            self.workspace = str(Path(workspace).resolve())
-            binds.append(f"{self.workspace}:{self.workdir}:rw")
-        hc: dict[str, Any] = {
-            "NetworkMode": network,
-            "ReadonlyRootfs": read_only,
-            "Tmpfs": tmpfs_mounts,
-            "CapDrop": list(cap_drop),
-            "CapAdd": list(cap_add),
-            "SecurityOpt": ["no-new-privileges"] if no_new_privileges else [],
-            "Init": init,
-            "Binds": binds,
-        }
-        if self.memory is not None:
-            hc["Memory"] = self.memory
-            hc["MemorySwap"] = self.memory
-        if cpus is not None:
-            hc["NanoCpus"] = int(cpus * 1e9)
-        if pids_limit is not None:
-            hc["PidsLimit"] = pids_limit
-        hc.update(host_config or {})
-        # The backend's own control tmpfs survives any host_config override.
-        hc["Mounts"] = [*hc.get("Mounts", ()), _CONTROL_MOUNT]
-        environment = {"HOME": self.workdir, "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
-        environment.update(env or {})
-        config = {
-            "Image": image,
-            "Cmd": ["sleep", "infinity"],
-            "User": user,
-            "WorkingDir": self.workdir,
-            "Env": [f"{k}={v}" for k, v in sorted(environment.items())],
-            "Labels": dict(labels or {}),
-            "Volumes": volumes,
-            "NetworkDisabled": network == "none",
-            "HostConfig": hc,
-        }
-        self.spec = Spec(
-            docker_host,
-            json.dumps(config, sort_keys=True),
-            workdir=self.workdir,
-            user=user,
-            own_workspace=self.workspace in ("volume", "tmpfs"),
-        )
-        """The container configuration (what a warm pool matches on)."""
         self._readonly_roots = [self.skills_dir]
         self._stack: contextlib.AsyncExitStack | None = None
         self._client: Any = None
@@ -269,6 +206,68 @@ class DockerBackend(Backend):
             f"DockerBackend(image={self.image!r}, skills={[s.name for s in self.skills]}, "
             f"container={self.container_id})"
         )
+
+    # -- the container configuration, read-only (it is self.config) -----------
+
+    @property
+    def image(self) -> str:
+        """The sandbox image."""
+        return self.config.image
+
+    @property
+    def docker_host(self) -> str | None:
+        """The engine (``None``: ``DOCKER_HOST`` or the local socket)."""
+        return self.config.docker_host
+
+    @property
+    def workspace(self) -> str:
+        """``"volume"``, ``"tmpfs"``, or the (resolved) host directory mounted at the workdir."""
+        return self.config.workspace
+
+    @property
+    def workdir(self) -> str:
+        """Where the workspace is mounted in the container."""
+        return self.config.workdir
+
+    @property
+    def skills_dir(self) -> str:
+        """Where the skills are mounted in the container."""
+        return self.config.skills_dir
+
+    @property
+    def network(self) -> str:
+        """The Docker network mode."""
+        return self.config.network
+
+    @property
+    def memory(self) -> int | None:
+        """The memory limit in bytes (``None``: none)."""
+        return self.config.memory
+
+    @property
+    def cpus(self) -> float | None:
+        """The CPU limit (``None``: none)."""
+        return self.config.cpus
+
+    @property
+    def pids_limit(self) -> int | None:
+        """The process limit (``None``: none)."""
+        return self.config.pids_limit
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the root filesystem is read-only."""
+        return self.config.read_only
+
+    @property
+    def tmpfs(self) -> dict[str, str]:
+        """The tmpfs mounts (path to mount options), without the workspace's."""
+        return dict(self.config.tmpfs)
+
+    @property
+    def user(self) -> str:
+        """The user commands run as."""
+        return self.config.user
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -337,7 +336,7 @@ class DockerBackend(Backend):
                 self.from_pool = taken is not None
                 if taken is None:
                     taken = await create_container(
-                        self._client, self.spec, self._session_id or "", image=self.image
+                        self._client, self.config, self._session_id or ""
                     )
                 self._sandbox = taken
                 self._log.debug("docker.container", container=taken.id, from_pool=self.from_pool)
@@ -392,7 +391,7 @@ class DockerBackend(Backend):
 
         Only regular files inside the workspace are handed out (a symlink, a
         FIFO, anything resolving outside is refused), up to
-        ``download_limit`` bytes; see :mod:`._docker_files`.
+        ``download_limit`` bytes; see :mod:`._files`.
 
         Raises:
             FileExistsError: The target exists and ``overwrite`` is false.

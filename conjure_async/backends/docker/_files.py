@@ -32,7 +32,7 @@ import anyio
 
 from conjure_async._download import finish_download, safe_filename
 from conjure_async._exceptions import DockerError
-from conjure_async.backends._docker_api import translate
+from conjure_async.backends.docker._api import translate
 from conjure_async.events import CreatedFile
 
 __all__ = ["DOWNLOADER", "download"]

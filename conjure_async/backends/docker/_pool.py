@@ -12,16 +12,12 @@ from anyio.abc import TaskGroup
 from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import BackendError, DockerError
 from conjure_async._logging import get_logger
-from conjure_async.backends._docker_api import docker_client
-from conjure_async.backends._docker_container import (
-    Sandbox,
-    Spec,
-    create_container,
-    remove_container,
-)
+from conjure_async.backends.docker._api import docker_client
+from conjure_async.backends.docker._config import ContainerConfig
+from conjure_async.backends.docker._container import Sandbox, create_container, remove_container
 
 if TYPE_CHECKING:
-    from conjure_async.backends._docker import DockerBackend
+    from conjure_async.backends.docker._backend import DockerBackend
 
 __all__ = ["WarmPool"]
 
@@ -66,7 +62,7 @@ class WarmPool(AsyncCloseable):
         self.hits = 0
         self.misses = 0
         self._ready: dict[str, deque[Sandbox]] = {}
-        self._specs: dict[str, tuple[Spec, str]] = {}
+        self._configs: dict[str, ContainerConfig] = {}
         self._starting: dict[str, int] = {}
         self._changed = anyio.Event()
         self._client: Any = None
@@ -114,18 +110,18 @@ class WarmPool(AsyncCloseable):
         """Containers ready to be handed out (all configurations)."""
         return sum(len(q) for q in self._ready.values())
 
-    def _register(self, spec: Spec, image: str) -> bool:
+    def _register(self, config: ContainerConfig, key: str) -> bool:
         if self._closed or self._tg is None:
             raise BackendError("the WarmPool is not open: use it as 'async with WarmPool(...)'")
-        if spec.docker_host != self.docker_host:
+        if config.docker_host != self.docker_host:
             return False
-        if spec.key not in self._specs:
-            if len(self._specs) >= self.max_configs:
+        if key not in self._configs:
+            if len(self._configs) >= self.max_configs:
                 return False
-            self._specs[spec.key] = (spec, image)
-            self._ready[spec.key] = deque()
-            self._starting[spec.key] = 0
-        self._refill(spec.key)
+            self._configs[key] = config
+            self._ready[key] = deque()
+            self._starting[key] = 0
+        self._refill(key)
         return True
 
     def _refill(self, key: str) -> None:
@@ -136,9 +132,8 @@ class WarmPool(AsyncCloseable):
             self._tg.start_soon(self._start_one, key)
 
     async def _start_one(self, key: str) -> None:
-        spec, image = self._specs[key]
         try:
-            sandbox = await create_container(self._client, spec, "pool", image=image, pool=True)
+            sandbox = await create_container(self._client, self._configs[key], "pool", pool=True)
         except DockerError as exc:
             self._failure = exc
             self._log.warning("docker.pool_start_failed", error=str(exc))
@@ -163,13 +158,13 @@ class WarmPool(AsyncCloseable):
             BackendError: the pool is not open, or the backend uses another engine.
             DockerError: starting a container failed.
         """
-        spec = backend.spec
-        if not self._register(spec, backend.image):
+        key = backend.config.key
+        if not self._register(backend.config, key):
             raise BackendError(
                 f"this pool fills for engine {self.docker_host!r} and at most "
                 f"{self.max_configs} configurations"
             )
-        while wait and len(self._ready[spec.key]) < self.size:
+        while wait and len(self._ready[key]) < self.size:
             if self._failure is not None:
                 failure, self._failure = self._failure, None
                 raise failure
@@ -182,15 +177,15 @@ class WarmPool(AsyncCloseable):
         image's own processes recorded); ``.id`` is its id. Either way the
         pool refills in the background.
         """
-        spec = backend.spec
-        if not self._register(spec, backend.image):
+        key = backend.config.key
+        if not self._register(backend.config, key):
             self.misses += 1
             return None
-        queue = self._ready[spec.key]
+        queue = self._ready[key]
         if queue:
             self.hits += 1
             sandbox = queue.popleft()
-            self._refill(spec.key)
+            self._refill(key)
             return sandbox
         self.misses += 1
         return None
