@@ -1,7 +1,9 @@
-"""Every escape hatch in the package says why: ``# noqa: CODE - why``, ``# type: ignore[x] - why``.
+"""Every escape hatch in the package says why: ``# noqa: CODE - why``, ``# type: ignore[x]  # why``.
 
 A bare ignore hides what it silences and why that is safe; the reason after
-`` - `` is what a reviewer (and the next person touching the line) reads.
+`` - `` (or, for a type-ignore, after a second ``#``: mypy rejects any other
+text after ``ignore[x]``) is what a reviewer (and the next person touching the
+line) reads.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "conjure_async"
 
 HATCH = re.compile(r"#\s*(type:\s*ignore|noqa)\b(?P<rest>.*)$")
-EXPLAINED = re.compile(r"^(\[[-\w, ]+\]|:\s*[A-Z]+[0-9]+(,\s*[A-Z]+[0-9]+)*)\s+-\s+\S")
+EXPLAINED = re.compile(r"^(\[[-\w, ]+\]\s+[-#]|:\s*[A-Z]+[0-9]+(,\s*[A-Z]+[0-9]+)*\s+-)\s+\S")
 
 PENDING = {
     "conjure_async/_session.py",
-    "conjure_async/models/_base.py",
 }
 """Files another change is rewriting right now; their bare ignores go with that change."""
 
@@ -42,7 +43,9 @@ def test_every_type_ignore_and_noqa_in_the_package_gives_a_code_and_a_reason() -
 def test_the_check_finds_a_bare_ignore() -> None:
     """The pattern tells an explained hatch from a bare one (so the check above can fail)."""
     assert EXPLAINED.match(": PLC0415 - keeps start-up light")
-    assert EXPLAINED.match("[attr-defined] - checked by hasattr above")
+    assert EXPLAINED.match("[attr-defined]  # checked by hasattr above")
+    assert not EXPLAINED.match("[attr-defined]  #")
+    assert not EXPLAINED.match(": S108  # a reason after # is the type-ignore form")
     assert not EXPLAINED.match(": S108")
     assert not EXPLAINED.match("[assignment]")
     assert not EXPLAINED.match("")

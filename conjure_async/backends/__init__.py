@@ -29,7 +29,9 @@ from conjure_async.backends._local import LocalBackend
 
 if TYPE_CHECKING:
     from conjure_async.backends._hosted import AnthropicBackend, AnthropicSkill
-    from conjure_async.backends._native import NativeBackend, NativeSkill, NativeTool, tool
+    from conjure_async.backends._native import NativeBackend
+    from conjure_async.backends._native_skill import NativeSkill
+    from conjure_async.backends._native_tool import NativeTool, tool
     from conjure_async.backends.docker._backend import DockerBackend
     from conjure_async.backends.docker._image import build_image, build_offline_image
     from conjure_async.backends.docker._pool import WarmPool
@@ -57,7 +59,7 @@ __all__ = [
     "tool",
 ]
 
-# One line per backend living in its own module, imported on first use so that
+# One line per name, from the module defining it, imported on first use so that
 # optional dependencies (aiodocker) load only when that backend is used.
 _LAZY = {
     "DockerBackend": "conjure_async.backends.docker._backend",
@@ -68,9 +70,9 @@ _LAZY = {
     "AnthropicBackend": "conjure_async.backends._hosted",
     "AnthropicSkill": "conjure_async.backends._hosted",
     "NativeBackend": "conjure_async.backends._native",
-    "NativeSkill": "conjure_async.backends._native",
-    "NativeTool": "conjure_async.backends._native",
-    "tool": "conjure_async.backends._native",
+    "NativeSkill": "conjure_async.backends._native_skill",
+    "NativeTool": "conjure_async.backends._native_tool",
+    "tool": "conjure_async.backends._native_tool",
 }
 
 

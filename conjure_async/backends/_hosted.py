@@ -9,8 +9,7 @@ produces. Against the real API::
 
     import anyio
     from conjure_async import Session, load_skills
-    from conjure_async.backends import AnthropicBackend
-    from conjure_async.backends._hosted import AnthropicSkill
+    from conjure_async.backends import AnthropicBackend, AnthropicSkill
     from conjure_async.models import AnthropicModel
 
     async def main() -> None:
@@ -34,8 +33,8 @@ local JSON index (``$CONJURE_CACHE_DIR/anthropic-skills.json``, else
 ``~/.cache/conjure_async/anthropic-skills.json``) remembers its skill id and
 version, checked against the API (``GET /v1/skills/{id}``) before reuse.
 Sessions in several tasks or processes sharing the index upload a given
-content once: the decision is taken under a lock per content hash (see
-:mod:`conjure_async.backends._hosted_index`).
+content once: the decision (:mod:`conjure_async.backends._hosted_uploads`) is
+taken under a lock per content hash (see :mod:`conjure_async.backends._hosted_index`).
 """
 
 from __future__ import annotations
@@ -63,13 +62,13 @@ from conjure_async.anthropic._models import FileInfo
 from conjure_async.anthropic._skills import (
     SKILLS_BETA,
     SkillsClient,
-    UploadFile,
     skill_upload_files,
     upload_problems,
 )
 from conjure_async.backends._base import Backend, BackendContext
 from conjure_async.backends._hosted_index import UploadIndex
 from conjure_async.backends._hosted_results import outcome_of
+from conjure_async.backends._hosted_uploads import Uploaded, delete_uploads, upload_or_reuse
 from conjure_async.events import CreatedFile, Event, FileCreated, ToolFinished, ToolStarted
 from conjure_async.messages import (
     ContentBlock,
@@ -163,17 +162,6 @@ def default_index_path() -> Path:
     return base / "conjure_async" / "anthropic-skills.json"
 
 
-@dataclass(slots=True)
-class _Uploaded:
-    skill: Skill
-    skill_id: str
-    version: str
-    created_skill: bool
-    """This backend created the skill (not only a version of it)."""
-    uploaded: bool
-    """This backend uploaded it now (False: reused from the index)."""
-
-
 class AnthropicBackend(Backend):
     """Runs skills in Anthropic-managed code execution containers.
 
@@ -244,7 +232,7 @@ class AnthropicBackend(Backend):
             "retry": retry,
         }
         self._owned_api: AnthropicAPI | None = None
-        self._uploaded: list[_Uploaded] = []
+        self._uploaded: list[Uploaded] = []
         self._pending: dict[str, str] = {}
         self._new_files: list[tuple[str, str]] = []
         self._log: Logger = get_logger(backend="anthropic")
@@ -360,95 +348,13 @@ class AnthropicBackend(Backend):
                 # one decision (reuse or upload) per content at a time, across tasks
                 # and processes sharing the index: the second one reuses the first's upload
                 async with index.content_lock(skill.content_hash or f"name-{skill.name}"):
-                    self._uploaded.append(await self._resolve(client, index, skill, files))
+                    uploaded = await upload_or_reuse(client, index, skill, files, self._log)
+                    self._uploaded.append(uploaded)
         except BaseException:
             # a session closes only the backends that opened: release what we hold
             with anyio.CancelScope(shield=True), anyio.move_on_after(30):
                 await self.aclose()
             raise
-
-    async def _resolve(
-        self,
-        client: SkillsClient,
-        index: UploadIndex,
-        skill: Skill,
-        files: list[UploadFile],
-    ) -> _Uploaded:
-        key = skill.content_hash
-        entries = await index.entries()
-        known = entries.get(key) if key else None
-        if isinstance(known, dict) and await self._version_exists(
-            client, str(known.get("skill_id")), str(known.get("version"))
-        ):
-            self._log.debug("anthropic.skill_reused", skill=skill.name, skill_id=known["skill_id"])
-            return _Uploaded(
-                skill,
-                known["skill_id"],
-                str(known["version"]),
-                created_skill=False,
-                uploaded=False,
-            )
-        same_name = [
-            e for e in entries.values() if isinstance(e, dict) and e.get("name") == skill.name
-        ]
-        for entry in same_name:
-            if await self._exists(client, str(entry.get("skill_id"))):
-                version = await client.versions.create(entry["skill_id"], files)
-                uploaded = _Uploaded(
-                    skill, entry["skill_id"], version.version, created_skill=False, uploaded=True
-                )
-                break
-        else:
-            created = await client.create(files, display_title=skill.name)
-            uploaded = _Uploaded(
-                skill,
-                created.id,
-                created.latest_version or "latest",
-                created_skill=True,
-                uploaded=True,
-            )
-
-        def record(entries: dict[str, Any]) -> None:
-            stale = [
-                k
-                for k, e in entries.items()
-                if isinstance(e, dict)
-                and e.get("name") == skill.name
-                and e.get("skill_id") != uploaded.skill_id
-            ]
-            for k in stale:
-                del entries[k]
-            if key:
-                entries[key] = {
-                    "skill_id": uploaded.skill_id,
-                    "version": uploaded.version,
-                    "name": skill.name,
-                }
-
-        await index.update(record)
-        self._log.info(
-            "anthropic.skill_uploaded",
-            skill=skill.name,
-            skill_id=uploaded.skill_id,
-            version=uploaded.version,
-        )
-        return uploaded
-
-    @staticmethod
-    async def _version_exists(client: SkillsClient, skill_id: str, version: str) -> bool:
-        try:
-            await client.versions.get(skill_id, version)
-        except NotFoundError:
-            return False
-        return True
-
-    @staticmethod
-    async def _exists(client: SkillsClient, skill_id: str) -> bool:
-        try:
-            await client.get(skill_id)
-        except NotFoundError:
-            return False
-        return True
 
     async def aclose(self) -> None:
         """Delete the uploaded skills when ``cleanup`` is set; close an owned client."""
@@ -463,27 +369,8 @@ class AnthropicBackend(Backend):
                 await self._owned_api.aclose()
 
     async def _cleanup(self) -> None:
-        client = self.skills_api
-        removed: set[str] = set()
-        for item in self._uploaded:
-            if not item.uploaded:
-                continue
-            try:
-                if item.created_skill:
-                    await client.delete_with_versions(item.skill_id)
-                else:
-                    await client.versions.delete(item.skill_id, item.version)
-                removed.add(item.skill.content_hash)
-            except Exception as exc:  # noqa: BLE001 - cleanup must go on for the others
-                self._log.warning(
-                    "anthropic.skill_cleanup_failed", skill_id=item.skill_id, error=repr(exc)
-                )
-
-        def forget(entries: dict[str, Any]) -> None:
-            for key in removed:
-                entries.pop(key, None)
-
-        await UploadIndex(self.index_path, self.api.base_url).update(forget)
+        index = UploadIndex(self.index_path, self.api.base_url)
+        removed = await delete_uploads(self.skills_api, index, self._uploaded, self._log)
         self._uploaded = [u for u in self._uploaded if u.skill.content_hash not in removed]
 
     # -- the model's side -------------------------------------------------------------

@@ -109,12 +109,13 @@ async def call_model(
     replayed from the response otherwise. ``streams_blocks`` caches
     :func:`accepts_on_block` for the model.
     """
-    if callable(getattr(model, "stream", None)):
+    stream = getattr(model, "stream", None)  # a plain callback has none (see the protocol)
+    if callable(stream):
         if streams_blocks is None:
             streams_blocks = accepts_on_block(model)
         if streams_blocks:
-            return coerce_response(await model.stream(request, on_text, on_block))  # type: ignore[attr-defined]
-        response = coerce_response(await model.stream(request, on_text))  # type: ignore[attr-defined]
+            return coerce_response(await stream(request, on_text, on_block))
+        response = coerce_response(await stream(request, on_text))
         for block in response.content:
             await on_block(block)
         return response

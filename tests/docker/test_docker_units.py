@@ -10,8 +10,8 @@ from conjure_async import Session
 from conjure_async._exceptions import DockerUnavailableError, MissingDependencyError
 from conjure_async.backends import DockerBackend
 from conjure_async.backends.docker._api import import_aiodocker
-from conjure_async.backends.docker._config import parse_size
 from conjure_async.backends.docker._bash import partial_marker as _partial_marker
+from conjure_async.backends.docker._config import parse_size
 from conjure_async.backends.docker._scripts import trailer_marker
 from conjure_async.testing import ScriptedModel
 
