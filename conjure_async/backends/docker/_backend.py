@@ -123,6 +123,15 @@ class DockerBackend(Backend):
             (``"1g"``, bytes).
         only: Offer only these skill tools.
         exclude: Offer every skill tool but these.
+
+    The container options are checked once and kept as one frozen value,
+    :attr:`config`; the option attributes (:attr:`memory`, :attr:`workdir`...)
+    read it.
+
+    Raises:
+        ValueError: ``memory`` or ``download_limit`` is not a size, or
+            ``pool`` uses another engine.
+        TypeError: ``host_config`` holds a value JSON cannot carry.
     """
 
     kind: ClassVar[str] = "docker"
