@@ -1,0 +1,18 @@
+"""MCP both ways (the ``[mcp]`` extra: ``pip install 'conjure-async[mcp]'``).
+
+=================  ==========================================================
+``McpBackend``     the tools of one MCP server (stdio or streamable HTTP) in a session
+=================  ==========================================================
+
+Importing this package without the extra raises
+:class:`~conjure_async.MissingDependencyError` with the pip command.
+"""
+
+from __future__ import annotations
+
+from conjure_async._public import publish
+from conjure_async.mcp._backend import McpBackend
+
+__all__ = ["McpBackend"]
+
+publish(__name__, {name: globals()[name] for name in __all__})
