@@ -86,6 +86,7 @@ EXPECTED = {
     ],
     "conjure_async.mcp": [
         "McpBackend",
+        "SkillsServer",
     ],
     "conjure_async.testing": [
         "DEFAULT_IGNORED",
