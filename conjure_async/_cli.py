@@ -295,6 +295,25 @@ def _cmd_docker_build(args: argparse.Namespace) -> int:
         raise
 
 
+def _cmd_mcp_serve(args: argparse.Namespace) -> int:
+    """Serve skills over MCP (stdio, or streamable HTTP on --host/--port)."""
+    from conjure_async._commands import serve_mcp  # noqa: PLC0415 - keeps CLI start-up light
+
+    skills = _load(args, args.paths)
+    _report_problems(skills)
+    return anyio.run(
+        functools.partial(
+            serve_mcp,
+            list(skills),
+            backend=args.backend,
+            transport=args.transport,
+            host=args.host,
+            port=args.port,
+            image=args.image,
+        )
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {code:<3} {meaning}" for code, meaning in EXIT_CODES.items())
     parser = argparse.ArgumentParser(
@@ -383,6 +402,22 @@ def _parser() -> argparse.ArgumentParser:
         help="build from this host's bash/python files (no registry needed)",
     )
     build.set_defaults(handler=_cmd_docker_build)
+
+    mcp = commands.add_parser("mcp", help="Model Context Protocol")
+    mcp_commands = mcp.add_subparsers(dest="mcp_command", required=True)
+    serve = mcp_commands.add_parser(
+        "serve",
+        help="serve skills and the skill tools over MCP (needs the [mcp] extra)",
+        description="Publish skills (the MCP Skills extension) and run view, create_file, "
+        "str_replace and bash_tool on a backend, one sandbox per MCP client.",
+    )
+    serve.add_argument("paths", nargs="+", metavar="SKILLS", help="skill folders or .skill files")
+    serve.add_argument("--backend", choices=("local", "docker"), default="local")
+    serve.add_argument("--transport", choices=("stdio", "http"), default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port; 0 picks a free one")
+    serve.add_argument("--image", help="sandbox image for --backend docker")
+    serve.set_defaults(handler=_cmd_mcp_serve)
     return parser
 
 

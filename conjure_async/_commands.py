@@ -1,4 +1,4 @@
-"""The async bodies of ``conjure chat`` and ``conjure docker build``.
+"""The async bodies of ``conjure chat``, ``conjure docker build`` and ``conjure mcp serve``.
 
 They print for a person (events as lines, progress on a terminal) and let
 every library error propagate: the command line (``_cli.main``) turns a
@@ -8,17 +8,19 @@ every library error propagate: the command line (``_cli.main``) turns a
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 from conjure_async._console import Progress, Write, format_event, stdout_write
 from conjure_async._session import Session
 from conjure_async.backends._base import Backend
 from conjure_async.backends._local import LocalBackend
-from conjure_async.skills import load_skills
+from conjure_async.skills import Skill, load_skills
 
-__all__ = ["build_docker_image", "run_chat"]
+__all__ = ["build_docker_image", "run_chat", "serve_mcp"]
 
 
 async def run_chat(
@@ -143,4 +145,37 @@ async def build_docker_image(
 
             await build_image(tag, on_log=on_log)
     out(f"built {tag}\n")
+    return 0
+
+
+async def serve_mcp(
+    skills: list[Skill],
+    *,
+    backend: str,
+    transport: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    image: str | None = None,
+) -> int:
+    """Run ``conjure mcp serve`` until the client disconnects (stdio) or an interrupt (HTTP)."""
+    from conjure_async.mcp import SkillsServer  # noqa: PLC0415 - needs the [mcp] extra
+
+    choice: Any = backend
+    if backend == "docker" and image:
+        from conjure_async.backends import DockerBackend  # noqa: PLC0415 - needs [docker]
+
+        def choice(chosen: list[Skill]) -> Backend:
+            return DockerBackend(chosen, image=image)
+
+    server = SkillsServer(skills, backend=choice)
+    if transport == "stdio":
+        await server.serve_stdio()
+        return 0
+
+    def ready(bound: int) -> None:
+        shown = f"[{host}]" if ":" in host else host
+        sys.stderr.write(f"conjure: serving MCP on http://{shown}:{bound}/mcp\n")
+        sys.stderr.flush()
+
+    await server.serve_http(host, port, ready=ready)
     return 0

@@ -24,6 +24,7 @@ raise::
     │   └── MaxIterationsError      a chat exceeded its iteration cap
     ├── BackendError                an execution backend's infrastructure failed
     │   ├── SandboxUnavailableError the requested sandbox (bwrap, Docker) cannot run
+    │   ├── McpError                an MCP server failed (start, protocol, skills); names it
     │   └── DockerError             Docker engine failures
     │       ├── DockerUnavailableError  the engine cannot be reached
     │       ├── ImageNotFoundError      the sandbox image is missing
@@ -61,6 +62,7 @@ __all__ = [
     "ImageNotFoundError",
     "InternalServerError",
     "MaxIterationsError",
+    "McpError",
     "MissingDependencyError",
     "ModelError",
     "ModelResponseError",
@@ -233,6 +235,24 @@ class BackendError(ConjureError):
 
 class SandboxUnavailableError(BackendError):
     """The requested sandbox cannot run here (e.g. ``bwrap`` is not installed)."""
+
+
+class McpError(BackendError):
+    """An MCP server could not be started or reached, or broke the protocol.
+
+    Also raised for skills an MCP server publishes that cannot be used (a
+    digest that does not match, an unsafe path).
+
+    Attributes:
+        target: The server tried: its command line or URL (never its
+            environment or headers).
+        code: The JSON-RPC error code, when the server sent one.
+    """
+
+    def __init__(self, message: str, *, target: str, code: int | None = None) -> None:
+        self.target = target
+        self.code = code
+        super().__init__(f"MCP server {target}: {message}")
 
 
 class DockerError(BackendError):

@@ -25,6 +25,7 @@ PUBLIC_MODULES = [
     "conjure_async.anthropic",
     "conjure_async.backends",
     "conjure_async.events",
+    "conjure_async.mcp",
     "conjure_async.messages",
     "conjure_async.models",
     "conjure_async.skills",

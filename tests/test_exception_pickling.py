@@ -16,6 +16,7 @@ from conjure_async import (
     ConjureError,
     ContainerDiedError,
     MaxIterationsError,
+    McpError,
     MissingDependencyError,
     SkillPackageError,
     SkillParseError,
@@ -31,6 +32,7 @@ BUILDERS: dict[type[ConjureError], Callable[[], ConjureError]] = {
     SkillResourceError: lambda: SkillResourceError("skills/a", "../x", "escapes the skill"),
     MaxIterationsError: lambda: MaxIterationsError(3),
     ContainerDiedError: lambda: ContainerDiedError("died", oom_killed=True, exit_code=137),
+    McpError: lambda: McpError("connection closed", target="mcp-server-time", code=-32000),
 }
 """Classes whose ``__init__`` is not ``(message)``; the others are built generically below."""
 

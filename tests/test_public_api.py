@@ -31,6 +31,7 @@ EXPECTED = {
         "ImageNotFoundError",
         "InternalServerError",
         "MaxIterationsError",
+        "McpError",
         "MessagesRequest",
         "MessagesResponse",
         "MissingDependencyError",
@@ -82,6 +83,10 @@ EXPECTED = {
         "build_offline_image",
         "sweep_orphans",
         "tool",
+    ],
+    "conjure_async.mcp": [
+        "McpBackend",
+        "SkillsServer",
     ],
     "conjure_async.testing": [
         "DEFAULT_IGNORED",

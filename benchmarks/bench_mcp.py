@@ -1,0 +1,127 @@
+"""MCP tool-call overhead: one tool call through McpBackend (stdio, streamable HTTP)
+against the same tool as a direct native call.
+
+Each row drains ``backend.run_tool`` for an ``echo`` tool (the same function
+body everywhere) ``CALLS`` times after ``WARMUP`` calls, in one process, on
+one event loop. The MCP server is the test suite's probe server
+(``tests/mcp/probe_server.py``, an ``MCPServer``): over stdio as a subprocess,
+over streamable HTTP as a subprocess on 127.0.0.1. Also timed: connecting
+(spawn or HTTP connect + ``initialize`` + ``tools/list``).
+
+Run: ``python -m benchmarks.bench_mcp`` (needs the ``[mcp]`` extra). Prints a
+markdown table.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from conjure_async._logging import get_logger
+from conjure_async.backends import Backend, NativeBackend, ToolCall, ToolContext, tool
+from conjure_async.mcp import McpBackend
+
+PROBE = Path(__file__).resolve().parent.parent / "tests" / "mcp" / "probe_server.py"
+CALLS = 300
+WARMUP = 30
+
+
+@tool
+async def echo(text: str) -> str:
+    """Return the text."""
+    return text
+
+
+async def _call(backend: Backend, name: str) -> None:
+    ctx: ToolContext[None] = ToolContext("bench", "c1", name, get_logger(), None)
+    async for _ in backend.run_tool(ToolCall("c1", name, {"text": "hi"}), ctx):
+        pass
+
+
+async def _times(backend: Backend, name: str) -> list[float]:
+    for _ in range(WARMUP):
+        await _call(backend, name)
+    out = []
+    for _ in range(CALLS):
+        start = time.perf_counter()
+        await _call(backend, name)
+        out.append(time.perf_counter() - start)
+    return out
+
+
+@asynccontextmanager
+async def _http_probe() -> AsyncIterator[str]:
+    async with await anyio.open_process(
+        [sys.executable, str(PROBE), "--http"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    ) as process:
+        assert process.stdout is not None
+        line = b""
+        while not line.endswith(b"\n"):
+            line += await process.stdout.receive(1)
+        try:
+            yield f"http://127.0.0.1:{int(line.split()[1])}/mcp"
+        finally:
+            process.terminate()
+            await process.wait()
+
+
+def _row(label: str, samples: list[float], base: float | None) -> str:
+    qs = statistics.quantiles(samples, n=10)
+    p50 = statistics.median(samples) * 1e3
+    extra = f"{p50 - base:+.3f}" if base is not None else "—"
+    return f"| {label} | {p50:.3f} | {qs[8] * 1e3:.3f} | {extra} |"
+
+
+async def run() -> list[str]:
+    """Measure and return the markdown table lines."""
+    lines = [
+        f"MCP tool-call overhead ({CALLS} calls after {WARMUP} warm-up; echo tool)",
+        "",
+        "| path | p50 ms | p90 ms | over native p50 ms |",
+        "|---|---|---|---|",
+    ]
+    native = await _times(NativeBackend(echo), "echo")
+    base = statistics.median(native) * 1e3
+    lines.append(_row("native tool (NativeBackend.run_tool)", native, None))
+    start = time.perf_counter()
+    async with McpBackend([sys.executable, str(PROBE)]) as stdio:
+        connect_stdio = time.perf_counter() - start
+        lines.append(
+            _row("MCP stdio (McpBackend.run_tool)", await _times(stdio, "probe_echo"), base)
+        )
+    async with _http_probe() as url:
+        start = time.perf_counter()
+        async with McpBackend(url=url) as http:
+            connect_http = time.perf_counter() - start
+            lines.append(
+                _row(
+                    "MCP streamable HTTP (McpBackend.run_tool)",
+                    await _times(http, "probe_echo"),
+                    base,
+                )
+            )
+    lines += [
+        "",
+        (
+            "Connect (spawn/connect + initialize + tools/list): "
+            f"stdio {connect_stdio * 1e3:.0f} ms, HTTP {connect_http * 1e3:.0f} ms."
+        ),
+    ]
+    return lines
+
+
+def main(argv: Any = None) -> None:
+    del argv
+    print("\n".join(anyio.run(run)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""MCP both ways (the ``[mcp]`` extra: ``pip install 'conjure-async[mcp]'``).
+
+=================  ==========================================================
+``McpBackend``     the tools of one MCP server (stdio or streamable HTTP) in a session
+``SkillsServer``   skills (the Skills extension) and the skill tools served over MCP
+=================  ==========================================================
+
+Importing this package without the extra raises
+:class:`~conjure_async.MissingDependencyError` with the pip command.
+"""
+
+from __future__ import annotations
+
+from conjure_async._public import publish
+from conjure_async.mcp._backend import McpBackend
+from conjure_async.mcp._server import SkillsServer
+
+__all__ = ["McpBackend", "SkillsServer"]
+
+publish(__name__, {name: globals()[name] for name in __all__})
