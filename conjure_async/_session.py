@@ -596,7 +596,7 @@ class Session(Generic[DepsT]):
         if len(kept) == len(last.content):
             return
         if kept:
-            self._history[-1] = Message.fast(role="assistant", content=kept)
+            self._history[-1] = Message._fast(role="assistant", content=kept)
         else:
             self._history.pop()
 
@@ -617,7 +617,7 @@ class Session(Generic[DepsT]):
             self._history.append(Message.model_validate({"role": "user", "content": blocks}))
 
     def _request(self) -> MessagesRequest:
-        request = MessagesRequest.fast(
+        request = MessagesRequest._fast(
             model=self.model_name,
             max_tokens=self.max_tokens,
             messages=list(self._history),
@@ -634,7 +634,7 @@ class Session(Generic[DepsT]):
 
     async def _call_model(self, turn: _Turn) -> MessagesResponse:
         async def on_text(text: str) -> None:
-            await turn.emit(TextDelta.fast(text=text))
+            await turn.emit(TextDelta._fast(text=text))
 
         async def on_block(block: ContentBlock) -> None:
             for backend in self.backends:
@@ -658,9 +658,9 @@ class Session(Generic[DepsT]):
         if continuation and self._history and self._history[-1].role == "assistant":
             last = self._history[-1]
             previous = list(last.content) if isinstance(last.content, list) else []
-            self._history[-1] = Message.fast(role="assistant", content=[*previous, *content])
+            self._history[-1] = Message._fast(role="assistant", content=[*previous, *content])
         else:
-            self._history.append(Message.fast(role="assistant", content=content))
+            self._history.append(Message._fast(role="assistant", content=content))
 
     async def _run_turn(
         self, message: str | list[dict[str, Any]], emit: Callable[[Event], Awaitable[None]]
@@ -685,7 +685,7 @@ class Session(Generic[DepsT]):
                 turn.usage.add(response.usage)
                 self._usage.add(response.usage)
                 await send.emit(
-                    ModelResponded.fast(
+                    ModelResponded._fast(
                         stop_reason=response.stop_reason,
                         usage=response.usage,
                         model=response.model,
@@ -711,7 +711,7 @@ class Session(Generic[DepsT]):
                 if stop == "pause_turn" and turn.pauses < self.max_pause_continuations:
                     turn.pauses += 1
                     continuation = True
-                    await send.emit(Paused.fast(count=turn.pauses))
+                    await send.emit(Paused._fast(count=turn.pauses))
                     continue
                 break
             text = self._reply_text(turn.start)
@@ -752,7 +752,7 @@ class Session(Generic[DepsT]):
             ToolResultBlock(tool_use_id=block.id, content=reason, is_error=True)
             for block in tool_uses
         ]
-        self._history.append(Message.fast(role="user", content=blocks))
+        self._history.append(Message._fast(role="user", content=blocks))
 
     def _reply_text(self, start: int) -> str:
         """The text of the turn's last assistant message (``""`` if it stored none)."""
@@ -772,7 +772,7 @@ class Session(Generic[DepsT]):
             turn.server_inputs[event.call_id] = event.input
         elif isinstance(event, ToolFinished):
             turn.records.append(
-                ToolCallRecord.fast(
+                ToolCallRecord._fast(
                     call_id=event.call_id,
                     name=event.name,
                     input=turn.server_inputs.pop(event.call_id, {}),
@@ -823,7 +823,7 @@ class Session(Generic[DepsT]):
                 )
                 for block, result in zip(tool_uses, results, strict=True)
             ]
-            self._history.append(Message.fast(role="user", content=blocks))
+            self._history.append(Message._fast(role="user", content=blocks))
 
     async def _run_one(
         self,
@@ -889,7 +889,7 @@ class Session(Generic[DepsT]):
                         is_error=True,
                     )
         await turn.emit(
-            ToolStarted.fast(
+            ToolStarted._fast(
                 call_id=call.id, name=call.name, input=call.input, backend=backend_kind
             )
         )
@@ -915,7 +915,7 @@ class Session(Generic[DepsT]):
         results[index] = result
         text = result.text
         await turn.emit(
-            ToolFinished.fast(
+            ToolFinished._fast(
                 call_id=call.id,
                 name=call.name,
                 backend=backend_kind,
@@ -928,7 +928,7 @@ class Session(Generic[DepsT]):
                 duration_s=duration,
             )
         )
-        records[index] = ToolCallRecord.fast(
+        records[index] = ToolCallRecord._fast(
             call_id=call.id,
             name=call.name,
             input=call.input,
@@ -939,7 +939,7 @@ class Session(Generic[DepsT]):
         )
         for created in result.files:
             if self._record_file(created, turn):
-                await turn.emit(FileCreated.fast(file=created))
+                await turn.emit(FileCreated._fast(file=created))
         ctx.logger.debug(
             "tool.finished",
             is_error=result.is_error,
@@ -965,7 +965,7 @@ class Session(Generic[DepsT]):
                         while tail_size > _TIMEOUT_TAIL and len(tail) > 1:
                             tail_size -= len(tail.pop(0))
                         await turn.emit(
-                            ToolOutput.fast(
+                            ToolOutput._fast(
                                 call_id=call.id,
                                 name=call.name,
                                 stream=item.stream,

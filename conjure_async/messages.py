@@ -36,7 +36,7 @@ def _plan(cls: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any], dict[st
     return plan
 
 
-def fast_construct(cls: type[ModelT], **values: Any) -> ModelT:
+def _fast_construct(cls: type[ModelT], **values: Any) -> ModelT:
     """Build a model from trusted values without validation (the loop's hot path).
 
     ``model_construct`` costs about 10 µs; this costs about 1 µs. Only the
@@ -64,9 +64,9 @@ class _Wire(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     @classmethod
-    def fast(cls, **values: Any) -> Self:
-        """Build from trusted values without validation (see :func:`fast_construct`)."""
-        return fast_construct(cls, **values)
+    def _fast(cls, **values: Any) -> Self:
+        """Build from trusted values without validation (see :func:`_fast_construct`)."""
+        return _fast_construct(cls, **values)
 
     def to_wire(self) -> dict[str, Any]:
         """Return the JSON-able dict the API expects (``None`` fields dropped)."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pydantic
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conjure_async import events as events_module
+from conjure_async import messages as messages_module
 from conjure_async.backends._output import OutputCapture
 from conjure_async.messages import (
     Message,
@@ -96,9 +99,47 @@ def test_request_body_excludes_betas_and_none() -> None:
 
 
 def test_fast_construct_equals_validated() -> None:
-    fast = Message.fast(role="user", content="hi")
+    fast = Message._fast(role="user", content="hi")
     assert fast == Message(role="user", content="hi")
     assert fast.to_wire() == {"role": "user", "content": "hi"}
+
+
+_TRUSTED_VALUES: list[tuple[type[Any], dict[str, Any]]] = [
+    (messages_module.TextBlock, {"text": "t"}),
+    (messages_module.ToolUseBlock, {"id": "a", "name": "n", "input": {"x": 1}}),
+    (messages_module.ToolResultBlock, {"tool_use_id": "a", "content": "r", "is_error": True}),
+    (messages_module.Message, {"role": "assistant", "content": []}),
+    (messages_module.Usage, {"input_tokens": 1, "output_tokens": 2}),
+    (messages_module.MessagesRequest, {"model": "m", "max_tokens": 1, "messages": []}),
+    (events_module.TextDelta, {"text": "t"}),
+    (events_module.ToolStarted, {"call_id": "a", "name": "n", "input": {}, "backend": "b"}),
+    (events_module.ToolFinished, {"call_id": "a", "name": "n", "backend": "b", "output": "o"}),
+    (
+        events_module.ToolCallRecord,
+        {"call_id": "a", "name": "n", "input": {}, "backend": "b", "output": "o"},
+    ),
+    (events_module.Reply, {"text": "t", "stop_reason": None, "usage": messages_module.Usage()}),
+    (events_module.Paused, {"count": 1}),
+]
+
+
+@pytest.mark.parametrize(
+    ("cls", "values"), _TRUSTED_VALUES, ids=lambda v: getattr(v, "__name__", "")
+)
+def test_private_fast_construction_matches_validation_on_this_pydantic(
+    cls: type[Any], values: dict[str, Any]
+) -> None:
+    """_fast (private) on pydantic 2: equals validation and shares no mutable default."""
+    assert pydantic.VERSION.startswith("2."), "re-check _fast_construct for this pydantic"
+    fast, checked = cls._fast(**values), cls(**values)
+    assert fast == checked
+    assert fast.model_dump() == checked.model_dump()
+    assert fast.model_fields_set == checked.model_fields_set
+    assert not hasattr(cls, "fast"), "the unvalidated constructor is private"
+    again = cls._fast(**values)
+    for name, value in fast.__dict__.items():
+        if isinstance(value, list | dict) and name not in values:
+            assert value is not again.__dict__[name], f"{cls.__name__}.{name} default is shared"
 
 
 @given(st.lists(st.text(max_size=300), max_size=40), st.integers(min_value=2, max_value=500))
@@ -120,7 +161,7 @@ def test_output_capture_is_bounded_and_exact_when_small(chunks: list[str], limit
 def test_body_json_matches_body_and_reuses_each_message_json(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    history = [Message(role="user", content="hé"), Message.fast(role="assistant", content="ok")]
+    history = [Message(role="user", content="hé"), Message._fast(role="assistant", content="ok")]
     request = MessagesRequest(model="m", max_tokens=5, messages=history, tools=[{"name": "t"}])
     assert json.loads(request.body_json(stream=True)) == {**request.body(), "stream": True}
     assert json.loads(request.body_json(model="other"))["model"] == "other"
