@@ -144,13 +144,15 @@ class SendRequest:
     """Send a request built from :attr:`TurnEngine.history`; then call ``on_response``."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunTools:
     """Run ``calls`` (routed by name); report each through ``on_result``.
 
     A call whose id is in ``refusals`` is not run: its result is an error
     with that text (unknown tool, invalid input); it still passes the
     session's ``after_tool_call`` hook, events and span like any call.
+    Read-only by convention; not ``frozen`` because it is built once per
+    model call and a frozen dataclass pays an ``object.__setattr__`` per field.
     """
 
     calls: tuple[ToolCall, ...]
@@ -212,6 +214,12 @@ class _UsageSum:
         self.cache_creation_input_tokens += usage.cache_creation_input_tokens or 0
         self.cache_read_input_tokens += usage.cache_read_input_tokens or 0
 
+    def add_sum(self, other: _UsageSum) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens
+        self.cache_read_input_tokens += other.cache_read_input_tokens
+
     def freeze(self) -> Usage:
         return Usage._fast(
             input_tokens=self.input_tokens,
@@ -245,6 +253,8 @@ class _Turn:
     """The calls handed out, in response order."""
     results: list[ToolResultBlock | None] = field(default_factory=list)
     """Their results so far, by position."""
+    batch_records: list[ToolCallRecord | None] = field(default_factory=list)
+    """Their records so far, by position (the reply lists calls in call order)."""
     positions: dict[str, int] = field(default_factory=dict)
     missing: int = 0
     """How many of ``calls`` have no result yet."""
@@ -319,8 +329,13 @@ class TurnEngine:
 
     @property
     def usage(self) -> Usage:
-        """Token usage summed over every response the engine saw."""
-        return self._usage.freeze()
+        """Token usage summed over every response the engine saw (the turn's included)."""
+        if self._turn is None:
+            return self._usage.freeze()
+        total = _UsageSum()
+        total.add_sum(self._usage)
+        total.add_sum(self._turn.usage)
+        return total.freeze()
 
     @property
     def files(self) -> list[CreatedFile]:
@@ -373,16 +388,22 @@ class TurnEngine:
         turn finishes; calls of unknown tools or with invalid input come back
         in :attr:`RunTools.refusals`.
         """
-        turn = self._expect_turn(TurnPhase.AWAITING_RESPONSE, "take a response")
-        usage = response.usage
-        turn.usage.add(usage)
-        self._usage.add(usage)
+        turn = self._turn
+        if self._phase is not TurnPhase.AWAITING_RESPONSE or turn is None:
+            raise SessionStateError(f"cannot take a response while the turn is {self._phase.value}")
+        turn.usage.add(response.usage)
         stop = response.stop_reason
-        earlier = self._continued_ids() if turn.continuation else None
-        content, uses, self.dropped_ids = _checked_content(response.content, earlier)
-        if content:
-            self._add_assistant(content, continuation=turn.continuation)
-        turn.continuation = False
+        if turn.continuation:
+            content, uses, self.dropped_ids = _checked_content(
+                response.content, self._continued_ids()
+            )
+            if content:
+                self._add_assistant(content, continuation=True)
+            turn.continuation = False
+        else:
+            content, uses, self.dropped_ids = _checked_content(response.content)
+            if content:
+                self._history.append(Message._fast(role="assistant", content=content))
         if uses:
             if stop == _CUT_OFF:
                 self._answer(uses, NOT_RUN_MAX_TOKENS)
@@ -397,7 +418,7 @@ class TurnEngine:
 
     def on_result(
         self, call_id: str, result: ToolResult, *, input: dict[str, Any] | None = None
-    ) -> list[CreatedFile]:
+    ) -> Sequence[CreatedFile]:
         """Take the result of a call handed out by :class:`RunTools`, in any order.
 
         ``input`` is what the call ran with when a hook rewrote it (recorded
@@ -407,31 +428,35 @@ class TurnEngine:
         Raises:
             SessionStateError: No call with this id is waiting for a result.
         """
-        turn = self._expect_turn(TurnPhase.RUNNING_TOOLS, "take a tool result")
+        turn = self._turn
+        if self._phase is not TurnPhase.RUNNING_TOOLS or turn is None:
+            raise SessionStateError(
+                f"cannot take a tool result while the turn is {self._phase.value}"
+            )
         position = turn.positions.get(call_id)
         if position is None or turn.results[position] is not None:
             raise SessionStateError(f"no tool call {call_id!r} is waiting for a result")
         call = turn.calls[position]
+        output = result.output
         turn.results[position] = ToolResultBlock._fast(
+            type="tool_result",
             tool_use_id=call_id,
-            content=result.output,
+            content=output,
             is_error=True if result.is_error else None,
         )
         turn.missing -= 1
         spec = self._specs.get(call.name)
-        turn.records.append(
-            ToolCallRecord._fast(
-                call_id=call_id,
-                name=call.name,
-                input=call.input if input is None else input,
-                backend=spec.backend if spec is not None else NO_BACKEND,
-                output=result.text,
-                is_error=result.is_error,
-                exit_code=result.exit_code,
-            )
+        turn.batch_records[position] = ToolCallRecord._fast(
+            call_id=call_id,
+            name=call.name,
+            input=call.input if input is None else input,
+            backend=spec.backend if spec is not None else NO_BACKEND,
+            output=output if isinstance(output, str) else result.text,
+            is_error=result.is_error,
+            exit_code=result.exit_code,
         )
         if not result.files:
-            return []
+            return ()
         return [created for created in result.files if self._record_file(turn, created)]
 
     def next_request(self) -> SendRequest | Stopped:
@@ -512,22 +537,31 @@ class TurnEngine:
     # -- steps -------------------------------------------------------------
 
     def _hand_out(self, turn: _Turn, uses: list[ToolUseBlock]) -> RunTools:
-        calls = tuple(ToolCall(b.id, b.name, b.input) for b in uses)
+        calls = tuple([ToolCall(b.id, b.name, b.input) for b in uses])
         refusals: dict[str, str] | None = None
+        checks = self._checks
         for call in calls:
+            check = checks.get(call.name)
+            if check is not None and check(call.input):
+                continue  # a known tool, valid input: the common case
             refusal = self._refusal(call)
             if refusal is not None:
                 if refusals is None:
                     refusals = {}
                 refusals[call.id] = refusal
+        count = len(calls)
         turn.calls = calls
-        turn.results = [None] * len(calls)
-        turn.positions = {call.id: position for position, call in enumerate(calls)}
-        turn.missing = len(calls)
+        turn.results = [None] * count
+        turn.batch_records = [None] * count
+        turn.positions = (
+            {calls[0].id: 0} if count == 1 else {call.id: i for i, call in enumerate(calls)}
+        )
+        turn.missing = count
         self._phase = TurnPhase.RUNNING_TOOLS
         return RunTools(calls, refusals or _NO_REFUSALS)
 
     def _refusal(self, call: ToolCall) -> str | None:
+        """Why a call must not run (unknown tool, invalid input), or ``None``."""
         spec = self._specs.get(call.name)
         if spec is None:
             available = ", ".join(sorted(self._specs)) or "none"
@@ -558,6 +592,8 @@ class TurnEngine:
         return Finished(reply)
 
     def _end(self) -> None:
+        if self._turn is not None:
+            self._usage.add_sum(self._turn.usage)
         self._turn = None
         self._phase = TurnPhase.IDLE
 
@@ -569,9 +605,13 @@ class TurnEngine:
         return {b.id for b in last.content if isinstance(b, ToolUseBlock | ServerToolUseBlock)}
 
     def _append_results(self, turn: _Turn) -> None:
-        blocks: list[ContentBlock] = list(turn.results)  # type: ignore[arg-type] # all set
+        blocks: list[ContentBlock] = turn.results  # type: ignore[assignment] # all set now
         self._history.append(Message._fast(role="user", content=blocks))
-        turn.calls, turn.results, turn.positions, turn.missing = (), [], {}, 0
+        for record in turn.batch_records:
+            if record is not None:
+                turn.records.append(record)
+        turn.calls, turn.results, turn.batch_records, turn.positions = (), [], [], {}
+        turn.missing = 0
 
     def _answer(self, uses: Sequence[ToolUseBlock], text: str) -> None:
         """Answer calls that will not run with error results."""
@@ -688,6 +728,9 @@ class TurnEngine:
             "server_inputs": turn.server_inputs,
             "calls": [{"id": c.id, "name": c.name, "input": c.input} for c in turn.calls],
             "results": [None if r is None else r.to_wire() for r in turn.results],
+            "batch_records": [
+                None if r is None else r.model_dump(mode="json") for r in turn.batch_records
+            ],
         }
 
     @classmethod
@@ -737,8 +780,12 @@ def _load_turn(data: Mapping[str, Any]) -> _Turn:
     results: list[ToolResultBlock | None] = [
         None if r is None else ToolResultBlock.model_validate(r) for r in data["results"]
     ]
-    if len(results) != len(calls):
-        raise ValueError("calls and results differ in length")
+    batch_records: list[ToolCallRecord | None] = [
+        None if r is None else ToolCallRecord.model_validate(r)
+        for r in data.get("batch_records", [None] * len(calls))
+    ]
+    if not len(results) == len(batch_records) == len(calls):
+        raise ValueError("calls, results and their records differ in length")
     server_inputs = data.get("server_inputs", {})
     if not isinstance(server_inputs, dict):
         raise TypeError("server_inputs must be an object")
@@ -753,6 +800,7 @@ def _load_turn(data: Mapping[str, Any]) -> _Turn:
         server_inputs=dict(server_inputs),
         calls=calls,
         results=results,
+        batch_records=batch_records,
         positions={call.id: position for position, call in enumerate(calls)},
         missing=sum(r is None for r in results),
     )
@@ -768,6 +816,9 @@ def _checked_content(
     rejects two results for one id. The list is the response's own when
     nothing is dropped (stored content is never changed in place).
     """
+    if earlier is None and len(content) == 1:  # one block: nothing can repeat
+        block = content[0]
+        return content, [block] if isinstance(block, ToolUseBlock) else [], ()
     uses: list[ToolUseBlock] = []
     seen: set[str] | None = set(earlier) if earlier else None
     dropped: list[str] | None = None
@@ -796,7 +847,9 @@ def _checked_content(
 
 
 def _not_run(call_id: str, text: str) -> ToolResultBlock:
-    return ToolResultBlock._fast(tool_use_id=call_id, content=text, is_error=True)
+    return ToolResultBlock._fast(
+        type="tool_result", tool_use_id=call_id, content=text, is_error=True
+    )
 
 
 def _file_key(created: CreatedFile) -> tuple[str, str]:

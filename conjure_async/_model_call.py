@@ -20,7 +20,12 @@ from conjure_async._engine import TurnEngine
 from conjure_async._exceptions import ModelResponseError
 from conjure_async.backends._base import Backend
 from conjure_async.events import Event, ModelResponded, TextDelta
-from conjure_async.messages import ContentBlock, MessagesRequest, MessagesResponse
+from conjure_async.messages import (
+    ContentBlock,
+    JoinedMessages,
+    MessagesRequest,
+    MessagesResponse,
+)
 from conjure_async.models._base import ApiCallback, accepts_on_block, call_model, coerce_response
 
 if TYPE_CHECKING:
@@ -49,6 +54,10 @@ async def _ignore_block(block: ContentBlock) -> None:
     """Block sink when no backend reads blocks."""
 
 
+_PLAIN = (False, False)
+"""A model without ``stream`` and no backend reading blocks: a chat needs no replay."""
+
+
 def _overrides(backend: Backend, method: str) -> bool:
     """Whether ``backend`` implements a hook the base class leaves empty."""
     return getattr(type(backend), method) is not getattr(Backend, method)
@@ -62,14 +71,13 @@ class ModelCaller:
         backends: The session's backends; only those implementing a hook
             are called for it.
         tool_dicts: The client tool definitions sent with each request.
-        options: The session: its model, model name and ``max_tokens``.
         telemetry: The session's span factory.
     """
 
     __slots__ = (
         "_block_backends",
+        "_joined",
         "_model",
-        "_options",
         "_request_backends",
         "_response_backends",
         "_streaming",
@@ -85,7 +93,6 @@ class ModelCaller:
         backends: Sequence[Backend],
         tool_dicts: list[dict[str, Any]],
         *,
-        options: ModelOptions,
         telemetry: Telemetry,
     ) -> None:
         self.engine = engine
@@ -93,8 +100,8 @@ class ModelCaller:
         self.system: str | None = None
         """The system prompt (set when the session opens)."""
         self.tool_dicts = tool_dicts
-        self._options = options
         self._telemetry = telemetry
+        self._joined = JoinedMessages()  # the history's JSON, for HTTP models
         self._model: ApiCallback | None = None
         self._streaming: tuple[bool, bool] = (False, False)
         self._request_backends = [b for b in backends if _overrides(b, "prepare_request")]
@@ -105,10 +112,9 @@ class ModelCaller:
             if _overrides(b, "handle_response") or _overrides(b, "after_response")
         ]
 
-    def request(self) -> MessagesRequest:
+    def request(self, options: ModelOptions) -> MessagesRequest:
         """The next request: the history, system prompt and tools, as the backends amend it."""
-        options = self._options
-        request = MessagesRequest._fast(
+        request = MessagesRequest._fast(  # every field: the cheapest construction
             model=options.model_name,
             max_tokens=options.max_tokens,
             messages=list(self.engine.history),
@@ -119,33 +125,45 @@ class ModelCaller:
             stream=None,
             betas=[],
         )
+        request.join_with(self._joined)
         for backend in self._request_backends:
             request = backend.prepare_request(request)
         return request
 
-    async def ask(self, emit: Emit | None, *, tracing: bool) -> MessagesResponse:
+    async def ask(
+        self, options: ModelOptions, emit: Emit | None, *, tracing: bool
+    ) -> MessagesResponse:
         """Make one model call; emit its text, block and response events when streaming.
+
+        ``options`` (the session: model, model name, ``max_tokens``) is read
+        at each call, not kept: the caller holds no reference to its session.
 
         Raises:
             ModelResponseError: The response is empty and has no stop reason.
         """
-        request = self.request()
+        request = self.request(options)
+        model = options.model
         if tracing:
-            options = self._options
             with self._telemetry.chat_span(options.model_name, options.max_tokens) as span:
-                response = await self._call(request, emit)
+                response = await self._call(model, request, emit)
                 if span.is_recording():
                     span.set_attribute("gen_ai.response.id", response.id)
                     span.set_attribute("gen_ai.response.model", response.model)
                 self._telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
+        elif emit is None and model is self._model and self._streaming is _PLAIN:
+            # Nobody reads the text or the blocks: no replay of the response.
+            response = coerce_response(await model(request))
         else:
-            response = await self._call(request, emit)
+            response = await self._call(model, request, emit)
         if response.stop_reason is None and not response.content:
             raise ModelResponseError("the model returned an empty response with no stop_reason")
         if emit is not None:
             await emit(
                 ModelResponded._fast(
-                    stop_reason=response.stop_reason, usage=response.usage, model=response.model
+                    kind="model_responded",
+                    stop_reason=response.stop_reason,
+                    usage=response.usage,
+                    model=response.model,
                 )
             )
         for backend in self._response_backends:
@@ -155,15 +173,17 @@ class ModelCaller:
                 await self._backend_event(event, emit)
         return response
 
-    async def _call(self, request: MessagesRequest, emit: Emit | None) -> MessagesResponse:
-        model = self._options.model
+    async def _call(
+        self, model: ApiCallback, request: MessagesRequest, emit: Emit | None
+    ) -> MessagesResponse:
         if model is not self._model:  # what the model can do, looked up once per model
             self._model = model
             streams = callable(getattr(model, "stream", None))
             self._streaming = (streams, streams and accepts_on_block(model))
+            if not streams and not self._block_backends:
+                self._streaming = _PLAIN
         streams, streams_blocks = self._streaming
-        if emit is None and not streams and not self._block_backends:
-            # Nobody reads the text or the blocks: no replay of the response.
+        if emit is None and self._streaming is _PLAIN:
             return coerce_response(await model(request))
 
         on_text = _ignore_text
@@ -171,7 +191,7 @@ class ModelCaller:
             sink = emit
 
             async def on_text(text: str) -> None:
-                await sink(TextDelta._fast(text=text))
+                await sink(TextDelta._fast(kind="text_delta", text=text))
 
         on_block = _ignore_block
         if self._block_backends:

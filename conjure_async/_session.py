@@ -10,7 +10,6 @@ logs. See ``docs/adr/0001-session-task-group-and-turns.md`` and
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import os
 import uuid
@@ -20,7 +19,7 @@ from types import TracebackType
 from typing import Any, Generic, Self
 
 import anyio
-from anyio.abc import ObjectSendStream, TaskGroup
+from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
 from conjure_async._engine import (
@@ -41,6 +40,7 @@ from conjure_async._exceptions import (
 from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller
 from conjure_async._state import STATE_VERSION, parse_state
+from conjure_async._stream import EventChannel
 from conjure_async._telemetry import Telemetry
 from conjure_async._tool_execution import (
     AfterToolCall,
@@ -194,20 +194,19 @@ class Session(Generic[DepsT]):
             max_iterations=max_iterations,
             max_pause_continuations=max_pause_continuations,
         )
+        self._deadlines = Deadlines()
         self._models = ModelCaller(
             self._engine,
             self.backends,
             [d.to_wire() for _, d in routes.values()],
-            options=self,
             telemetry=self._telemetry,
         )
         self._tools = ToolRunner(
             self._engine,
             {name: b for name, (b, _) in routes.items()},
-            options=self,
             logger=self._log,
             telemetry=self._telemetry,
-            deadlines=Deadlines(self._spawn),
+            deadlines=self._deadlines,
             max_concurrent=max_concurrent_tools,
         )
 
@@ -253,6 +252,7 @@ class Session(Generic[DepsT]):
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
+        self._deadlines.task_group = tg
         opened: list[Backend] = []
         try:
             for backend in self.backends:
@@ -291,6 +291,7 @@ class Session(Generic[DepsT]):
             # propagates unchanged instead of wrapped in an ExceptionGroup.
             await self._tg.__aexit__(None, None, None)
         finally:
+            self._deadlines.task_group = None
             await self._close_backends(self.backends)
             self._state = SessionState.CLOSED
             self._log.debug("session.closed")
@@ -321,10 +322,6 @@ class Session(Generic[DepsT]):
                 f"the session is {self._state.value}; use it inside 'async with Session(...)'"
             )
         return self._tg
-
-    def _spawn(self, work: Any) -> None:
-        """Start background work (the tool-timeout watcher) in the session's task group."""
-        self._ensure_open().start_soon(work, name=f"conjure deadlines {self.session_id}")
 
     # -- public state ------------------------------------------------------
 
@@ -484,45 +481,34 @@ class Session(Generic[DepsT]):
         :class:`ErrorEvent` is yielded, then the exception is raised.
         """
         tg = self._ensure_open()
-        send, receive = anyio.create_memory_object_stream[Event | _Failure](64)
+        channel: EventChannel[Event | _Failure] = EventChannel()
         scope = anyio.CancelScope()
         done = anyio.Event()
 
-        async def emit(event: Event) -> None:
-            # No checkpoint while the buffer has room: events of a turn that
-            # does not suspend cost a list append, not a task switch each.
-            try:
-                send.send_nowait(event)
-            except anyio.WouldBlock:
-                await send.send(event)
-
         async def runner() -> None:
             try:
-                with scope, send:
+                with scope:
                     async with self._lock:
                         try:
-                            await self._run_turn(message, emit)
+                            await self._run_turn(message, channel.put)
                         except Exception as exc:  # noqa: BLE001 - delivered to the reader
-                            await self._deliver_failure(send, exc)
+                            await self._deliver_failure(channel, exc)
             finally:
+                channel.close()
                 done.set()
 
         tg.start_soon(runner, name=f"conjure chat {self.session_id}")
         try:
-            async with receive:
-                while True:
-                    try:
-                        item = receive.receive_nowait()
-                    except anyio.WouldBlock:
-                        try:
-                            item = await receive.receive()
-                        except anyio.EndOfStream:
-                            break
-                    except anyio.EndOfStream:
+            while True:
+                item = channel.get_nowait()
+                if item is None:
+                    if channel.closed:
                         break
-                    if isinstance(item, _Failure):
-                        raise item.error
-                    yield item
+                    await channel.wait_readable()
+                    continue
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
         finally:
             if not done.is_set():
                 scope.cancel()
@@ -530,13 +516,12 @@ class Session(Generic[DepsT]):
                     await done.wait()
 
     async def _deliver_failure(
-        self, send: ObjectSendStream[Event | _Failure], exc: Exception
+        self, channel: EventChannel[Event | _Failure], exc: Exception
     ) -> None:
         error = _unwrap(exc)
         self._log.error("chat.failed", error_type=type(error).__name__, error=str(error))
-        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-            await send.send(ErrorEvent(error_type=type(error).__name__, message=str(error)))
-            await send.send(_Failure(error))
+        await channel.put(ErrorEvent(error_type=type(error).__name__, message=str(error)))
+        await channel.put(_Failure(error))
 
     async def _run_turn(self, message: str | list[dict[str, Any]], emit: Emit | None) -> Reply:
         """Drive the engine through one turn; on any exit but its end, cancel the turn."""
@@ -552,16 +537,16 @@ class Session(Generic[DepsT]):
             ) as span:
                 while True:
                     if isinstance(action, SendRequest):
-                        response = await self._models.ask(emit, tracing=tracing)
+                        response = await self._models.ask(self, emit, tracing=tracing)
                         action = engine.on_response(response)
                         for call_id in engine.dropped_ids:
                             self._log.warning("model.duplicate_tool_use_id", call_id=call_id)
                     elif isinstance(action, RunTools):
-                        await self._tools.run(action, emit, tracing=tracing)
+                        await self._tools.run(action, self, emit, tracing=tracing)
                         action = engine.next_request()
                     elif isinstance(action, Continue):
                         if emit is not None:
-                            await emit(Paused._fast(count=action.pauses))
+                            await emit(Paused._fast(kind="paused", count=action.pauses))
                         action = engine.next_request()
                     elif isinstance(action, Finished):
                         break
@@ -574,7 +559,7 @@ class Session(Generic[DepsT]):
                     "chat.finished", stop_reason=reply.stop_reason, iterations=reply.iterations
                 )
                 if emit is not None:
-                    await emit(TurnFinished._fast(reply=reply))
+                    await emit(TurnFinished._fast(kind="turn_finished", reply=reply))
         finally:
             engine.cancel()  # a no-op after the turn's end; otherwise answers what is open
         return reply

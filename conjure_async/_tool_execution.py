@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -26,6 +26,7 @@ import anyio
 
 from conjure_async._engine import NO_BACKEND, RunTools, TurnEngine
 from conjure_async._exceptions import BackendError
+from conjure_async._logging import Logger
 from conjure_async.backends._base import (
     Backend,
     ToolCall,
@@ -43,7 +44,8 @@ from conjure_async.events import (
 )
 
 if TYPE_CHECKING:
-    from conjure_async._logging import Logger
+    from anyio.abc import TaskGroup
+
     from conjure_async._telemetry import Telemetry
 
 __all__ = [
@@ -94,37 +96,50 @@ class Deadlines:
     Each running call registers its cancel scope and deadline; a watcher
     task sleeps until the earliest deadline and cancels what expired. Calls
     start later than the ones before them and share one timeout, so a new
-    call almost never moves the earliest deadline: the watcher wakes about
+    call almost never moves the deadline slept on: the watcher wakes about
     once per timeout, not once per call, and a call that finishes only
-    removes a dict entry. Deadlines use ``time.monotonic`` (the asyncio
-    loop's clock).
-
-    Args:
-        spawn: Starts the watcher in the session's task group (called once,
-            on the first call).
+    removes a dict entry. With no call running it sleeps until the last
+    call's deadline anyway (an earlier one cannot come without a shorter
+    timeout, which wakes it), and only then waits for the next call.
+    Deadlines use ``time.monotonic`` (the asyncio loop's clock). The watcher
+    starts, on the first call, in :attr:`task_group` (the session's, set
+    when it opens).
     """
 
-    __slots__ = ("_idle", "_nap", "_running", "_spawn", "_target", "_watching")
+    __slots__ = (
+        "_idle",
+        "_latest",
+        "_nap",
+        "_running",
+        "_target",
+        "_watching",
+        "task_group",
+    )
 
-    def __init__(self, spawn: Callable[[Callable[[], Awaitable[None]]], None]) -> None:
-        self._spawn = spawn
+    def __init__(self) -> None:
+        self.task_group: TaskGroup | None = None
         self._running: dict[anyio.CancelScope, float] = {}
         self._watching = False
         self._target = math.inf
+        self._latest = -math.inf
         self._nap: anyio.CancelScope | None = None
         self._idle: anyio.Event | None = None
 
-    def add(self, scope: anyio.CancelScope, timeout: float) -> None:
-        """Cancel ``scope`` unless :meth:`remove` is called within ``timeout`` seconds."""
-        deadline = time.monotonic() + timeout
+    def add(self, scope: anyio.CancelScope, deadline: float) -> None:
+        """Cancel ``scope`` at ``deadline`` (``time.monotonic()``) unless removed before."""
         self._running[scope] = deadline
+        self._latest = deadline
         if not self._watching:
+            if self.task_group is None:
+                raise RuntimeError("Deadlines.task_group is not set (the session is not open)")
             self._watching = True
-            self._spawn(self._watch)
+            self.task_group.start_soon(self._watch, name="conjure tool deadlines")
         elif self._idle is not None:
             self._idle.set()
+            self._idle = None
         elif deadline < self._target and self._nap is not None:
             self._nap.cancel()  # a shorter timeout than the one slept on: re-plan
+            self._nap = None
 
     def remove(self, scope: anyio.CancelScope) -> None:
         """The call of ``scope`` is over (finished, failed or cancelled)."""
@@ -138,15 +153,18 @@ class Deadlines:
                 for scope in expired:
                     del self._running[scope]
                     scope.cancel()
-                if not self._running:
+                if self._running:
+                    target = min(self._running.values())
+                elif self._latest > now:
+                    target = self._latest
+                else:
                     self._target = math.inf
-                    self._idle = anyio.Event()
-                    await self._idle.wait()
-                    self._idle = None
+                    self._idle = idle = anyio.Event()
+                    await idle.wait()
                     continue
-                self._target = min(self._running.values())
+                self._target = target
                 with anyio.CancelScope() as self._nap:
-                    await anyio.sleep(self._target - now)
+                    await anyio.sleep(target - now)
                 self._nap = None
         finally:
             self._watching = False
@@ -168,7 +186,6 @@ class ToolRunner:
     Args:
         engine: The session's turn engine (told each result).
         routes: The backend serving each tool name.
-        options: The session: its id, deps, timeout and hooks.
         logger: The session's logger.
         telemetry: The session's span factory.
         deadlines: The session's per-call timer.
@@ -180,8 +197,9 @@ class ToolRunner:
         "_kinds",
         "_limiter",
         "_log",
-        "_options",
+        "_max_concurrent",
         "_routes",
+        "_scope_type",
         "_telemetry",
         "engine",
     )
@@ -191,7 +209,6 @@ class ToolRunner:
         engine: TurnEngine,
         routes: Mapping[str, Backend],
         *,
-        options: ToolOptions,
         logger: Logger,
         telemetry: Telemetry,
         deadlines: Deadlines,
@@ -201,45 +218,45 @@ class ToolRunner:
         """The engine told each result (a restored session replaces it)."""
         self._routes = dict(routes)
         self._kinds = {name: backend.kind for name, backend in routes.items()}
-        self._options = options
         self._log = logger
         self._telemetry = telemetry
         self._deadlines = deadlines
         self._limiter = anyio.CapacityLimiter(max_concurrent)
+        self._max_concurrent = max_concurrent
+        self._scope_type: type[anyio.CancelScope] | None = None
 
-    async def run(self, batch: RunTools, emit: Emit | None, *, tracing: bool) -> None:
+    async def run(
+        self, batch: RunTools, options: ToolOptions, emit: Emit | None, *, tracing: bool
+    ) -> None:
         """Run every call of ``batch`` (concurrently, bounded); each result goes to the engine.
+
+        ``options`` (the session: its id, deps, timeout and hooks) is read at
+        each call, not kept: the runner holds no reference back to its session.
 
         Cancellation propagates; the results already reported stay with the
         engine, which answers the others when the turn is cancelled.
         """
         calls = batch.calls
+        how = _Batch(batch.refusals, options, emit, tracing=tracing)
         # Chats on one session run one at a time, so a batch no larger than
         # the limit can never wait for it: the limiter is skipped.
-        limited = len(calls) > self._limiter.total_tokens
+        limited = len(calls) > self._max_concurrent
         if len(calls) == 1 and not limited:
             # One call needs no task: it runs in the turn's task (same
             # timeout, same cancellation), saving a task start per iteration.
-            await self._run_one(calls[0], batch.refusals.get(calls[0].id), emit, tracing)
+            await self._run_one(calls[0], how)
             return
+        run = self._run_limited if limited else self._run_one
         async with anyio.create_task_group() as tg:
             for call in calls:
-                refusal = batch.refusals.get(call.id)
-                if limited:
-                    tg.start_soon(self._run_limited, call, refusal, emit, tracing)
-                else:
-                    tg.start_soon(self._run_one, call, refusal, emit, tracing)
+                tg.start_soon(run, call, how)
 
-    async def _run_limited(
-        self, call: ToolCall, refusal: str | None, emit: Emit | None, tracing: bool
-    ) -> None:
+    async def _run_limited(self, call: ToolCall, how: _Batch) -> None:
         async with self._limiter:
-            await self._run_one(call, refusal, emit, tracing)
+            await self._run_one(call, how)
 
-    async def _run_one(
-        self, call: ToolCall, refusal: str | None, emit: Emit | None, tracing: bool
-    ) -> None:
-        options = self._options
+    async def _run_one(self, call: ToolCall, how: _Batch) -> None:
+        options, emit, refusal = how.options, how.emit, how.refusals.get(call.id)
         ctx: ToolContext[Any] = ToolContext(
             session_id=options.session_id,
             call_id=call.id,
@@ -247,18 +264,30 @@ class ToolRunner:
             logger=self._log.bind(call_id=call.id, tool=call.name),
             deps=options.deps,
         )
-        ran, decided = await self._approve(call, refusal, ctx)
+        before = options.before_tool_call
+        if refusal is None and before is None:
+            ran, decided = call, None  # the common case, without a coroutine
+        else:
+            ran, decided = await self._approve(call, refusal, ctx, before)
         backend = self._kinds.get(call.name, NO_BACKEND)
         if emit is not None:
             await emit(
-                ToolStarted._fast(call_id=ran.id, name=ran.name, input=ran.input, backend=backend)
+                ToolStarted._fast(
+                    kind="tool_started",
+                    call_id=ran.id,
+                    name=ran.name,
+                    input=ran.input,
+                    backend=backend,
+                )
             )
+        timeout = options.tool_timeout
+        after = options.after_tool_call
         started = time.perf_counter()
-        if tracing:
+        if how.tracing:
             with self._telemetry.tool_span(
                 ran.name, ran.id, backend=backend, arguments=ran.input
             ) as span:
-                result = await self._complete(ran, decided, ctx, emit)
+                result = await self._complete(ran, decided, ctx, emit, limit=timeout, hook=after)
                 duration = time.perf_counter() - started
                 self._telemetry.record_tool_result(
                     span,
@@ -269,8 +298,11 @@ class ToolRunner:
                     timed_out=result.timed_out,
                     error_type="timeout" if result.timed_out else None,
                 )
+        elif decided is None and after is None:
+            result = await self._execute(ran, ctx, emit, timeout)  # the common case
+            duration = time.perf_counter() - started
         else:
-            result = await self._complete(ran, decided, ctx, emit)
+            result = await self._complete(ran, decided, ctx, emit, limit=timeout, hook=after)
             duration = time.perf_counter() - started
         new_files = self.engine.on_result(
             call.id, result, input=ran.input if ran is not call else None
@@ -279,20 +311,24 @@ class ToolRunner:
             await self._announce(
                 ran, backend=backend, result=result, duration=duration, files=new_files, emit=emit
             )
-        ctx.logger.debug(
-            "tool.finished",
-            is_error=result.is_error,
-            exit_code=result.exit_code,
-            duration_s=round(duration, 6),
-        )
+        if how.debug:
+            ctx.logger.debug(
+                "tool.finished",
+                is_error=result.is_error,
+                exit_code=result.exit_code,
+                duration_s=round(duration, 6),
+            )
 
     async def _approve(
-        self, call: ToolCall, refusal: str | None, ctx: ToolContext[Any]
+        self,
+        call: ToolCall,
+        refusal: str | None,
+        ctx: ToolContext[Any],
+        hook: BeforeToolCall | None,
     ) -> tuple[ToolCall, ToolResult | None]:
         """The call to run (a hook may rewrite it), and its result if it must not run."""
         if refusal is not None:
             return call, ToolResult(output=refusal, is_error=True)
-        hook = self._options.before_tool_call
         if hook is None:
             return call, None
         decision = await hook(call, ctx)
@@ -306,47 +342,48 @@ class ToolRunner:
         return call, None
 
     async def _complete(
-        self, call: ToolCall, decided: ToolResult | None, ctx: ToolContext[Any], emit: Emit | None
+        self,
+        call: ToolCall,
+        decided: ToolResult | None,
+        ctx: ToolContext[Any],
+        emit: Emit | None,
+        *,
+        limit: float,
+        hook: AfterToolCall | None,
     ) -> ToolResult:
         """Run the call unless it was decided, then let ``after_tool_call`` replace the result."""
-        result = decided if decided is not None else await self._execute(call, ctx, emit)
-        hook = self._options.after_tool_call
+        if decided is None:
+            result = await self._execute(call, ctx, emit, limit)
+        else:
+            result = decided
         if hook is not None:
             result = await hook(call, result) or result
         return result
 
     async def _execute(
-        self, call: ToolCall, ctx: ToolContext[Any], emit: Emit | None
+        self, call: ToolCall, ctx: ToolContext[Any], emit: Emit | None, limit: float
     ) -> ToolResult:
-        """Consume the backend's ``run_tool`` generator within the timeout."""
+        """Consume the backend's ``run_tool`` generator, stopped after ``limit`` seconds.
+
+        Only the session's :class:`Deadlines` cancels its scope, so a
+        ``TimeoutError`` the tool itself raises is not mistaken for ours.
+        """
         backend = self._routes[call.name]
-        timeout = self._options.tool_timeout
         result: ToolResult | None = None
-        tail: _Tail | None = None
-        # A scope the session's Deadlines cancels (nothing else does), so a
-        # TimeoutError the tool itself raises is not mistaken for ours.
-        scope = anyio.CancelScope()
-        timed = math.isfinite(timeout)
+        output: _Output | None = None  # made for the first chunk (most tools send none)
+        scope = (self._scope_type or self._learn_scope_type())()
+        timed = limit != math.inf
         if timed:
-            self._deadlines.add(scope, timeout)
+            self._deadlines.add(scope, time.monotonic() + limit)
         try:
             with scope:
                 agen = backend.run_tool(call, ctx)
                 try:
                     async for item in agen:
                         if isinstance(item, ToolChunk):
-                            if tail is None:
-                                tail = _Tail()
-                            tail.add(item.text)
-                            if emit is not None:
-                                await emit(
-                                    ToolOutput._fast(
-                                        call_id=call.id,
-                                        name=call.name,
-                                        stream=item.stream,
-                                        text=item.text,
-                                    )
-                                )
+                            if output is None:
+                                output = _Output(call, emit)
+                            await output.add(item)
                         else:
                             result = item
                 except BaseException:
@@ -358,14 +395,25 @@ class ToolRunner:
             if timed:
                 self._deadlines.remove(scope)
         if scope.cancelled_caught:
-            partial = tail.text() if tail is not None else ""
-            note = TIMED_OUT.format(seconds=_fmt_seconds(timeout))
+            partial = output.tail() if output is not None else ""
+            note = TIMED_OUT.format(seconds=_fmt_seconds(limit))
             return ToolResult(
                 output=f"{partial}\n{note}" if partial else note, is_error=True, timed_out=True
             )
         if result is None:
             raise BackendError(f"backend {backend.kind} yielded no result for {call.name}")
         return result
+
+    def _learn_scope_type(self) -> type[anyio.CancelScope]:
+        """The cancel scope class of the running event loop, remembered per session.
+
+        ``anyio.CancelScope()`` looks the async library up (sniffio) and runs
+        ``__init__`` twice on every call; the class it returns builds the
+        same scope about three times faster. One session lives in one event
+        loop, so the class never changes.
+        """
+        self._scope_type = type(anyio.CancelScope())
+        return self._scope_type
 
     @staticmethod
     async def _announce(
@@ -374,11 +422,12 @@ class ToolRunner:
         backend: str,
         result: ToolResult,
         duration: float,
-        files: list[CreatedFile],
+        files: Sequence[CreatedFile],
         emit: Emit,
     ) -> None:
         await emit(
             ToolFinished._fast(
+                kind="tool_finished",
                 call_id=call.id,
                 name=call.name,
                 backend=backend,
@@ -392,25 +441,59 @@ class ToolRunner:
             )
         )
         for created in files:
-            await emit(FileCreated._fast(file=created))
+            await emit(FileCreated._fast(kind="file_created", file=created))
 
 
-class _Tail:
-    """The last :data:`TIMEOUT_TAIL` characters of a running call's output."""
+class _Batch:
+    """What every call of one batch shares."""
 
-    __slots__ = ("chunks", "size")
+    __slots__ = ("debug", "emit", "options", "refusals", "tracing")
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        refusals: Mapping[str, str],
+        options: ToolOptions,
+        emit: Emit | None,
+        *,
+        tracing: bool,
+    ) -> None:
+        self.refusals = refusals
+        self.options = options
+        self.emit = emit
+        self.tracing = tracing
+        self.debug = Logger.enabled("debug")  # asked once per batch, not per call
+
+
+class _Output:
+    """A running call's output chunks: streamed as events, the tail kept for a timeout."""
+
+    __slots__ = ("call", "chunks", "emit", "size")
+
+    def __init__(self, call: ToolCall, emit: Emit | None) -> None:
+        self.call = call
+        self.emit = emit
         self.chunks: list[str] = []
         self.size = 0
 
-    def add(self, text: str) -> None:
-        self.chunks.append(text)
-        self.size += len(text)
+    async def add(self, chunk: ToolChunk) -> None:
+        self.chunks.append(chunk.text)
+        self.size += len(chunk.text)
         while self.size > TIMEOUT_TAIL and len(self.chunks) > 1:
             self.size -= len(self.chunks.pop(0))
+        if self.emit is not None:
+            call = self.call
+            await self.emit(
+                ToolOutput._fast(
+                    kind="tool_output",
+                    call_id=call.id,
+                    name=call.name,
+                    stream=chunk.stream,
+                    text=chunk.text,
+                )
+            )
 
-    def text(self) -> str:
+    def tail(self) -> str:
+        """The last :data:`TIMEOUT_TAIL` characters."""
         return "".join(self.chunks)[-TIMEOUT_TAIL:]
 
 

@@ -44,7 +44,7 @@ class _Frozen(BaseModel):
     @classmethod
     def _fast(cls, **values: Any) -> Self:
         """Build from trusted values without validation (see :func:`_fast_construct`)."""
-        return _fast_construct(cls, **values)
+        return _fast_construct(cls, values)
 
 
 class CreatedFile(_Frozen):

@@ -14,6 +14,7 @@ from conjure_async import events as events_module
 from conjure_async import messages as messages_module
 from conjure_async.backends._output import OutputCapture
 from conjure_async.messages import (
+    JoinedMessages,
     Message,
     MessagesRequest,
     MessagesResponse,
@@ -176,3 +177,61 @@ def test_body_json_matches_body_and_reuses_each_message_json(
     request.body_json()
     request.body_json()
     assert calls == []  # both messages' JSON was computed once, above
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["append", "replace_last", "replace_any", "new_list", "drop_last"]),
+            st.text(max_size=5),
+            st.integers(0, 50),
+        ),
+        max_size=30,
+    )
+)
+def test_joined_history_json_always_matches_a_fresh_join(steps: list[tuple[str, str, int]]) -> None:
+    """Whatever happens to the list between requests, the kept prefix never goes stale."""
+    joined = JoinedMessages()
+    history: list[Message] = [Message(role="user", content="start")]
+    for operation, text, index in steps:
+        message = Message(role="user", content=text or "x")
+        if operation == "append":
+            history.append(message)
+        elif operation == "replace_last":
+            history[-1] = message
+        elif operation == "replace_any":
+            history[index % len(history)] = message
+        elif operation == "new_list":
+            history = [Message(role="user", content=m.content) for m in history]
+        elif len(history) > 1:
+            history.pop()
+        expected = b",".join(m.wire_json() for m in history)
+        assert bytes(joined.join(history)) == expected
+
+
+def test_a_request_with_joined_history_serializes_only_new_messages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The second request of a growing history converts only the messages added since."""
+    joined = JoinedMessages()
+    history = [Message(role="user", content="a"), Message(role="assistant", content="b")]
+
+    def request() -> MessagesRequest:
+        made = MessagesRequest(model="m", max_tokens=5, messages=list(history))
+        made.join_with(joined)
+        return made
+
+    first = request()
+    assert json.loads(first.body_json()) == first.body()
+    seen: list[str] = []
+    original = Message.wire_json
+
+    def counting(self: Message) -> bytes:
+        seen.append(str(self.content))
+        return original(self)
+
+    monkeypatch.setattr(Message, "wire_json", counting)
+    history.append(Message(role="user", content="c"))
+    second = request()
+    assert json.loads(second.body_json()) == second.body()
+    assert seen == ["c"]

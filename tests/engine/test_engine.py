@@ -73,7 +73,7 @@ def test_a_text_answer_finishes_the_turn_with_its_reply() -> None:
 
 
 def test_tool_calls_are_handed_out_and_their_results_answer_them_in_call_order() -> None:
-    """Two calls; results arrive in reverse order; the results message keeps call order."""
+    """Two calls; results arrive in reverse order; results and records keep call order."""
     e = engine()
     e.begin("go")
     tools = run_tools(
@@ -84,8 +84,8 @@ def test_tool_calls_are_handed_out_and_their_results_answer_them_in_call_order()
     assert tools.calls == (ToolCall("a", "echo", {"text": "1"}), ToolCall("b", "ls", {}))
     assert tools.refusals == {}
     assert e.phase is TurnPhase.RUNNING_TOOLS
-    assert e.on_result("b", ok("listing")) == []
-    assert e.on_result("a", ok("1", is_error=True)) == []
+    assert list(e.on_result("b", ok("listing"))) == []
+    assert list(e.on_result("a", ok("1", is_error=True))) == []
     assert e.next_request() == SendRequest()
     assert wire(e.history)[-1] == {
         "role": "user",
@@ -96,8 +96,8 @@ def test_tool_calls_are_handed_out_and_their_results_answer_them_in_call_order()
     }
     reply = finished(e.on_response(response([text("done")]))).reply
     assert [(r.call_id, r.backend, r.output, r.is_error) for r in reply.tool_calls] == [
-        ("b", "local", "listing", False),
         ("a", "func", "1", True),
+        ("b", "local", "listing", False),
     ]
     assert reply.iterations == 2
     api_valid(e.history)
@@ -409,7 +409,7 @@ def test_files_from_results_are_announced_once_per_turn_and_kept_per_session() -
     first = CreatedFile(name="r.txt", source="local", path="/w/r.txt", size_bytes=1)
     second = CreatedFile(name="r.txt", source="local", path="/w/r.txt", size_bytes=2)
     assert e.on_result("a", ok(files=(first,))) == [first]
-    assert e.on_result("b", ok(files=(second,))) == []
+    assert list(e.on_result("b", ok(files=(second,)))) == []
     e.next_request()
     reply = finished(e.on_response(response([text("k")]))).reply
     assert reply.files == [second]

@@ -39,9 +39,9 @@ async def test_chat_builds_no_event_nobody_reads(monkeypatch: pytest.MonkeyPatch
     built: list[str] = []
     original = events_module._fast_construct
 
-    def counting(cls: type[Any], **values: Any) -> Any:
+    def counting(cls: type[Any], *args: Any, **kwargs: Any) -> Any:
         built.append(cls.__name__)
-        return original(cls, **values)
+        return original(cls, *args, **kwargs)
 
     monkeypatch.setattr(events_module, "_fast_construct", counting)
     for cls in (TurnFinished, ModelResponded, TextDelta, ToolStarted, ToolFinished):
