@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from conjure_async._telemetry import Telemetry
     from conjure_async._tool_execution import Emit
 
-__all__ = ["ModelCaller", "ModelOptions"]
+__all__ = ["NO_SPAN", "ModelCaller", "ModelOptions", "overrides"]
 
 NO_SPAN = contextlib.nullcontext(INVALID_SPAN)
 """Used instead of a span while no tracer provider is configured."""
@@ -58,7 +58,7 @@ _PLAIN = (False, False)
 """A model without ``stream`` and no backend reading blocks: a chat needs no replay."""
 
 
-def _overrides(backend: Backend, method: str) -> bool:
+def overrides(backend: Backend, method: str) -> bool:
     """Whether ``backend`` implements a hook the base class leaves empty."""
     return getattr(type(backend), method) is not getattr(Backend, method)
 
@@ -104,12 +104,10 @@ class ModelCaller:
         self._joined = JoinedMessages()  # the history's JSON, for HTTP models
         self._model: ApiCallback | None = None
         self._streaming: tuple[bool, bool] = (False, False)
-        self._request_backends = [b for b in backends if _overrides(b, "prepare_request")]
-        self._block_backends = [b for b in backends if _overrides(b, "handle_block")]
+        self._request_backends = [b for b in backends if overrides(b, "prepare_request")]
+        self._block_backends = [b for b in backends if overrides(b, "handle_block")]
         self._response_backends = [
-            b
-            for b in backends
-            if _overrides(b, "handle_response") or _overrides(b, "after_response")
+            b for b in backends if overrides(b, "handle_response") or overrides(b, "after_response")
         ]
 
     def request(self, options: ModelOptions) -> MessagesRequest:

@@ -118,6 +118,8 @@ def _compile(schema: dict[str, Any]) -> Check:
         checks.append(lambda v: v in allowed)
     dict_check = _compile_object(schema)
     if dict_check is not None:
+        if expected == "object" and len(checks) == 1:  # the usual tool schema: one check
+            return lambda v: isinstance(v, dict) and dict_check(v)
         checks.append(lambda v: not isinstance(v, dict) or dict_check(v))
     list_check = _compile_array(schema)
     if list_check is not None:
@@ -126,6 +128,9 @@ def _compile(schema: dict[str, Any]) -> Check:
         return _always
     if len(checks) == 1:
         return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda v: first(v) and second(v)
     return lambda v: all(check(v) for check in checks)
 
 

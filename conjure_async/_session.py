@@ -38,7 +38,7 @@ from conjure_async._exceptions import (
     ToolConflictError,
 )
 from conjure_async._logging import Logger, get_logger
-from conjure_async._model_call import NO_SPAN, ModelCaller
+from conjure_async._model_call import NO_SPAN, ModelCaller, overrides
 from conjure_async._state import STATE_VERSION, parse_state
 from conjure_async._stream import EventChannel
 from conjure_async._telemetry import Telemetry
@@ -101,11 +101,6 @@ class _Failure:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
-
-
-def _overrides(backend: Backend, method: str) -> bool:
-    """Whether ``backend`` implements a hook the base class leaves empty."""
-    return getattr(type(backend), method) is not getattr(Backend, method)
 
 
 class Session(Generic[DepsT]):
@@ -252,7 +247,7 @@ class Session(Generic[DepsT]):
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
-        self._deadlines.task_group = tg
+        self._deadlines.open()
         opened: list[Backend] = []
         try:
             for backend in self.backends:
@@ -267,6 +262,7 @@ class Session(Generic[DepsT]):
             self._check_skill_names()
             self._models.system = self._build_system_prompt()
         except BaseException:
+            self._deadlines.close()
             await self._close_backends(opened)
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
@@ -284,20 +280,25 @@ class Session(Generic[DepsT]):
     ) -> bool | None:
         self._state = SessionState.CLOSING
         assert self._tg is not None
-        self._tg.cancel_scope.cancel()
+        if _may_have_tasks(self._tg):
+            self._tg.cancel_scope.cancel()
         try:
             # Only background work runs in the task group (each chat catches its
             # own errors), so the body's exception is not fed into it: it
             # propagates unchanged instead of wrapped in an ExceptionGroup.
             await self._tg.__aexit__(None, None, None)
         finally:
-            self._deadlines.task_group = None
+            self._deadlines.close()
             await self._close_backends(self.backends)
             self._state = SessionState.CLOSED
             self._log.debug("session.closed")
         return None
 
     async def _close_backends(self, backends: Sequence[Backend]) -> None:
+        # Backends that keep the base class's empty aclose have nothing to close.
+        backends = [b for b in backends if overrides(b, "aclose")]
+        if not backends:
+            return
         with anyio.CancelScope(shield=True):
             for backend in reversed(backends):
                 try:
@@ -563,6 +564,17 @@ class Session(Generic[DepsT]):
         finally:
             engine.cancel()  # a no-op after the turn's end; otherwise answers what is open
         return reply
+
+
+def _may_have_tasks(tg: TaskGroup) -> bool:
+    """Whether background work may run in the session's task group (so closing cancels it).
+
+    Cancelling a scope costs a task ``repr`` (anyio writes the reason); an
+    idle session skips it. Reads anyio's asyncio task set, and answers "yes"
+    when it cannot tell.
+    """
+    tasks = getattr(tg, "_tasks", None)
+    return not isinstance(tasks, set) or bool(tasks)
 
 
 def _unwrap(exc: BaseException) -> BaseException:

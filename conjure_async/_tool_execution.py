@@ -16,6 +16,7 @@ call churned the event loop's timer heap (measured 14-31 µs a call, see
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -44,8 +45,6 @@ from conjure_async.events import (
 )
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
     from conjure_async._telemetry import Telemetry
 
 __all__ = [
@@ -91,83 +90,74 @@ AfterToolCall = Callable[[ToolCall, ToolResult], Awaitable[ToolResult | None]]
 
 
 class Deadlines:
-    """Stops tool calls that outlive their timeout, with one sleeping task per session.
+    """Stops tool calls that outlive their timeout, with one event-loop timer per session.
 
-    Each running call registers its cancel scope and deadline; a watcher
-    task sleeps until the earliest deadline and cancels what expired. Calls
-    start later than the ones before them and share one timeout, so a new
-    call almost never moves the deadline slept on: the watcher wakes about
-    once per timeout, not once per call, and a call that finishes only
-    removes a dict entry. With no call running it sleeps until the last
-    call's deadline anyway (an earlier one cannot come without a shorter
-    timeout, which wakes it), and only then waits for the next call.
-    Deadlines use ``time.monotonic`` (the asyncio loop's clock). The watcher
-    starts, on the first call, in :attr:`task_group` (the session's, set
-    when it opens).
+    Each running call registers its cancel scope and deadline (on the
+    loop's clock); one timer is armed for the earliest deadline and, when it
+    fires, cancels what expired and re-arms for what still runs. Calls start
+    later than the ones before them and share one timeout, so a new call
+    almost never moves the armed deadline: the timer is armed about once per
+    timeout, not once per call, and a call that finishes only removes a dict
+    entry. A timer callback rather than a watcher task: nothing to start,
+    cancel and await per session (the library runs on asyncio: Local and
+    Docker need it). The session opens it with its loop and closes it.
     """
 
-    __slots__ = (
-        "_idle",
-        "_latest",
-        "_nap",
-        "_running",
-        "_target",
-        "_watching",
-        "task_group",
-    )
+    __slots__ = ("_handle", "_loop", "_running", "_when")
 
     def __init__(self) -> None:
-        self.task_group: TaskGroup | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._running: dict[anyio.CancelScope, float] = {}
-        self._watching = False
-        self._target = math.inf
-        self._latest = -math.inf
-        self._nap: anyio.CancelScope | None = None
-        self._idle: anyio.Event | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = math.inf
+
+    def open(self) -> None:
+        """Bind to the running event loop (the session's)."""
+        self._loop = asyncio.get_running_loop()
+
+    def close(self) -> None:
+        """Disarm the timer (the session is closing; its calls are cancelled anyway)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self._running.clear()
+        self._loop = None
+
+    def now(self) -> float:
+        """The loop's clock, the one deadlines are on."""
+        if self._loop is None:
+            raise RuntimeError("Deadlines is not open (the session is not open)")
+        return self._loop.time()
 
     def add(self, scope: anyio.CancelScope, deadline: float) -> None:
-        """Cancel ``scope`` at ``deadline`` (``time.monotonic()``) unless removed before."""
+        """Cancel ``scope`` at ``deadline`` (:meth:`now`'s clock) unless removed before."""
         self._running[scope] = deadline
-        self._latest = deadline
-        if not self._watching:
-            if self.task_group is None:
-                raise RuntimeError("Deadlines.task_group is not set (the session is not open)")
-            self._watching = True
-            self.task_group.start_soon(self._watch, name="conjure tool deadlines")
-        elif self._idle is not None:
-            self._idle.set()
-            self._idle = None
-        elif deadline < self._target and self._nap is not None:
-            self._nap.cancel()  # a shorter timeout than the one slept on: re-plan
-            self._nap = None
+        if deadline < self._when:
+            self._arm(deadline)
 
     def remove(self, scope: anyio.CancelScope) -> None:
         """The call of ``scope`` is over (finished, failed or cancelled)."""
         self._running.pop(scope, None)
 
-    async def _watch(self) -> None:
-        try:
-            while True:
-                now = time.monotonic()
-                expired = [scope for scope, at in self._running.items() if at <= now]
-                for scope in expired:
-                    del self._running[scope]
-                    scope.cancel()
-                if self._running:
-                    target = min(self._running.values())
-                elif self._latest > now:
-                    target = self._latest
-                else:
-                    self._target = math.inf
-                    self._idle = idle = anyio.Event()
-                    await idle.wait()
-                    continue
-                self._target = target
-                with anyio.CancelScope() as self._nap:
-                    await anyio.sleep(target - now)
-                self._nap = None
-        finally:
-            self._watching = False
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        assert self._loop is not None
+        self._handle = self._loop.call_at(when, self._fire)
+        self._when = when
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._when = math.inf
+        if self._loop is None:
+            return
+        now = self._loop.time()
+        expired = [scope for scope, at in self._running.items() if at <= now]
+        for scope in expired:
+            del self._running[scope]
+            scope.cancel()
+        if self._running:
+            self._arm(min(self._running.values()))
 
 
 class ToolOptions(Protocol):
@@ -374,7 +364,7 @@ class ToolRunner:
         scope = (self._scope_type or self._learn_scope_type())()
         timed = limit != math.inf
         if timed:
-            self._deadlines.add(scope, time.monotonic() + limit)
+            self._deadlines.add(scope, self._deadlines.now() + limit)
         try:
             with scope:
                 agen = backend.run_tool(call, ctx)

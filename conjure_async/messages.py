@@ -9,7 +9,7 @@ content block of a type this version does not know is kept as
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Self, TypeAlias, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag
 
@@ -19,11 +19,19 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 class _Plan:
     """How to build one model class without validation (computed once per class)."""
 
-    __slots__ = ("defaults", "extra", "mutable", "private", "size")
+    __slots__ = ("all_fields", "defaults", "extra", "mutable", "private", "size")
 
     def __init__(self, cls: type[BaseModel]) -> None:
         self.size = len(cls.model_fields)
         """How many fields the class has (given all, the keyword dict is the state)."""
+        self.all_fields = set(cls.model_fields)
+        """The fields set of an object given every field, shared by all of them.
+
+        Sharing is safe: pydantic only ever adds a field name to it (setting
+        an attribute), and every name is in it already; ``model_copy``
+        copies it first. One set less per object (216 bytes, and one object
+        less for the garbage collector to visit).
+        """
         self.defaults: dict[str, Any] = {}
         """Immutable defaults, shared."""
         self.mutable: dict[str, type] = {}
@@ -37,9 +45,12 @@ class _Plan:
             else:
                 self.defaults[name] = value
         self.extra = cls.model_config.get("extra") == "allow"
-        self.private: dict[str, Any] | None = {
-            name: attr.get_default() for name, attr in cls.__private_attributes__.items()
-        } or None
+        self.private: dict[str, Any] | None = None
+        """Private attribute defaults (none for a class that makes them when needed)."""
+        if not getattr(cls, "_lazy_private", False):
+            self.private = {
+                name: attr.get_default() for name, attr in cls.__private_attributes__.items()
+            } or None
 
 
 _PLANS: dict[type[BaseModel], _Plan] = {}
@@ -66,10 +77,11 @@ def _fast_construct(cls: type[ModelT], values: dict[str, Any]) -> ModelT:
     plan = _PLANS.get(cls)
     if plan is None:
         plan = _PLANS[cls] = _Plan(cls)
-    fields_set = set(values)
     if len(values) == plan.size:
         state = values  # every field given: the caller's fresh dict is the state
+        fields_set = plan.all_fields
     else:
+        fields_set = set(values)
         state = plan.defaults.copy()
         state.update(values)
         for name, kind in plan.mutable.items():
@@ -193,6 +205,20 @@ class Message(_Wire):
     role: Literal["user", "assistant"]
     content: str | list[ContentBlock]
     _json: bytes | None = PrivateAttr(default=None)
+    _lazy_private: ClassVar[bool] = True
+    """Built without validation, a message gets its private dict when its JSON is cached."""
+
+    def __eq__(self, other: object) -> bool:
+        """Equal role, content and extra fields (a cached JSON does not count)."""
+        if not isinstance(other, Message):
+            return NotImplemented
+        return (
+            self.role == other.role
+            and self.content == other.content
+            and self.__pydantic_extra__ == other.__pydantic_extra__
+        )
+
+    __hash__ = None  # type: ignore[assignment] # mutable, like every pydantic model
 
     def wire_json(self) -> bytes:
         """The message's JSON (as sent to the API), computed once."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 from typing import Any
 
 import pydantic
@@ -235,3 +237,25 @@ def test_a_request_with_joined_history_serializes_only_new_messages(
     second = request()
     assert json.loads(second.body_json()) == second.body()
     assert seen == ["c"]
+
+
+def test_fast_built_messages_copy_pickle_and_change_like_validated_ones() -> None:
+    """Shared fields sets and lazily made private dicts never leak between messages."""
+    one = Message._fast(role="user", content="a")
+    two = Message._fast(role="user", content="b")
+    one.content = "changed"  # pydantic adds "content" to the (shared, full) fields set
+    assert two.model_fields_set == {"role", "content"}
+    assert two.content == "b"
+    for copied in (
+        copy.copy(one),
+        copy.deepcopy(one),
+        one.model_copy(),
+        one.model_copy(deep=True),
+        pickle.loads(pickle.dumps(one)),
+    ):
+        assert copied == one
+        assert copied.to_wire() == {"role": "user", "content": "changed"}
+    updated = two.model_copy(update={"content": "c"})
+    assert (updated.content, two.content) == ("c", "b")
+    assert one.wire_json() == b'{"role":"user","content":"changed"}'
+    assert one == Message(role="user", content="changed"), "a cached JSON does not change equality"
