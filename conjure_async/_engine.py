@@ -76,6 +76,9 @@ from conjure_async.messages import (
     Usage,
 )
 
+# The objects built per call, from a dict literal (no keyword packing, no validation).
+from conjure_async.messages import _fast_construct as _build
+
 __all__ = [
     "INVALID_ARGUMENTS",
     "INVALID_REWRITE",
@@ -403,7 +406,7 @@ class TurnEngine:
         else:
             content, uses, self.dropped_ids = _checked_content(response.content)
             if content:
-                self._history.append(Message._fast(role="assistant", content=content))
+                self._history.append(_build(Message, {"role": "assistant", "content": content}))
         if uses:
             if stop == _CUT_OFF:
                 self._answer(uses, NOT_RUN_MAX_TOKENS)
@@ -438,22 +441,28 @@ class TurnEngine:
             raise SessionStateError(f"no tool call {call_id!r} is waiting for a result")
         call = turn.calls[position]
         output = result.output
-        turn.results[position] = ToolResultBlock._fast(
-            type="tool_result",
-            tool_use_id=call_id,
-            content=output,
-            is_error=True if result.is_error else None,
+        turn.results[position] = _build(
+            ToolResultBlock,
+            {
+                "type": "tool_result",
+                "tool_use_id": call_id,
+                "content": output,
+                "is_error": True if result.is_error else None,
+            },
         )
         turn.missing -= 1
         spec = self._specs.get(call.name)
-        turn.batch_records[position] = ToolCallRecord._fast(
-            call_id=call_id,
-            name=call.name,
-            input=call.input if input is None else input,
-            backend=spec.backend if spec is not None else NO_BACKEND,
-            output=output if isinstance(output, str) else result.text,
-            is_error=result.is_error,
-            exit_code=result.exit_code,
+        turn.batch_records[position] = _build(
+            ToolCallRecord,
+            {
+                "call_id": call_id,
+                "name": call.name,
+                "input": call.input if input is None else input,
+                "backend": spec.backend if spec is not None else NO_BACKEND,
+                "output": output if isinstance(output, str) else result.text,
+                "is_error": result.is_error,
+                "exit_code": result.exit_code,
+            },
         )
         if not result.files:
             return ()
@@ -606,7 +615,7 @@ class TurnEngine:
 
     def _append_results(self, turn: _Turn) -> None:
         blocks: list[ContentBlock] = turn.results  # type: ignore[assignment] # all set now
-        self._history.append(Message._fast(role="user", content=blocks))
+        self._history.append(_build(Message, {"role": "user", "content": blocks}))
         for record in turn.batch_records:
             if record is not None:
                 turn.records.append(record)

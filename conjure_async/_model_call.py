@@ -26,6 +26,7 @@ from conjure_async.messages import (
     MessagesRequest,
     MessagesResponse,
 )
+from conjure_async.messages import _fast_construct as _build
 from conjure_async.models._base import ApiCallback, accepts_on_block, call_model, coerce_response
 
 if TYPE_CHECKING:
@@ -150,18 +151,23 @@ class ModelCaller:
                 self._telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
         elif emit is None and model is self._model and self._streaming is _PLAIN:
             # Nobody reads the text or the blocks: no replay of the response.
-            response = coerce_response(await model(request))
+            response = await model(request)
+            if type(response) is not MessagesResponse:
+                response = coerce_response(response)
         else:
             response = await self._call(model, request, emit)
         if response.stop_reason is None and not response.content:
             raise ModelResponseError("the model returned an empty response with no stop_reason")
         if emit is not None:
             await emit(
-                ModelResponded._fast(
-                    kind="model_responded",
-                    stop_reason=response.stop_reason,
-                    usage=response.usage,
-                    model=response.model,
+                _build(
+                    ModelResponded,
+                    {
+                        "kind": "model_responded",
+                        "stop_reason": response.stop_reason,
+                        "usage": response.usage,
+                        "model": response.model,
+                    },
                 )
             )
         for backend in self._response_backends:

@@ -532,6 +532,7 @@ class Session(Generic[DepsT]):
         # Decided once per turn: whether spans go anywhere (no provider: no spans).
         tracing = self._telemetry.active
         action: Action = engine.begin(message)
+        calls = self._tools.settings(self, emit, tracing=tracing)
         try:
             with (
                 self._telemetry.agent_span(self.session_id, self.model_name) if tracing else NO_SPAN
@@ -543,7 +544,7 @@ class Session(Generic[DepsT]):
                         for call_id in engine.dropped_ids:
                             self._log.warning("model.duplicate_tool_use_id", call_id=call_id)
                     elif isinstance(action, RunTools):
-                        await self._tools.run(action, self, emit, tracing=tracing)
+                        await self._tools.run(action, calls)
                         action = engine.next_request()
                     elif isinstance(action, Continue):
                         if emit is not None:

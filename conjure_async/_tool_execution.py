@@ -44,6 +44,9 @@ from conjure_async.events import (
     ToolStarted,
 )
 
+# Events built per call, from a dict literal (no keyword packing, no validation).
+from conjure_async.messages import _fast_construct as _build
+
 if TYPE_CHECKING:
     from conjure_async._telemetry import Telemetry
 
@@ -51,6 +54,7 @@ __all__ = [
     "TIMED_OUT",
     "AfterToolCall",
     "BeforeToolCall",
+    "CallSettings",
     "Deadlines",
     "Deny",
     "Emit",
@@ -128,6 +132,12 @@ class Deadlines:
         if self._loop is None:
             raise RuntimeError("Deadlines is not open (the session is not open)")
         return self._loop.time()
+
+    def start(self, scope: anyio.CancelScope, seconds: float) -> None:
+        """Cancel ``scope`` ``seconds`` from now unless :meth:`remove` comes first."""
+        if self._loop is None:
+            raise RuntimeError("Deadlines is not open (the session is not open)")
+        self.add(scope, self._loop.time() + seconds)
 
     def add(self, scope: anyio.CancelScope, deadline: float) -> None:
         """Cancel ``scope`` at ``deadline`` (:meth:`now`'s clock) unless removed before."""
@@ -215,38 +225,42 @@ class ToolRunner:
         self._max_concurrent = max_concurrent
         self._scope_type: type[anyio.CancelScope] | None = None
 
-    async def run(
-        self, batch: RunTools, options: ToolOptions, emit: Emit | None, *, tracing: bool
-    ) -> None:
+    def settings(self, options: ToolOptions, emit: Emit | None, *, tracing: bool) -> CallSettings:
+        """What every call of one turn shares (made once per turn)."""
+        return CallSettings(options, emit, tracing=tracing)
+
+    def run(self, batch: RunTools, how: CallSettings) -> Awaitable[None]:
         """Run every call of ``batch`` (concurrently, bounded); each result goes to the engine.
 
-        ``options`` (the session: its id, deps, timeout and hooks) is read at
-        each call, not kept: the runner holds no reference back to its session.
-
-        Cancellation propagates; the results already reported stay with the
-        engine, which answers the others when the turn is cancelled.
+        Returns the coroutine to await: a batch of one call is that call's own
+        coroutine (it runs in the turn's task, no task started, no frame
+        between). ``how.options`` (the session: its id, deps, timeout and
+        hooks) is read at each call, not kept: the runner holds no reference
+        to its session. Cancellation propagates; the results already reported
+        stay with the engine, which answers the others when the turn is
+        cancelled.
         """
-        calls = batch.calls
-        how = _Batch(batch.refusals, options, emit, tracing=tracing)
+        calls, refusals = batch.calls, batch.refusals
         # Chats on one session run one at a time, so a batch no larger than
         # the limit can never wait for it: the limiter is skipped.
         limited = len(calls) > self._max_concurrent
         if len(calls) == 1 and not limited:
-            # One call needs no task: it runs in the turn's task (same
-            # timeout, same cancellation), saving a task start per iteration.
-            await self._run_one(calls[0], how)
-            return
+            call = calls[0]
+            return self._run_one(call, refusals.get(call.id) if refusals else None, how)
+        return self._run_many(batch, how, limited=limited)
+
+    async def _run_many(self, batch: RunTools, how: CallSettings, *, limited: bool) -> None:
         run = self._run_limited if limited else self._run_one
         async with anyio.create_task_group() as tg:
-            for call in calls:
-                tg.start_soon(run, call, how)
+            for call in batch.calls:
+                tg.start_soon(run, call, batch.refusals.get(call.id), how)
 
-    async def _run_limited(self, call: ToolCall, how: _Batch) -> None:
+    async def _run_limited(self, call: ToolCall, refusal: str | None, how: CallSettings) -> None:
         async with self._limiter:
-            await self._run_one(call, how)
+            await self._run_one(call, refusal, how)
 
-    async def _run_one(self, call: ToolCall, how: _Batch) -> None:
-        options, emit, refusal = how.options, how.emit, how.refusals.get(call.id)
+    async def _run_one(self, call: ToolCall, refusal: str | None, how: CallSettings) -> None:
+        options, emit = how.options, how.emit
         ctx: ToolContext[Any] = ToolContext(
             session_id=options.session_id,
             call_id=call.id,
@@ -262,12 +276,15 @@ class ToolRunner:
         backend = self._kinds.get(call.name, NO_BACKEND)
         if emit is not None:
             await emit(
-                ToolStarted._fast(
-                    kind="tool_started",
-                    call_id=ran.id,
-                    name=ran.name,
-                    input=ran.input,
-                    backend=backend,
+                _build(
+                    ToolStarted,
+                    {
+                        "kind": "tool_started",
+                        "call_id": ran.id,
+                        "name": ran.name,
+                        "input": ran.input,
+                        "backend": backend,
+                    },
                 )
             )
         timeout = options.tool_timeout
@@ -364,7 +381,7 @@ class ToolRunner:
         scope = (self._scope_type or self._learn_scope_type())()
         timed = limit != math.inf
         if timed:
-            self._deadlines.add(scope, self._deadlines.now() + limit)
+            self._deadlines.start(scope, limit)
         try:
             with scope:
                 agen = backend.run_tool(call, ctx)
@@ -416,42 +433,37 @@ class ToolRunner:
         emit: Emit,
     ) -> None:
         await emit(
-            ToolFinished._fast(
-                kind="tool_finished",
-                call_id=call.id,
-                name=call.name,
-                backend=backend,
-                output=result.text,
-                is_error=result.is_error,
-                exit_code=result.exit_code,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                timed_out=result.timed_out,
-                duration_s=duration,
+            _build(
+                ToolFinished,
+                {
+                    "kind": "tool_finished",
+                    "call_id": call.id,
+                    "name": call.name,
+                    "backend": backend,
+                    "output": result.text,
+                    "is_error": result.is_error,
+                    "exit_code": result.exit_code,
+                    "stdout": result.stdout,
+                    "stderr": result.stderr,
+                    "timed_out": result.timed_out,
+                    "duration_s": duration,
+                },
             )
         )
         for created in files:
             await emit(FileCreated._fast(kind="file_created", file=created))
 
 
-class _Batch:
-    """What every call of one batch shares."""
+class CallSettings:
+    """What every call of one turn shares: the session's options, the event sink, tracing."""
 
-    __slots__ = ("debug", "emit", "options", "refusals", "tracing")
+    __slots__ = ("debug", "emit", "options", "tracing")
 
-    def __init__(
-        self,
-        refusals: Mapping[str, str],
-        options: ToolOptions,
-        emit: Emit | None,
-        *,
-        tracing: bool,
-    ) -> None:
-        self.refusals = refusals
+    def __init__(self, options: ToolOptions, emit: Emit | None, *, tracing: bool) -> None:
         self.options = options
         self.emit = emit
         self.tracing = tracing
-        self.debug = Logger.enabled("debug")  # asked once per batch, not per call
+        self.debug = Logger.enabled("debug")  # asked once per turn, not per call
 
 
 class _Output:
