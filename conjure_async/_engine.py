@@ -46,14 +46,40 @@ The whole state dumps to JSON (:meth:`TurnEngine.dump`) and loads back
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 from conjure_async._exceptions import SessionStateError
+from conjure_async._history import (
+    add_assistant,
+    answer,
+    append_user,
+    checked_content,
+    continued_ids,
+    drop_unanswered_server_calls,
+    not_run,
+    repair_unanswered_calls,
+    reply_text,
+)
 from conjure_async._schema import Check, compile_schema, schema_errors
+from conjure_async._turn import (
+    NO_REFUSALS,
+    SEND,
+    Action,
+    Continue,
+    Finished,
+    RunTools,
+    SendRequest,
+    Stopped,
+    StopReason,
+    ToolSpec,
+    Turn,
+    TurnPhase,
+    UsageSum,
+    dump_turn,
+    load_turn,
+)
 from conjure_async.backends._base import ToolCall, ToolResult
 from conjure_async.events import (
     CreatedFile,
@@ -68,9 +94,6 @@ from conjure_async.messages import (
     ContentBlock,
     Message,
     MessagesResponse,
-    ServerToolResultBlock,
-    ServerToolUseBlock,
-    TextBlock,
     ToolResultBlock,
     ToolUseBlock,
     Usage,
@@ -122,147 +145,6 @@ _END_OF_TURN_PAUSE = "pause_turn"
 _CUT_OFF = "max_tokens"
 
 
-class TurnPhase(enum.Enum):
-    """Where the engine is: the states of one turn."""
-
-    IDLE = "idle"
-    """No turn is running; :meth:`TurnEngine.begin` starts one."""
-    AWAITING_RESPONSE = "awaiting_response"
-    """A request is out; :meth:`TurnEngine.on_response` takes the model's answer."""
-    RUNNING_TOOLS = "running_tools"
-    """Calls were handed out; :meth:`TurnEngine.on_result` takes each result."""
-    CONTINUING = "continuing"
-    """The API paused the turn; :meth:`TurnEngine.next_request` sends it back."""
-
-
-class StopReason(enum.Enum):
-    """Why the engine stopped a turn before the model ended it."""
-
-    MAX_ITERATIONS = "max_iterations"
-    """The turn made ``max_iterations`` model calls and wanted another."""
-
-
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    """Send a request built from :attr:`TurnEngine.history`; then call ``on_response``."""
-
-
-@dataclass(slots=True)
-class RunTools:
-    """Run ``calls`` (routed by name); report each through ``on_result``.
-
-    A call whose id is in ``refusals`` is not run: its result is an error
-    with that text (unknown tool, invalid input); it still passes the
-    session's ``after_tool_call`` hook, events and span like any call.
-    Read-only by convention; not ``frozen`` because it is built once per
-    model call and a frozen dataclass pays an ``object.__setattr__`` per field.
-    """
-
-    calls: tuple[ToolCall, ...]
-    refusals: Mapping[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class Continue:
-    """The API paused a long turn (``pause_turn``); ``next_request`` sends it back."""
-
-    pauses: int
-    """How many times this turn has paused so far."""
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """The turn is over; ``reply`` is its outcome."""
-
-    reply: Reply
-
-
-@dataclass(frozen=True, slots=True)
-class Stopped:
-    """The engine ended the turn at a limit; the history is consistent."""
-
-    reason: StopReason
-    limit: int
-
-
-Action = SendRequest | RunTools | Continue | Finished | Stopped
-"""What the engine says to do next."""
-
-_SEND: Final = SendRequest()
-_NO_REFUSALS: Mapping[str, str] = {}
-
-
-@dataclass(frozen=True, slots=True)
-class ToolSpec:
-    """A client tool the engine may hand out: its name, backend kind and input schema."""
-
-    name: str
-    backend: str
-    """The backend's ``kind``, named in events and records."""
-    input_schema: dict[str, Any]
-
-
-@dataclass(slots=True)
-class _UsageSum:
-    """Token counts summed cheaply (a pydantic ``Usage`` is built only when read)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_input_tokens: int = 0
-    cache_read_input_tokens: int = 0
-
-    def add(self, usage: Usage) -> None:
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.cache_creation_input_tokens += usage.cache_creation_input_tokens or 0
-        self.cache_read_input_tokens += usage.cache_read_input_tokens or 0
-
-    def add_sum(self, other: _UsageSum) -> None:
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.cache_creation_input_tokens += other.cache_creation_input_tokens
-        self.cache_read_input_tokens += other.cache_read_input_tokens
-
-    def freeze(self) -> Usage:
-        return Usage._fast(
-            input_tokens=self.input_tokens,
-            output_tokens=self.output_tokens,
-            cache_creation_input_tokens=self.cache_creation_input_tokens,
-            cache_read_input_tokens=self.cache_read_input_tokens,
-        )
-
-    @classmethod
-    def of(cls, usage: Usage) -> _UsageSum:
-        total = cls()
-        total.add(usage)
-        return total
-
-
-@dataclass(slots=True)
-class _Turn:
-    """The state of the turn in progress."""
-
-    start: int
-    """Index of the turn's first message after the user's (its replies start there)."""
-    iterations: int = 0
-    pauses: int = 0
-    continuation: bool = False
-    """The next response continues the last assistant message (after a pause)."""
-    usage: _UsageSum = field(default_factory=_UsageSum)
-    records: list[ToolCallRecord] = field(default_factory=list)
-    files: list[CreatedFile] = field(default_factory=list)
-    server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    calls: tuple[ToolCall, ...] = ()
-    """The calls handed out, in response order."""
-    results: list[ToolResultBlock | None] = field(default_factory=list)
-    """Their results so far, by position."""
-    batch_records: list[ToolCallRecord | None] = field(default_factory=list)
-    """Their records so far, by position (the reply lists calls in call order)."""
-    positions: dict[str, int] = field(default_factory=dict)
-    missing: int = 0
-    """How many of ``calls`` have no result yet."""
-
-
 class TurnEngine:
     """The rules of the conversation loop, fed events and answering actions.
 
@@ -310,13 +192,13 @@ class TurnEngine:
         self.max_iterations = max_iterations
         self.max_pause_continuations = max_pause_continuations
         self._history: list[Message] = list(messages)
-        self._usage = _UsageSum.of(usage) if usage is not None else _UsageSum()
+        self._usage = UsageSum.of(usage) if usage is not None else UsageSum()
         self._files: list[CreatedFile] = list(files)
         self._phase = TurnPhase.IDLE
-        self._turn: _Turn | None = None
+        self._turn: Turn | None = None
         self.dropped_ids: tuple[str, ...] = ()
         """``tool_use`` ids the last response repeated (dropped; the session logs them)."""
-        self._repair_unanswered_calls()
+        repair_unanswered_calls(self._history, NOT_RUN_CANCELLED)
 
     # -- what it holds -----------------------------------------------------
 
@@ -335,7 +217,7 @@ class TurnEngine:
         """Token usage summed over every response the engine saw (the turn's included)."""
         if self._turn is None:
             return self._usage.freeze()
-        total = _UsageSum()
+        total = UsageSum()
         total.add_sum(self._usage)
         total.add_sum(self._turn.usage)
         return total.freeze()
@@ -374,12 +256,12 @@ class TurnEngine:
             pydantic.ValidationError: ``content`` blocks are malformed.
         """
         self._expect(TurnPhase.IDLE, "begin a turn")
-        self._drop_unanswered_server_calls()
-        self._append_user(content)
-        self._turn = _Turn(start=len(self._history))
+        drop_unanswered_server_calls(self._history)
+        append_user(self._history, content)
+        self._turn = Turn(start=len(self._history))
         self._turn.iterations = 1
         self._phase = TurnPhase.AWAITING_RESPONSE
-        return _SEND
+        return SEND
 
     def on_response(self, response: MessagesResponse) -> RunTools | Continue | Finished:
         """Take the model's response; say whether to run tools, continue or finish.
@@ -397,19 +279,19 @@ class TurnEngine:
         turn.usage.add(response.usage)
         stop = response.stop_reason
         if turn.continuation:
-            content, uses, self.dropped_ids = _checked_content(
-                response.content, self._continued_ids()
+            content, uses, self.dropped_ids = checked_content(
+                response.content, continued_ids(self._history)
             )
             if content:
-                self._add_assistant(content, continuation=True)
+                add_assistant(self._history, content, continuation=True)
             turn.continuation = False
         else:
-            content, uses, self.dropped_ids = _checked_content(response.content)
+            content, uses, self.dropped_ids = checked_content(response.content)
             if content:
                 self._history.append(_build(Message, {"role": "assistant", "content": content}))
         if uses:
             if stop == _CUT_OFF:
-                self._answer(uses, NOT_RUN_MAX_TOKENS)
+                answer(self._history, uses, NOT_RUN_MAX_TOKENS)
                 return self._finish(stop)
             return self._hand_out(turn, uses)
         if stop == _END_OF_TURN_PAUSE and turn.pauses < self.max_pause_continuations:
@@ -487,7 +369,7 @@ class TurnEngine:
             return Stopped(StopReason.MAX_ITERATIONS, self.max_iterations)
         turn.iterations += 1
         self._phase = TurnPhase.AWAITING_RESPONSE
-        return _SEND
+        return SEND
 
     def on_results(self, results: Mapping[str, ToolResult]) -> SendRequest | Stopped:
         """Take every result of a :class:`RunTools` at once, then :meth:`next_request`."""
@@ -505,7 +387,7 @@ class TurnEngine:
         if self._phase is TurnPhase.RUNNING_TOOLS and turn is not None:
             for position, block in enumerate(turn.results):
                 if block is None:
-                    turn.results[position] = _not_run(turn.calls[position].id, NOT_RUN_CANCELLED)
+                    turn.results[position] = not_run(turn.calls[position].id, NOT_RUN_CANCELLED)
             self._append_results(turn)
         self._end()
 
@@ -545,7 +427,7 @@ class TurnEngine:
 
     # -- steps -------------------------------------------------------------
 
-    def _hand_out(self, turn: _Turn, uses: list[ToolUseBlock]) -> RunTools:
+    def _hand_out(self, turn: Turn, uses: list[ToolUseBlock]) -> RunTools:
         calls = tuple([ToolCall(b.id, b.name, b.input) for b in uses])
         refusals: dict[str, str] | None = None
         checks = self._checks
@@ -567,7 +449,7 @@ class TurnEngine:
         )
         turn.missing = count
         self._phase = TurnPhase.RUNNING_TOOLS
-        return RunTools(calls, refusals or _NO_REFUSALS)
+        return RunTools(calls, refusals or NO_REFUSALS)
 
     def _refusal(self, call: ToolCall) -> str | None:
         """Why a call must not run (unknown tool, invalid input), or ``None``."""
@@ -590,7 +472,7 @@ class TurnEngine:
         turn = self._turn
         assert turn is not None
         reply = Reply._fast(
-            text=self._reply_text(turn.start),
+            text=reply_text(self._history, turn.start),
             stop_reason=stop,
             usage=turn.usage.freeze(),
             tool_calls=turn.records,
@@ -606,14 +488,7 @@ class TurnEngine:
         self._turn = None
         self._phase = TurnPhase.IDLE
 
-    def _continued_ids(self) -> set[str] | None:
-        """The call ids of the paused message a continuation joins (none are repeated)."""
-        last = self._history[-1] if self._history else None
-        if last is None or last.role != "assistant" or isinstance(last.content, str):
-            return None
-        return {b.id for b in last.content if isinstance(b, ToolUseBlock | ServerToolUseBlock)}
-
-    def _append_results(self, turn: _Turn) -> None:
+    def _append_results(self, turn: Turn) -> None:
         blocks: list[ContentBlock] = turn.results  # type: ignore[assignment] # all set now
         self._history.append(_build(Message, {"role": "user", "content": blocks}))
         for record in turn.batch_records:
@@ -622,91 +497,17 @@ class TurnEngine:
         turn.calls, turn.results, turn.batch_records, turn.positions = (), [], [], {}
         turn.missing = 0
 
-    def _answer(self, uses: Sequence[ToolUseBlock], text: str) -> None:
-        """Answer calls that will not run with error results."""
-        blocks: list[ContentBlock] = [_not_run(block.id, text) for block in uses]
-        self._history.append(Message._fast(role="user", content=blocks))
-
-    def _add_assistant(self, content: list[ContentBlock], *, continuation: bool) -> None:
-        history = self._history
-        if continuation and history and history[-1].role == "assistant":
-            last = history[-1]
-            previous = list(last.content) if isinstance(last.content, list) else []
-            history[-1] = Message._fast(role="assistant", content=[*previous, *content])
-        else:
-            history.append(Message._fast(role="assistant", content=content))
-
-    def _append_user(self, content: str | Sequence[Any]) -> None:
-        history = self._history
-        blocks: list[Any] = [TextBlock(text=content)] if isinstance(content, str) else list(content)
-        if history and history[-1].role == "user":
-            last = history[-1]
-            previous = (
-                [TextBlock(text=last.content)] if isinstance(last.content, str) else last.content
-            )
-            history[-1] = Message.model_validate({"role": "user", "content": [*previous, *blocks]})
-        elif isinstance(content, str):
-            history.append(Message(role="user", content=content))
-        else:
-            history.append(Message.model_validate({"role": "user", "content": blocks}))
-
-    def _drop_unanswered_server_calls(self) -> None:
-        """Remove server tool calls left without a result at the end of the history.
-
-        A turn that ended on ``pause_turn`` (the continuation cap was reached,
-        or it was cancelled while paused) may end with a ``server_tool_use``
-        whose result never came; the API rejects a new user message after it.
-        """
-        history = self._history
-        if not history or history[-1].role != "assistant":
-            return
-        last = history[-1]
-        if isinstance(last.content, str):
-            return
-        answered = {b.tool_use_id for b in last.content if isinstance(b, ServerToolResultBlock)}
-        kept = [
-            b
-            for b in last.content
-            if not (isinstance(b, ServerToolUseBlock) and b.id not in answered)
-        ]
-        if len(kept) == len(last.content):
-            return
-        if kept:
-            history[-1] = Message._fast(role="assistant", content=kept)
-        else:
-            history.pop()
-
-    def _repair_unanswered_calls(self) -> None:
-        """Answer client calls left unanswered at the end (a state saved mid-call)."""
-        history = self._history
-        if not history or history[-1].role != "assistant":
-            return
-        last = history[-1].content
-        if isinstance(last, list):
-            unanswered = [b for b in last if isinstance(b, ToolUseBlock)]
-            if unanswered:
-                self._answer(unanswered, NOT_RUN_CANCELLED)
-
-    def _record_file(self, turn: _Turn, created: CreatedFile) -> bool:
+    def _record_file(self, turn: Turn, created: CreatedFile) -> bool:
         """Add or update a created file; return whether this turn sees it for the first time."""
         key = _file_key(created)
         _replace_or_add(self._files, created, key)
         return not _replace_or_add(turn.files, created, key)
 
-    def _reply_text(self, start: int) -> str:
-        """The text of the turn's last assistant message (``""`` if it stored none)."""
-        for message in reversed(self._history[start:]):
-            if message.role == "assistant":
-                if isinstance(message.content, str):
-                    return message.content
-                return "".join(b.text for b in message.content if isinstance(b, TextBlock))
-        return ""
-
     def _expect(self, phase: TurnPhase, doing: str) -> None:
         if self._phase is not phase:
             raise SessionStateError(f"cannot {doing} while the turn is {self._phase.value}")
 
-    def _expect_turn(self, phase: TurnPhase, doing: str) -> _Turn:
+    def _expect_turn(self, phase: TurnPhase, doing: str) -> Turn:
         turn = self._turn
         if self._phase is not phase or turn is None:
             raise SessionStateError(f"cannot {doing} while the turn is {self._phase.value}")
@@ -721,25 +522,7 @@ class TurnEngine:
             "messages": [m.to_wire() for m in self._history],
             "usage": self._usage.freeze().to_wire(),
             "files": [f.model_dump(mode="json") for f in self._files],
-            "turn": None if self._turn is None else self._dump_turn(self._turn),
-        }
-
-    def _dump_turn(self, turn: _Turn) -> dict[str, Any]:
-        return {
-            "phase": self._phase.value,
-            "start": turn.start,
-            "iterations": turn.iterations,
-            "pauses": turn.pauses,
-            "continuation": turn.continuation,
-            "usage": turn.usage.freeze().to_wire(),
-            "records": [r.model_dump(mode="json") for r in turn.records],
-            "files": [f.model_dump(mode="json") for f in turn.files],
-            "server_inputs": turn.server_inputs,
-            "calls": [{"id": c.id, "name": c.name, "input": c.input} for c in turn.calls],
-            "results": [None if r is None else r.to_wire() for r in turn.results],
-            "batch_records": [
-                None if r is None else r.model_dump(mode="json") for r in turn.batch_records
-            ],
+            "turn": None if self._turn is None else dump_turn(self._turn, self._phase),
         }
 
     @classmethod
@@ -773,92 +556,15 @@ class TurnEngine:
             )
             engine._history = messages
             if turn_data is None:
-                engine._repair_unanswered_calls()
+                repair_unanswered_calls(engine._history, NOT_RUN_CANCELLED)
             else:
                 engine._phase = TurnPhase(turn_data["phase"])
-                engine._turn = _load_turn(turn_data)
+                engine._turn = load_turn(turn_data)
         except (KeyError, TypeError, ValueError) as exc:
             raise SessionStateError(f"invalid engine state: {exc}") from exc
         if turn_data is not None and engine._phase is TurnPhase.IDLE:
             raise SessionStateError("invalid engine state: a turn in phase idle")
         return engine
-
-
-def _load_turn(data: Mapping[str, Any]) -> _Turn:
-    calls = tuple(ToolCall(c["id"], c["name"], dict(c["input"])) for c in data["calls"])
-    results: list[ToolResultBlock | None] = [
-        None if r is None else ToolResultBlock.model_validate(r) for r in data["results"]
-    ]
-    batch_records: list[ToolCallRecord | None] = [
-        None if r is None else ToolCallRecord.model_validate(r)
-        for r in data.get("batch_records", [None] * len(calls))
-    ]
-    if not len(results) == len(batch_records) == len(calls):
-        raise ValueError("calls, results and their records differ in length")
-    server_inputs = data.get("server_inputs", {})
-    if not isinstance(server_inputs, dict):
-        raise TypeError("server_inputs must be an object")
-    return _Turn(
-        start=int(data["start"]),
-        iterations=int(data["iterations"]),
-        pauses=int(data["pauses"]),
-        continuation=bool(data["continuation"]),
-        usage=_UsageSum.of(Usage.model_validate(data.get("usage", {}))),
-        records=[ToolCallRecord.model_validate(r) for r in data.get("records", [])],
-        files=[CreatedFile.model_validate(f) for f in data.get("files", [])],
-        server_inputs=dict(server_inputs),
-        calls=calls,
-        results=results,
-        batch_records=batch_records,
-        positions={call.id: position for position, call in enumerate(calls)},
-        missing=sum(r is None for r in results),
-    )
-
-
-def _checked_content(
-    content: list[ContentBlock], earlier: set[str] | None = None
-) -> tuple[list[ContentBlock], list[ToolUseBlock], tuple[str, ...]]:
-    """The blocks to store, the client calls among them, and the repeated ids dropped.
-
-    A ``tool_use`` (or ``server_tool_use``) id the response already used, or
-    the paused message it continues (``earlier``), is dropped: the API
-    rejects two results for one id. The list is the response's own when
-    nothing is dropped (stored content is never changed in place).
-    """
-    if earlier is None and len(content) == 1:  # one block: nothing can repeat
-        block = content[0]
-        return content, [block] if isinstance(block, ToolUseBlock) else [], ()
-    uses: list[ToolUseBlock] = []
-    seen: set[str] | None = set(earlier) if earlier else None
-    dropped: list[str] | None = None
-    for block in content:
-        if isinstance(block, ToolUseBlock | ServerToolUseBlock):
-            if seen is None:
-                seen = {block.id}
-            elif block.id in seen:
-                dropped = [*(dropped or []), block.id]
-                continue
-            else:
-                seen.add(block.id)
-            if isinstance(block, ToolUseBlock):
-                uses.append(block)
-    if dropped is None:
-        return content, uses, ()
-    kept: list[ContentBlock] = []
-    seen_again: set[str] = set(earlier) if earlier else set()
-    for block in content:
-        if isinstance(block, ToolUseBlock | ServerToolUseBlock):
-            if block.id in seen_again:
-                continue
-            seen_again.add(block.id)
-        kept.append(block)
-    return kept, uses, tuple(dropped)
-
-
-def _not_run(call_id: str, text: str) -> ToolResultBlock:
-    return ToolResultBlock._fast(
-        type="tool_result", tool_use_id=call_id, content=text, is_error=True
-    )
 
 
 def _file_key(created: CreatedFile) -> tuple[str, str]:

@@ -501,15 +501,16 @@ class Session(Generic[DepsT]):
         tg.start_soon(runner, name=f"conjure chat {self.session_id}")
         try:
             while True:
-                item = channel.get_nowait()
-                if item is None:
+                items = channel.take_all()
+                if not items:
                     if channel.closed:
                         break
                     await channel.wait_readable()
                     continue
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item
+                for item in items:
+                    if isinstance(item, _Failure):
+                        raise item.error
+                    yield item
         finally:
             if not done.is_set():
                 scope.cancel()

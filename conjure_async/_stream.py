@@ -13,7 +13,8 @@ stops early, which also wakes a writer waiting for room.
 from __future__ import annotations
 
 from collections import deque
-from typing import Final, Generic, TypeVar
+from collections.abc import Awaitable, Generator
+from typing import Any, Final, Generic, TypeVar
 
 import anyio
 
@@ -37,17 +38,25 @@ class EventChannel(Generic[ItemT]):
         self.closed = False
         """The writer is done: once the waiting items are read, there are no more."""
 
-    async def put(self, item: ItemT) -> None:
-        """Queue ``item``; wait for room only when :data:`LIMIT` items wait already."""
+    def put(self, item: ItemT) -> Awaitable[None]:
+        """Queue ``item``; the awaitable waits for room only when :data:`LIMIT` items wait.
+
+        Returns a ready awaitable in the common case: no coroutine is made
+        per event.
+        """
         items = self._items
         items.append(item)
         readable = self._readable
         if readable is not None:
             self._readable = None
             readable.set()
-        if len(items) >= LIMIT:
-            self._writable = writable = anyio.Event()
-            await writable.wait()
+        if len(items) < LIMIT:
+            return _READY
+        return self._wait_for_room()
+
+    async def _wait_for_room(self) -> None:
+        self._writable = writable = anyio.Event()
+        await writable.wait()
 
     def close(self) -> None:
         """No more items will come (the writer calls it, also on error and cancellation)."""
@@ -57,17 +66,18 @@ class EventChannel(Generic[ItemT]):
             self._readable = None
             readable.set()
 
-    def get_nowait(self) -> ItemT | None:
-        """The next item, or ``None`` when none is waiting (see :attr:`closed`)."""
+    def take_all(self) -> list[ItemT]:
+        """Every waiting item, oldest first (empty when none waits; see :attr:`closed`)."""
         items = self._items
         if not items:
-            return None
-        item = items.popleft()
+            return []
+        taken = list(items)
+        items.clear()
         writable = self._writable
-        if writable is not None and len(items) <= LIMIT // 2:
+        if writable is not None:
             self._writable = None
             writable.set()
-        return item
+        return taken
 
     async def wait_readable(self) -> None:
         """Wait until an item waits or the channel is closed."""
@@ -75,3 +85,16 @@ class EventChannel(Generic[ItemT]):
             return
         self._readable = readable = anyio.Event()
         await readable.wait()
+
+
+class _Ready:
+    """An awaitable that is done at once (``await`` it: no suspension, no coroutine)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return
+        yield  # a generator that ends before its first yield
+
+
+_READY: Final = _Ready()
