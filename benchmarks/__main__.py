@@ -26,6 +26,7 @@ OUTPUT = ROOT / "docs" / "performance.md"
 
 MODULES = (
     ("benchmarks.bench_loop", "Loop overhead"),
+    ("benchmarks.bench_concurrency", "Concurrent sessions"),
     ("benchmarks.bench_peers", "Against peer runtimes"),
     ("benchmarks.bench_docker", "Docker backend"),
 )

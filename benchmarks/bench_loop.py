@@ -1,37 +1,71 @@
-"""Loop overhead and Local bash_tool cost, each against a baseline in the same run.
+"""The loop's own cost, each figure against a baseline measured in the same run.
 
-1. Loop overhead: one chat of N tool calls (one per model response) with an
-   instant model and a trivial in-process tool, through ``Session.stream``,
-   against a hand-written minimal loop doing the same work (call the model,
-   run the tool, append to history). Reported per tool call, and for the
-   first and last 10% of a long conversation (growth with history).
-2. Local ``bash_tool``: a tool call running ``true`` through the Local
-   backend, against raw ``asyncio.create_subprocess_exec("bash", "-c", "true")``
-   plus reading its output.
+1. Per tool call: one chat of N tool calls (one per model response; an
+   instant model; a trivial in-process tool) through ``Session.chat`` and
+   ``Session.stream``, against a hand-written dict-only loop doing the same
+   work (call the model, run the tool, keep the history). CPU time
+   (``time.process_time``); the three contenders alternate round after round
+   and the median of the rounds counts, so a busy machine shifts all three.
+2. Over HTTP: ``AnthropicModel`` on an ``httpx2.MockTransport`` (the mock
+   parses nothing): client CPU per iteration at a short and a long
+   conversation. The request body keeps the history's JSON as an
+   append-only prefix, so it should not grow with the history.
+3. ``NativeBackend`` construction from plain functions.
+4. Local ``bash_tool`` against raw ``asyncio.create_subprocess_exec``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import httpx2
+
+from benchmarks.peers_common import Stamps
+from benchmarks.peers_hand import loop as hand_loop
+from benchmarks.peers_http import mock_anthropic_transport
 from conjure_async import Session
 from conjure_async.backends import (
     Backend,
     LocalBackend,
+    NativeBackend,
     ToolCall,
     ToolContext,
     ToolEvent,
     ToolResult,
 )
-from conjure_async.messages import MessagesRequest, MessagesResponse, ToolDefinition
+from conjure_async.messages import MessagesResponse, ToolDefinition
 from conjure_async.testing import text_response, tool_call, tool_use_response
+
+CPU = time.process_time
+OVERHEAD_TARGET = 30e-6
+STREAM_TARGET = 1.5
+HTTP_TARGET = 1.5
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to measure."""
+
+    sizes: tuple[int, ...] = (100, 2000, 10000)
+    rounds: int = 5
+    http_sizes: tuple[int, int] = (100, 2000)
+    native_functions: int = 200
+    bash_runs: int = 200
+
+
+FULL = Config()
+QUICK = Config(sizes=(100, 2000), rounds=3, native_functions=50, bash_runs=30)
 
 
 class TrivialBackend(Backend):
+    """One tool, ``noop``, answering "ok" at once."""
+
     kind = "bench"
 
     def tools(self) -> Sequence[ToolDefinition]:
@@ -57,60 +91,213 @@ class InstantModel:
         self.index = 0
         self.stamps: list[float] = []
 
-    async def __call__(self, request: MessagesRequest) -> MessagesResponse:
+    async def __call__(self, request: Any) -> MessagesResponse:
         self.stamps.append(time.perf_counter())
         response = self.responses[self.index]
         self.index += 1
         return response
 
 
+# -- 1. per tool call ---------------------------------------------------------
+
+
 async def conjure_loop(n: int, *, stream: bool = False) -> tuple[float, list[float]]:
+    """CPU seconds of one ``n``-call chat (or stream), and the gaps between model calls."""
     model = InstantModel(_responses(n))
     async with Session(TrivialBackend(), model=model, max_iterations=n + 1) as session:
-        start = time.perf_counter()
+        gc.collect()
+        start = CPU()
         if stream:
             async for _ in session.stream("go"):
                 pass
         else:
             await session.chat("go")
-        total = time.perf_counter() - start
+        total = CPU() - start
     gaps = [b - a for a, b in zip(model.stamps, model.stamps[1:], strict=False)]
     return total, gaps
 
 
 async def minimal_loop(n: int) -> tuple[float, list[float]]:
-    """A hand-written loop doing the same work, as lean as it gets."""
+    """CPU seconds of the hand-written dict-only loop doing the same work."""
     model = InstantModel(_responses(n))
-    history: list[dict[str, Any]] = [{"role": "user", "content": "go"}]
-    tools = [{"name": "noop", "input_schema": {"type": "object"}}]
-
-    async def noop(args: dict[str, Any]) -> str:
-        return "ok"
-
-    start = time.perf_counter()
-    while True:
-        request = {
-            "model": "instant",
-            "max_tokens": 1024,
-            "messages": list(history),
-            "tools": tools,
-        }
-        response = await model(request)  # type: ignore[arg-type]
-        history.append({"role": "assistant", "content": response.content})
-        uses = response.tool_uses
-        if not uses:
-            break
-        results = [
-            {"type": "tool_result", "tool_use_id": u.id, "content": await noop(u.input)}
-            for u in uses
-        ]
-        history.append({"role": "user", "content": results})
-    total = time.perf_counter() - start
+    gc.collect()
+    start = CPU()
+    await hand_loop(model, "go")
+    total = CPU() - start
     gaps = [b - a for a, b in zip(model.stamps, model.stamps[1:], strict=False)]
     return total, gaps
 
 
+@dataclass
+class PerCall:
+    """Median CPU seconds per tool call of each contender at one size."""
+
+    n: int
+    hand: float
+    chat: float
+    stream: float
+    first_tenth: float
+    last_tenth: float
+
+
+async def per_call(n: int, rounds: int) -> PerCall:
+    """Alternate hand loop, chat and stream for ``rounds`` rounds; medians per call."""
+    totals: dict[str, list[float]] = {"hand": [], "chat": [], "stream": []}
+    gaps: list[list[float]] = []
+    for _ in range(rounds):
+        totals["hand"].append((await minimal_loop(n))[0])
+        chat_total, chat_gaps = await conjure_loop(n)
+        totals["chat"].append(chat_total)
+        gaps.append(chat_gaps)
+        totals["stream"].append((await conjure_loop(n, stream=True))[0])
+    middle = sorted(range(rounds), key=lambda i: totals["chat"][i])[rounds // 2]
+    tenth = max(len(gaps[middle]) // 10, 1)
+    return PerCall(
+        n=n,
+        hand=statistics.median(totals["hand"]) / n,
+        chat=statistics.median(totals["chat"]) / n,
+        stream=statistics.median(totals["stream"]) / n,
+        first_tenth=statistics.median(gaps[middle][:tenth]),
+        last_tenth=statistics.median(gaps[middle][-tenth:]),
+    )
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def _mark(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def per_call_lines(results: list[PerCall], rounds: int) -> list[str]:
+    """The markdown table of :func:`per_call` results."""
+    lines = [
+        "### Per tool call (instant model, trivial in-process tool), CPU time",
+        "",
+        (
+            f"Median of {rounds} rounds; in each round the hand loop, `chat()` and `stream()` "
+            "run one after the other. *Overhead* is the contender's time per call minus the "
+            "hand loop's."
+        ),
+        "",
+        (
+            "| calls per chat | hand loop | `chat()` | `chat()` overhead (target ≤ 30 µs) "
+            "| `stream()` | `stream()` overhead | stream / chat overhead (target ≤ 1.5x) |"
+        ),
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        chat_over, stream_over = r.chat - r.hand, r.stream - r.hand
+        ratio = stream_over / chat_over if chat_over > 0 else float("nan")
+        lines.append(
+            f"| {r.n} | {_us(r.hand)} | {_us(r.chat)} | {_us(chat_over)} "
+            f"({_mark(chat_over <= OVERHEAD_TARGET)}) | {_us(r.stream)} | {_us(stream_over)} "
+            f"| {ratio:.2f}x ({_mark(ratio <= STREAM_TARGET)}) |"
+        )
+    lines += [
+        "",
+        "Growth with history (`chat()`, median wall time between model calls):",
+        "",
+        "| calls per chat | first 10% | last 10% | last / first |",
+        "|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.n} | {_us(r.first_tenth)} | {_us(r.last_tenth)} "
+        f"| {r.last_tenth / r.first_tenth:.2f} |"
+        for r in results
+    ]
+    lines.append("")
+    return lines
+
+
+# -- 2. over HTTP ---------------------------------------------------------------
+
+
+async def http_conversation(n: int) -> float:
+    """Client CPU seconds of one ``n``-call chat through ``AnthropicModel`` on a mock transport."""
+    from conjure_async.models import AnthropicModel
+
+    transport = mock_anthropic_transport(n, Stamps())
+    async with httpx2.AsyncClient(transport=transport) as client:
+        model = AnthropicModel(
+            "claude-sonnet-4-5",
+            api_key="bench-key",
+            base_url="http://anthropic.bench",
+            stream=False,
+            http_client=client,
+        )
+        async with Session(TrivialBackend(), model=model, max_iterations=n + 1) as session:
+            gc.collect()
+            start = CPU()
+            reply = await session.chat("go")
+            total = CPU() - start
+    if reply.text != "done":
+        raise RuntimeError(f"unexpected end of the HTTP conversation: {reply.text!r}")
+    return total
+
+
+async def http_growth(sizes: tuple[int, int], rounds: int) -> list[str]:
+    """Client CPU per iteration at two conversation lengths."""
+    totals: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(rounds):
+        for n in sizes:
+            totals[n].append(await http_conversation(n))
+    short, long = (statistics.median(totals[n]) / n for n in sizes)
+    ratio = long / short
+    return [
+        "### Over HTTP (`AnthropicModel`, `httpx2.MockTransport`), client CPU per iteration",
+        "",
+        f"| {sizes[0]} calls | {sizes[1]} calls | ratio (target ≤ {HTTP_TARGET}x) |",
+        "|---:|---:|---:|",
+        f"| {_us(short)} | {_us(long)} | {ratio:.2f}x ({_mark(ratio <= HTTP_TARGET)}) |",
+        "",
+    ]
+
+
+# -- 3. NativeBackend construction ---------------------------------------------------
+
+
+def _fresh_function(i: int) -> Callable[..., Any]:
+    namespace: dict[str, Any] = {}
+    exec(  # fresh function objects, as an application defining tools would have
+        f"async def tool_{i}(city: str, days: int = 3) -> str:\n"
+        f'    """Forecast for a city.\n\n    Args:\n        city: Where.\n'
+        f'        days: How many days.\n    """\n    return city\n',
+        namespace,
+    )
+    return namespace[f"tool_{i}"]
+
+
+def native_construction(count: int, rounds: int) -> list[str]:
+    """``NativeBackend(fn)``: a new function each time, and the same function again."""
+    fresh: list[float] = []
+    again: list[float] = []
+    for _ in range(rounds):
+        functions = [_fresh_function(i) for i in range(count)]
+        start = CPU()
+        for function in functions:
+            NativeBackend(function)
+        fresh.append((CPU() - start) / count)
+        start = CPU()
+        for function in functions:
+            NativeBackend(function)
+        again.append((CPU() - start) / count)
+    return [
+        "### `NativeBackend` built from a plain function (CPU per construction)",
+        "",
+        "| first time per function | same function again |",
+        "|---:|---:|",
+        f"| {_us(statistics.median(fresh))} | {_us(statistics.median(again))} |",
+        "",
+    ]
+
+
+# -- 4. Local bash_tool ---------------------------------------------------------------
+
+
 async def bash_through_backend(runs: int) -> list[float]:
+    """``bash_tool`` durations as the session reports them."""
     times: list[float] = []
     backend = LocalBackend()
     calls = [tool_call("bash_tool", {"command": "true", "description": "b"}) for _ in range(runs)]
@@ -123,6 +310,7 @@ async def bash_through_backend(runs: int) -> list[float]:
 
 
 async def bash_raw(runs: int) -> list[float]:
+    """The same command through ``asyncio.create_subprocess_exec``, output read."""
     times: list[float] = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -141,58 +329,33 @@ async def bash_raw(runs: int) -> list[float]:
     return times
 
 
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:.1f} µs"
-
-
-async def run(quick: bool = False) -> list[str]:
-    """Run the benchmarks; return markdown lines."""
-    lines: list[str] = []
-    lines.append("### Loop overhead (instant model, trivial in-process tool)")
-    lines.append("")
-    lines.append(
-        "| calls per chat | API | conjure_async per call | minimal loop per call | "
-        "overhead per call | ratio |"
-    )
-    lines.append("|---:|---|---:|---:|---:|---:|")
-    sizes = [100, 500] if quick else [100, 2000]
-    growth: dict[int, tuple[float, float]] = {}
-    for n in sizes:
-        best_m = min([await minimal_loop(n) for _ in range(3)], key=lambda r: r[0])
-        per_m = best_m[0] / n
-        for api in ("chat", "stream"):
-            runs = [await conjure_loop(n, stream=api == "stream") for _ in range(3)]
-            best = min(runs, key=lambda r: r[0])
-            per_c = best[0] / n
-            lines.append(
-                f"| {n} | `{api}()` | {_us(per_c)} | {_us(per_m)} | {_us(per_c - per_m)} "
-                f"| {per_c / per_m:.1f}x |"
-            )
-            if api == "chat":
-                best_c = best
-        tenth = max(len(best_c[1]) // 10, 1)
-        growth[n] = (
-            statistics.median(best_c[1][:tenth]),
-            statistics.median(best_c[1][-tenth:]),
-        )
-    lines.append("")
-    lines.append("Growth with history (median time between model calls, conjure_async):")
-    lines.append("")
-    lines.append("| calls per chat | first 10% | last 10% | last / first |")
-    lines.append("|---:|---:|---:|---:|")
-    for n, (first, last) in growth.items():
-        lines.append(f"| {n} | {_us(first)} | {_us(last)} | {last / first:.2f} |")
-    lines.append("")
-    runs = 30 if quick else 200
-    through = await bash_through_backend(runs)
-    raw = await bash_raw(runs)
+async def bash_lines(runs: int) -> list[str]:
+    """Local ``bash_tool`` against raw subprocesses, alternating in chunks."""
+    through: list[float] = []
+    raw: list[float] = []
+    chunk = max(runs // 5, 1)
+    for _ in range(5):
+        through += await bash_through_backend(chunk)
+        raw += await bash_raw(chunk)
     med_t, med_r = statistics.median(through), statistics.median(raw)
-    lines.append("### Local `bash_tool` against raw `create_subprocess_exec` (`bash -c true`)")
-    lines.append("")
-    lines.append("| runs | LocalBackend bash_tool (median) | raw subprocess (median) | ratio |")
-    lines.append("|---:|---:|---:|---:|")
-    lines.append(f"| {runs} | {med_t * 1e3:.2f} ms | {med_r * 1e3:.2f} ms | {med_t / med_r:.2f}x |")
-    lines.append("")
+    return [
+        "### Local `bash_tool` against raw `create_subprocess_exec` (`bash -c true`), wall time",
+        "",
+        "| runs | LocalBackend bash_tool (median) | raw subprocess (median) | ratio |",
+        "|---:|---:|---:|---:|",
+        f"| {len(through)} | {med_t * 1e3:.2f} ms | {med_r * 1e3:.2f} ms | {med_t / med_r:.2f}x |",
+        "",
+    ]
+
+
+async def run(quick: bool = False, *, config: Config | None = None) -> list[str]:
+    """Run the benchmarks; return markdown lines."""
+    config = config or (QUICK if quick else FULL)
+    results = [await per_call(n, config.rounds) for n in config.sizes]
+    lines = per_call_lines(results, config.rounds)
+    lines += await http_growth(config.http_sizes, config.rounds)
+    lines += native_construction(config.native_functions, config.rounds)
+    lines += await bash_lines(config.bash_runs)
     return lines
 
 

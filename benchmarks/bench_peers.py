@@ -53,6 +53,7 @@ OVER_HTTP = (
 )
 CONCURRENT = ("conjure_async", "pydantic-ai")
 PACKAGES = {
+    "hand loop": "conjure_async",
     "conjure_async": "conjure_async",
     "pydantic-ai": "pydantic_ai",
     "openai-agents": "agents",

@@ -47,6 +47,7 @@ RUNTIMES: dict[str, tuple[str, str, str]] = {
 }
 
 CONCURRENT: dict[str, str] = {
+    "hand loop": "benchmarks.peers_hand",
     "conjure_async": "benchmarks.peers_conjure",
     "pydantic-ai": "benchmarks.peers_pydantic_ai",
 }

@@ -43,6 +43,11 @@ class Logger:
         """Return a logger with ``context`` added to every event."""
         return Logger({**self._context, **context})
 
+    @staticmethod
+    def enabled(level: str) -> bool:
+        """Whether an event of ``level`` goes anywhere (lets a hot path skip building it)."""
+        return structlog.is_configured() or _stdlib.isEnabledFor(_LEVELS[level])
+
     def _log(self, level: str, event: str, fields: dict[str, Any]) -> None:
         if structlog.is_configured():
             log = structlog.get_logger("conjure_async")

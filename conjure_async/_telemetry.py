@@ -52,25 +52,31 @@ _VERSION = "0.1.0"
 class Telemetry:
     """Creates the library's spans on a user-supplied or the global provider."""
 
-    __slots__ = ("_own_provider", "capture_content", "tracer")
+    __slots__ = ("_known_active", "capture_content", "tracer")
 
     def __init__(
         self, tracer_provider: TracerProvider | None = None, *, capture_content: bool = False
     ) -> None:
         self.tracer = trace.get_tracer("conjure_async", _VERSION, tracer_provider=tracer_provider)
         self.capture_content = capture_content
-        self._own_provider = tracer_provider is not None
+        self._known_active = tracer_provider is not None
 
     @property
     def active(self) -> bool:
         """Whether spans go anywhere (a provider was given or set globally).
 
         With neither, span creation is skipped entirely: the loop's hot path
-        then pays nothing for tracing.
+        then pays nothing for tracing. The session asks once per turn. Once
+        a global provider is set the answer is kept: OpenTelemetry sets the
+        global provider once and never unsets it (asking costs an
+        environment lookup through a raised ``KeyError``).
         """
-        return self._own_provider or not isinstance(
-            trace.get_tracer_provider(), ProxyTracerProvider
-        )
+        if self._known_active:
+            return True
+        if isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+            return False
+        self._known_active = True
+        return True
 
     @contextmanager
     def agent_span(self, conversation_id: str, model: str) -> Iterator[Span]:

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from conjure_async.messages import Usage, fast_construct
+from conjure_async.messages import Usage, _fast_construct
 
 __all__ = [
     "CreatedFile",
@@ -42,9 +42,9 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     @classmethod
-    def fast(cls, **values: Any) -> Self:
-        """Build from trusted values without validation (see :func:`fast_construct`)."""
-        return fast_construct(cls, **values)
+    def _fast(cls, **values: Any) -> Self:
+        """Build from trusted values without validation (see :func:`_fast_construct`)."""
+        return _fast_construct(cls, values)
 
 
 class CreatedFile(_Frozen):

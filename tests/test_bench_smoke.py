@@ -61,3 +61,32 @@ def test_missing_peer_is_reported_not_estimated(monkeypatch: pytest.MonkeyPatch)
     )
 
     assert "| pydantic-ai | 3 | not installed (`pydantic_ai`) | | | | | |" in lines
+
+
+@pytest.mark.anyio
+async def test_loop_benchmark_reports_every_section_against_its_baseline() -> None:
+    """bench_loop with tiny sizes: per-call rows, HTTP growth, NativeBackend and bash rows."""
+    from benchmarks import bench_loop
+
+    tiny = bench_loop.Config(
+        sizes=(3,), rounds=1, http_sizes=(2, 4), native_functions=2, bash_runs=5
+    )
+    lines = await bench_loop.run(config=tiny)
+
+    assert any(line.startswith("| 3 | ") and "µs" in line for line in lines)
+    assert any("ratio (target ≤ 1.5x)" in line for line in lines)
+    assert any("NativeBackend" in line for line in lines)
+    assert any("bash_tool" in line for line in lines)
+
+
+@pytest.mark.anyio
+async def test_concurrency_benchmark_measures_the_hand_loop_and_the_session() -> None:
+    """bench_concurrency with 4 sessions: a row per contender, with RSS per session."""
+    from benchmarks import bench_concurrency
+
+    tiny = bench_concurrency.Config(sessions=(4,), calls=2, delay=0.001, rounds=1, timeout=60)
+    lines = await bench_concurrency.run(config=tiny)
+
+    rows = [line for line in lines if line.startswith("| 4 | ")]
+    assert [row.split(" | ")[1] for row in rows] == ["hand loop", "conjure_async"]
+    assert all("KB" in row for row in rows), rows

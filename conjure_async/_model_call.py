@@ -1,0 +1,213 @@
+"""One model call of a turn: the request from the engine's history, the response's events.
+
+The session asks (:meth:`ModelCaller.ask`) when the engine says
+:class:`~conjure_async._engine.SendRequest`; the response then goes back to
+the engine. Around the call: the backends' request additions, a ``chat``
+span, text deltas and the backends' events for server-side blocks (each
+noted by the engine, which records server tool calls and created files).
+A ``chat()`` nobody streams builds none of those events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from opentelemetry.trace import INVALID_SPAN
+
+from conjure_async._engine import TurnEngine
+from conjure_async._exceptions import ModelResponseError
+from conjure_async.backends._base import Backend
+from conjure_async.events import Event, ModelResponded, TextDelta
+from conjure_async.messages import (
+    ContentBlock,
+    JoinedMessages,
+    MessagesRequest,
+    MessagesResponse,
+)
+from conjure_async.messages import _fast_construct as _build
+from conjure_async.models._base import ApiCallback, accepts_on_block, call_model, coerce_response
+
+if TYPE_CHECKING:
+    from conjure_async._telemetry import Telemetry
+    from conjure_async._tool_execution import Emit
+
+__all__ = ["NO_SPAN", "ModelCaller", "ModelOptions", "overrides"]
+
+NO_SPAN = contextlib.nullcontext(INVALID_SPAN)
+"""Used instead of a span while no tracer provider is configured."""
+
+
+class ModelOptions(Protocol):
+    """What a :class:`ModelCaller` reads from its session at each call."""
+
+    model: ApiCallback
+    model_name: str
+    max_tokens: int
+
+
+async def _ignore_text(text: str) -> None:
+    """Text sink of a turn nobody streams."""
+
+
+async def _ignore_block(block: ContentBlock) -> None:
+    """Block sink when no backend reads blocks."""
+
+
+_PLAIN = (False, False)
+"""A model without ``stream`` and no backend reading blocks: a chat needs no replay."""
+
+
+def overrides(backend: Backend, method: str) -> bool:
+    """Whether ``backend`` implements a hook the base class leaves empty."""
+    return getattr(type(backend), method) is not getattr(Backend, method)
+
+
+class ModelCaller:
+    """Makes a session's model calls.
+
+    Args:
+        engine: The session's turn engine (its history is the request's).
+        backends: The session's backends; only those implementing a hook
+            are called for it.
+        tool_dicts: The client tool definitions sent with each request.
+        telemetry: The session's span factory.
+    """
+
+    __slots__ = (
+        "_block_backends",
+        "_joined",
+        "_model",
+        "_request_backends",
+        "_response_backends",
+        "_streaming",
+        "_telemetry",
+        "engine",
+        "system",
+        "tool_dicts",
+    )
+
+    def __init__(
+        self,
+        engine: TurnEngine,
+        backends: Sequence[Backend],
+        tool_dicts: list[dict[str, Any]],
+        *,
+        telemetry: Telemetry,
+    ) -> None:
+        self.engine = engine
+        """The engine whose history is sent (a restored session replaces it)."""
+        self.system: str | None = None
+        """The system prompt (set when the session opens)."""
+        self.tool_dicts = tool_dicts
+        self._telemetry = telemetry
+        self._joined = JoinedMessages()  # the history's JSON, for HTTP models
+        self._model: ApiCallback | None = None
+        self._streaming: tuple[bool, bool] = (False, False)
+        self._request_backends = [b for b in backends if overrides(b, "prepare_request")]
+        self._block_backends = [b for b in backends if overrides(b, "handle_block")]
+        self._response_backends = [
+            b for b in backends if overrides(b, "handle_response") or overrides(b, "after_response")
+        ]
+
+    def request(self, options: ModelOptions) -> MessagesRequest:
+        """The next request: the history, system prompt and tools, as the backends amend it."""
+        request = MessagesRequest._fast(  # every field: the cheapest construction
+            model=options.model_name,
+            max_tokens=options.max_tokens,
+            messages=list(self.engine.history),
+            system=self.system,
+            tools=list(self.tool_dicts) if self.tool_dicts else None,
+            tool_choice=None,
+            container=None,
+            stream=None,
+            betas=[],
+        )
+        request.join_with(self._joined)
+        for backend in self._request_backends:
+            request = backend.prepare_request(request)
+        return request
+
+    async def ask(
+        self, options: ModelOptions, emit: Emit | None, *, tracing: bool
+    ) -> MessagesResponse:
+        """Make one model call; emit its text, block and response events when streaming.
+
+        ``options`` (the session: model, model name, ``max_tokens``) is read
+        at each call, not kept: the caller holds no reference to its session.
+
+        Raises:
+            ModelResponseError: The response is empty and has no stop reason.
+        """
+        request = self.request(options)
+        model = options.model
+        if tracing:
+            with self._telemetry.chat_span(options.model_name, options.max_tokens) as span:
+                response = await self._call(model, request, emit)
+                if span.is_recording():
+                    span.set_attribute("gen_ai.response.id", response.id)
+                    span.set_attribute("gen_ai.response.model", response.model)
+                self._telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
+        elif emit is None and model is self._model and self._streaming is _PLAIN:
+            # Nobody reads the text or the blocks: no replay of the response.
+            response = await model(request)
+            if type(response) is not MessagesResponse:
+                response = coerce_response(response)
+        else:
+            response = await self._call(model, request, emit)
+        if response.stop_reason is None and not response.content:
+            raise ModelResponseError("the model returned an empty response with no stop_reason")
+        if emit is not None:
+            await emit(
+                _build(
+                    ModelResponded,
+                    {
+                        "kind": "model_responded",
+                        "stop_reason": response.stop_reason,
+                        "usage": response.usage,
+                        "model": response.model,
+                    },
+                )
+            )
+        for backend in self._response_backends:
+            for event in backend.handle_response(response):
+                await self._backend_event(event, emit)
+            for event in await backend.after_response():
+                await self._backend_event(event, emit)
+        return response
+
+    async def _call(
+        self, model: ApiCallback, request: MessagesRequest, emit: Emit | None
+    ) -> MessagesResponse:
+        if model is not self._model:  # what the model can do, looked up once per model
+            self._model = model
+            streams = callable(getattr(model, "stream", None))
+            self._streaming = (streams, streams and accepts_on_block(model))
+            if not streams and not self._block_backends:
+                self._streaming = _PLAIN
+        streams, streams_blocks = self._streaming
+        if emit is None and self._streaming is _PLAIN:
+            return coerce_response(await model(request))
+
+        on_text = _ignore_text
+        if emit is not None:
+            sink = emit
+
+            async def on_text(text: str) -> None:
+                await sink(TextDelta._fast(kind="text_delta", text=text))
+
+        on_block = _ignore_block
+        if self._block_backends:
+
+            async def on_block(block: ContentBlock) -> None:
+                for backend in self._block_backends:
+                    for event in backend.handle_block(block):
+                        await self._backend_event(event, emit)
+
+        return await call_model(model, request, on_text, on_block, streams_blocks=streams_blocks)
+
+    async def _backend_event(self, event: Event, emit: Emit | None) -> None:
+        """Pass on an event a backend reported for server-side work (hosted tools)."""
+        if self.engine.note_event(event) and emit is not None:
+            await emit(event)

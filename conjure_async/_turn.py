@@ -1,0 +1,229 @@
+"""The turn engine's data: its phases, the actions it answers, and the state of a turn.
+
+Everything here is plain data (no rules; :mod:`conjure_async._engine` has
+them): what the engine says to do next (:data:`Action`), the tools it may
+route to (:class:`ToolSpec`), and the turn in progress (:class:`Turn`) with
+its JSON form (:func:`dump_turn`, :func:`load_turn`), so a turn can stop in
+the middle and resume elsewhere.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from conjure_async.backends._base import ToolCall
+from conjure_async.events import CreatedFile, Reply, ToolCallRecord
+from conjure_async.messages import ToolResultBlock, Usage
+
+__all__ = [
+    "NO_REFUSALS",
+    "SEND",
+    "Action",
+    "Continue",
+    "Finished",
+    "RunTools",
+    "SendRequest",
+    "StopReason",
+    "Stopped",
+    "ToolSpec",
+    "Turn",
+    "TurnPhase",
+    "UsageSum",
+    "dump_turn",
+    "load_turn",
+]
+
+
+class TurnPhase(enum.Enum):
+    """Where the engine is: the states of one turn."""
+
+    IDLE = "idle"
+    """No turn is running; :meth:`TurnEngine.begin` starts one."""
+    AWAITING_RESPONSE = "awaiting_response"
+    """A request is out; :meth:`TurnEngine.on_response` takes the model's answer."""
+    RUNNING_TOOLS = "running_tools"
+    """Calls were handed out; :meth:`TurnEngine.on_result` takes each result."""
+    CONTINUING = "continuing"
+    """The API paused the turn; :meth:`TurnEngine.next_request` sends it back."""
+
+
+class StopReason(enum.Enum):
+    """Why the engine stopped a turn before the model ended it."""
+
+    MAX_ITERATIONS = "max_iterations"
+    """The turn made ``max_iterations`` model calls and wanted another."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """Send a request built from :attr:`TurnEngine.history`; then call ``on_response``."""
+
+
+@dataclass(slots=True)
+class RunTools:
+    """Run ``calls`` (routed by name); report each through ``on_result``.
+
+    A call whose id is in ``refusals`` is not run: its result is an error
+    with that text (unknown tool, invalid input); it still passes the
+    session's ``after_tool_call`` hook, events and span like any call.
+    Read-only by convention; not ``frozen`` because it is built once per
+    model call and a frozen dataclass pays an ``object.__setattr__`` per field.
+    """
+
+    calls: tuple[ToolCall, ...]
+    refusals: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Continue:
+    """The API paused a long turn (``pause_turn``); ``next_request`` sends it back."""
+
+    pauses: int
+    """How many times this turn has paused so far."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The turn is over; ``reply`` is its outcome."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """The engine ended the turn at a limit; the history is consistent."""
+
+    reason: StopReason
+    limit: int
+
+
+Action = SendRequest | RunTools | Continue | Finished | Stopped
+"""What the engine says to do next."""
+
+SEND: Final = SendRequest()
+NO_REFUSALS: Mapping[str, str] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A client tool the engine may hand out: its name, backend kind and input schema."""
+
+    name: str
+    backend: str
+    """The backend's ``kind``, named in events and records."""
+    input_schema: dict[str, Any]
+
+
+@dataclass(slots=True)
+class UsageSum:
+    """Token counts summed cheaply (a pydantic ``Usage`` is built only when read)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def add(self, usage: Usage) -> None:
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.cache_creation_input_tokens += usage.cache_creation_input_tokens or 0
+        self.cache_read_input_tokens += usage.cache_read_input_tokens or 0
+
+    def add_sum(self, other: UsageSum) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_creation_input_tokens += other.cache_creation_input_tokens
+        self.cache_read_input_tokens += other.cache_read_input_tokens
+
+    def freeze(self) -> Usage:
+        return Usage._fast(
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens,
+        )
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageSum:
+        total = cls()
+        total.add(usage)
+        return total
+
+
+@dataclass(slots=True)
+class Turn:
+    """The state of the turn in progress."""
+
+    start: int
+    """Index of the turn's first message after the user's (its replies start there)."""
+    iterations: int = 0
+    pauses: int = 0
+    continuation: bool = False
+    """The next response continues the last assistant message (after a pause)."""
+    usage: UsageSum = field(default_factory=UsageSum)
+    records: list[ToolCallRecord] = field(default_factory=list)
+    files: list[CreatedFile] = field(default_factory=list)
+    server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    calls: tuple[ToolCall, ...] = ()
+    """The calls handed out, in response order."""
+    results: list[ToolResultBlock | None] = field(default_factory=list)
+    """Their results so far, by position."""
+    batch_records: list[ToolCallRecord | None] = field(default_factory=list)
+    """Their records so far, by position (the reply lists calls in call order)."""
+    positions: dict[str, int] = field(default_factory=dict)
+    missing: int = 0
+    """How many of ``calls`` have no result yet."""
+
+
+def dump_turn(turn: Turn, phase: TurnPhase) -> dict[str, Any]:
+    """The turn in progress as JSON-able data (:func:`load_turn` reads it back)."""
+    return {
+        "phase": phase.value,
+        "start": turn.start,
+        "iterations": turn.iterations,
+        "pauses": turn.pauses,
+        "continuation": turn.continuation,
+        "usage": turn.usage.freeze().to_wire(),
+        "records": [r.model_dump(mode="json") for r in turn.records],
+        "files": [f.model_dump(mode="json") for f in turn.files],
+        "server_inputs": turn.server_inputs,
+        "calls": [{"id": c.id, "name": c.name, "input": c.input} for c in turn.calls],
+        "results": [None if r is None else r.to_wire() for r in turn.results],
+        "batch_records": [
+            None if r is None else r.model_dump(mode="json") for r in turn.batch_records
+        ],
+    }
+
+
+def load_turn(data: Mapping[str, Any]) -> Turn:
+    calls = tuple(ToolCall(c["id"], c["name"], dict(c["input"])) for c in data["calls"])
+    results: list[ToolResultBlock | None] = [
+        None if r is None else ToolResultBlock.model_validate(r) for r in data["results"]
+    ]
+    batch_records: list[ToolCallRecord | None] = [
+        None if r is None else ToolCallRecord.model_validate(r)
+        for r in data.get("batch_records", [None] * len(calls))
+    ]
+    if not len(results) == len(batch_records) == len(calls):
+        raise ValueError("calls, results and their records differ in length")
+    server_inputs = data.get("server_inputs", {})
+    if not isinstance(server_inputs, dict):
+        raise TypeError("server_inputs must be an object")
+    return Turn(
+        start=int(data["start"]),
+        iterations=int(data["iterations"]),
+        pauses=int(data["pauses"]),
+        continuation=bool(data["continuation"]),
+        usage=UsageSum.of(Usage.model_validate(data.get("usage", {}))),
+        records=[ToolCallRecord.model_validate(r) for r in data.get("records", [])],
+        files=[CreatedFile.model_validate(f) for f in data.get("files", [])],
+        server_inputs=dict(server_inputs),
+        calls=calls,
+        results=results,
+        batch_records=batch_records,
+        positions={call.id: position for position, call in enumerate(calls)},
+        missing=sum(r is None for r in results),
+    )
