@@ -16,36 +16,9 @@ from conjure_async.events import CreatedFile
 from conjure_async.models._anthropic import AnthropicModel
 from conjure_async.testing import ErrorResponse, FakeAnthropicServer
 from tests.anthropic.constants import API_KEY, FAST
+from tests.anthropic.responses import saved_files_answer
 
 pytestmark = pytest.mark.anyio
-
-
-def _answer(*file_ids: str) -> dict[str, Any]:
-    return {
-        "content": [
-            {
-                "type": "server_tool_use",
-                "id": "srv_1",
-                "name": "bash_code_execution",
-                "input": {"command": "python make.py"},
-            },
-            {
-                "type": "bash_code_execution_tool_result",
-                "tool_use_id": "srv_1",
-                "content": {
-                    "type": "bash_code_execution_result",
-                    "stdout": "saved\n",
-                    "stderr": "",
-                    "return_code": 0,
-                    "content": [
-                        {"type": "bash_code_execution_output", "file_id": f} for f in file_ids
-                    ],
-                },
-            },
-            {"type": "text", "text": "Done."},
-        ],
-        "stop_reason": "end_turn",
-    }
 
 
 def _session(server: FakeAnthropicServer, model: AnthropicModel) -> Session[Any]:
@@ -66,7 +39,7 @@ async def test_session_download_fetches_a_hosted_file(
 ) -> None:
     """The reported file comes through the Files API under its own (safe) name."""
     file_id = server.add_file(b"month,total\nJan,10\n", "budget.csv", mime_type="text/csv")
-    server.queue(_answer(file_id))
+    server.queue(saved_files_answer(file_id))
     out = tmp_path / "out"
 
     async with _session(server, model) as session:
@@ -84,7 +57,7 @@ async def test_download_keeps_an_existing_file_unless_overwrite(
 ) -> None:
     """``FileExistsError`` without ``overwrite``; the old content stays; ``overwrite`` replaces."""
     file_id = server.add_file(b"new", "report.txt")
-    server.queue(_answer(file_id))
+    server.queue(saved_files_answer(file_id))
     (tmp_path / "report.txt").write_bytes(b"old")
 
     async with _session(server, model) as session:
@@ -103,7 +76,7 @@ async def test_a_hostile_file_name_stays_inside_the_directory(
 ) -> None:
     """A name like ``../../evil`` from the container is made safe: nothing lands outside."""
     file_id = server.add_file(b"x", "../../evil.sh")
-    server.queue(_answer(file_id))
+    server.queue(saved_files_answer(file_id))
     out = tmp_path / "a" / "b"
 
     async with _session(server, model) as session:
@@ -120,7 +93,7 @@ async def test_a_file_gone_from_the_files_api_is_file_not_found(
 ) -> None:
     """A deleted file raises ``FileNotFoundError`` (as on every backend) and leaves nothing."""
     file_id = server.add_file(b"x", "gone.txt")
-    server.queue(_answer(file_id))
+    server.queue(saved_files_answer(file_id))
 
     async with _session(server, model) as session:
         (created,) = (await session.chat("Go")).files
@@ -136,7 +109,7 @@ async def test_a_files_api_failure_is_a_backend_error(
 ) -> None:
     """Any other Files API failure is the backend failing to copy: ``BackendError``, chained."""
     file_id = server.add_file(b"x", "f.txt")
-    server.queue(_answer(file_id))
+    server.queue(saved_files_answer(file_id))
 
     async with _session(server, model) as session:
         (created,) = (await session.chat("Go")).files
@@ -152,7 +125,7 @@ async def test_a_file_without_a_file_id_is_refused_clearly(
     server: FakeAnthropicServer, model: AnthropicModel, tmp_path: Path
 ) -> None:
     """A file this backend never reported (no ``file_id``) raises ``BackendError``."""
-    server.queue(_answer())
+    server.queue(saved_files_answer())
     stray = CreatedFile(name="x.txt", source="anthropic")
 
     async with _session(server, model) as session:

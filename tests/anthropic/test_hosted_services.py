@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
 from conjure_async.backends import AnthropicBackend
 from conjure_async.models import AnthropicModel
 from conjure_async.testing import FakeAnthropicServer
+from tests.anthropic.responses import saved_files_answer
 from tests.services.support import FRAMEWORKS, Framework, serve
 
 pytestmark = pytest.mark.anyio
-
-
-def _saves(file_id: str) -> dict[str, Any]:
-    return {
-        "content": [
-            {
-                "type": "server_tool_use",
-                "id": "srv_1",
-                "name": "bash_code_execution",
-                "input": {"command": "python make.py"},
-            },
-            {
-                "type": "bash_code_execution_tool_result",
-                "tool_use_id": "srv_1",
-                "content": {
-                    "type": "bash_code_execution_result",
-                    "stdout": "saved\n",
-                    "stderr": "",
-                    "return_code": 0,
-                    "content": [{"type": "bash_code_execution_output", "file_id": file_id}],
-                },
-            },
-            {"type": "text", "text": "Saved budget.csv."},
-        ],
-        "stop_reason": "end_turn",
-    }
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -49,7 +23,7 @@ async def test_a_file_made_in_the_hosted_container_is_served(
 ) -> None:
     """The container made budget.csv; GET .../files/budget.csv fetches it via the Files API."""
     file_id = server.add_file(b"month,total\nJan,10\n", "budget.csv", mime_type="text/csv")
-    server.queue(_saves(file_id))
+    server.queue(saved_files_answer(file_id, text="Saved budget.csv."))
     model = model_factory()
     async with (
         serve(

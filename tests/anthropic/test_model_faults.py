@@ -27,6 +27,7 @@ from conjure_async.testing import (
     summarize,
 )
 from tests.anthropic.constants import API_KEY, FAST
+from tests.anthropic.responses import saved_files_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -39,33 +40,6 @@ def _request() -> MessagesRequest:
     )
 
 
-def _hosted_answer(file_id: str) -> dict[str, Any]:
-    return {
-        "content": [
-            {"type": "text", "text": "Saving it."},
-            {
-                "type": "server_tool_use",
-                "id": "srv_1",
-                "name": "bash_code_execution",
-                "input": {"command": "python make.py"},
-            },
-            {
-                "type": "bash_code_execution_tool_result",
-                "tool_use_id": "srv_1",
-                "content": {
-                    "type": "bash_code_execution_result",
-                    "stdout": "saved\n",
-                    "stderr": "",
-                    "return_code": 0,
-                    "content": [{"type": "bash_code_execution_output", "file_id": file_id}],
-                },
-            },
-            {"type": "text", "text": "Done."},
-        ],
-        "stop_reason": "end_turn",
-    }
-
-
 # -- item 15: a streamed request answered with plain JSON -------------------------------
 
 
@@ -74,7 +48,7 @@ async def test_json_answer_to_a_stream_feeds_text_and_block_handlers(
 ) -> None:
     """Every text block reaches ``on_text`` and every block ``on_block``, as on the SSE path."""
     server.inject(PlainJSON())
-    server.queue(_hosted_answer("file_x"))
+    server.queue(saved_files_answer("file_x", lead="Saving it."))
     texts: list[str] = []
     blocks: list[ContentBlock] = []
 
@@ -103,7 +77,7 @@ async def test_json_answer_to_a_stream_reports_hosted_tools_and_files(
     """With ``AnthropicBackend``: tool events, text deltas and the created file, as over SSE."""
     file_id = server.add_file(b"a,b\n", "out.csv", mime_type="text/csv")
     server.inject(PlainJSON())
-    server.queue(_hosted_answer(file_id))
+    server.queue(saved_files_answer(file_id, lead="Saving it."))
     backend = AnthropicBackend(
         [AnthropicSkill("xlsx")], api_key=API_KEY, base_url=server.base_url, retry=FAST
     )
