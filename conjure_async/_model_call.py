@@ -18,6 +18,7 @@ from opentelemetry.trace import INVALID_SPAN
 
 from conjure_async._engine import TurnEngine
 from conjure_async._exceptions import ModelResponseError
+from conjure_async._telemetry import provider_name
 from conjure_async.backends._base import Backend
 from conjure_async.events import Event, ModelResponded, TextDelta
 from conjure_async.messages import (
@@ -143,7 +144,9 @@ class ModelCaller:
         request = self.request(options)
         model = options.model
         if tracing:
-            with self._telemetry.chat_span(options.model_name, options.max_tokens) as span:
+            with self._telemetry.chat_span(
+                options.model_name, options.max_tokens, provider_name(model)
+            ) as span:
                 response = await self._call(model, request, emit)
                 if span.is_recording():
                     span.set_attribute("gen_ai.response.id", response.id)

@@ -41,7 +41,7 @@ from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides
 from conjure_async._state import STATE_VERSION, parse_state
 from conjure_async._stream import EventChannel
-from conjure_async._telemetry import Telemetry
+from conjure_async._telemetry import Telemetry, provider_name
 from conjure_async._tool_execution import (
     AfterToolCall,
     BeforeToolCall,
@@ -203,6 +203,7 @@ class Session(Generic[DepsT]):
             telemetry=self._telemetry,
             deadlines=self._deadlines,
             max_concurrent=max_concurrent_tools,
+            descriptions={name: d.description for name, (_, d) in routes.items()},
         )
 
     # -- lifecycle ---------------------------------------------------------
@@ -536,7 +537,11 @@ class Session(Generic[DepsT]):
         calls = self._tools.settings(self, emit, tracing=tracing)
         try:
             with (
-                self._telemetry.agent_span(self.session_id, self.model_name) if tracing else NO_SPAN
+                self._telemetry.agent_span(
+                    self.session_id, self.model_name, provider_name(self.model)
+                )
+                if tracing
+                else NO_SPAN
             ) as span:
                 while True:
                     if isinstance(action, SendRequest):

@@ -7,7 +7,8 @@ OpenTelemetry GenAI semantic conventions:
 =========================  ================================================
 span                       attributes
 =========================  ================================================
-``invoke_agent conjure``   gen_ai.operation.name, gen_ai.conversation.id,
+``invoke_agent conjure``   gen_ai.operation.name, gen_ai.provider.name,
+                           gen_ai.conversation.id,
                            gen_ai.request.model, gen_ai.usage.*,
                            gen_ai.response.finish_reasons
 ``chat {model}``           gen_ai.operation.name, gen_ai.provider.name,
@@ -15,13 +16,17 @@ span                       attributes
                            gen_ai.response.id, gen_ai.response.model,
                            gen_ai.response.finish_reasons, gen_ai.usage.*
 ``execute_tool {name}``    gen_ai.tool.name, gen_ai.tool.call.id,
-                           gen_ai.tool.type, error.type (on failure),
+                           gen_ai.tool.type, gen_ai.tool.description,
+                           error.type (on failure),
                            conjure.backend, conjure.skill,
                            conjure.tool.exit_code, conjure.tool.duration_s,
                            conjure.tool.output_bytes, conjure.tool.timed_out;
                            with ``capture_content=True`` also
                            gen_ai.tool.call.arguments, gen_ai.tool.call.result
 =========================  ================================================
+
+The provider is the model callable's ``provider_name`` attribute
+(``anthropic`` for the Anthropic models), else ``unknown``.
 """
 
 from __future__ import annotations
@@ -44,9 +49,18 @@ from opentelemetry.trace import (
 
 from conjure_async.messages import Usage
 
-__all__ = ["Telemetry"]
+__all__ = ["UNKNOWN_PROVIDER", "Telemetry", "provider_name"]
 
 _VERSION = "0.1.0"
+
+UNKNOWN_PROVIDER = "unknown"
+"""``gen_ai.provider.name`` of a model callable that does not name its provider."""
+
+
+def provider_name(model: object) -> str:
+    """The model callable's ``provider_name`` attribute, else ``unknown``."""
+    name = getattr(model, "provider_name", None)
+    return name if isinstance(name, str) and name else UNKNOWN_PROVIDER
 
 
 class Telemetry:
@@ -79,7 +93,7 @@ class Telemetry:
         return True
 
     @contextmanager
-    def agent_span(self, conversation_id: str, model: str) -> Iterator[Span]:
+    def agent_span(self, conversation_id: str, model: str, provider: str) -> Iterator[Span]:
         """Span around one ``chat``."""
         if not self.active:
             yield INVALID_SPAN
@@ -90,14 +104,19 @@ class Telemetry:
             attributes={
                 "gen_ai.operation.name": "invoke_agent",
                 "gen_ai.agent.name": "conjure",
+                "gen_ai.provider.name": provider,
                 "gen_ai.conversation.id": conversation_id,
                 "gen_ai.request.model": model,
             },
         ) as span:
-            yield span
+            try:
+                yield span
+            except Exception as exc:
+                span.set_attribute("error.type", _error_type(exc))
+                raise
 
     @contextmanager
-    def chat_span(self, model: str, max_tokens: int) -> Iterator[Span]:
+    def chat_span(self, model: str, max_tokens: int, provider: str) -> Iterator[Span]:
         """Span around one model call."""
         if not self.active:
             yield INVALID_SPAN
@@ -107,12 +126,16 @@ class Telemetry:
             kind=SpanKind.CLIENT,
             attributes={
                 "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": "anthropic",
+                "gen_ai.provider.name": provider,
                 "gen_ai.request.model": model,
                 "gen_ai.request.max_tokens": max_tokens,
             },
         ) as span:
-            yield span
+            try:
+                yield span
+            except Exception as exc:
+                span.set_attribute("error.type", _error_type(exc))
+                raise
 
     @contextmanager
     def tool_span(
@@ -123,6 +146,7 @@ class Telemetry:
         backend: str,
         tool_type: str = "function",
         skill: str | None = None,
+        description: str | None = None,
         arguments: dict[str, Any] | None = None,
     ) -> Iterator[Span]:
         """Span around one tool call."""
@@ -138,12 +162,18 @@ class Telemetry:
         }
         if skill:
             attributes["conjure.skill"] = skill
+        if description:
+            attributes["gen_ai.tool.description"] = description
         if self.capture_content and arguments is not None:
             attributes["gen_ai.tool.call.arguments"] = json.dumps(arguments, default=str)
         with self.tracer.start_as_current_span(
             f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes
         ) as span:
-            yield span
+            try:
+                yield span
+            except Exception as exc:
+                span.set_attribute("error.type", _error_type(exc))
+                raise
 
     @staticmethod
     def record_usage(span: Span, usage: Usage, finish_reasons: list[str]) -> None:
@@ -171,7 +201,13 @@ class Telemetry:
         timed_out: bool,
         error_type: str | None = None,
     ) -> None:
-        """Set a tool call's outcome on its span."""
+        """Set a tool call's outcome on its span.
+
+        ``error.type`` (on a failed call) is ``error_type`` when known (the
+        exception's type name, or ``timeout``), else ``tool_error``: the
+        conventions' "class of error the operation ended with" for a tool
+        that reported failure without raising (a non-zero exit, a refusal).
+        """
         if not span.is_recording():
             return
         span.set_attribute("conjure.tool.duration_s", duration_s)
@@ -184,3 +220,8 @@ class Telemetry:
         if is_error:
             span.set_attribute("error.type", error_type or "tool_error")
             span.set_status(Status(StatusCode.ERROR, output[:200]))
+
+
+def _error_type(exc: BaseException) -> str:
+    """``error.type`` for an exception: its type's qualified name."""
+    return type(exc).__qualname__

@@ -190,10 +190,12 @@ class ToolRunner:
         telemetry: The session's span factory.
         deadlines: The session's per-call timer.
         max_concurrent: Calls running at once.
+        descriptions: Each tool's description (for ``gen_ai.tool.description``).
     """
 
     __slots__ = (
         "_deadlines",
+        "_descriptions",
         "_kinds",
         "_limiter",
         "_log",
@@ -213,11 +215,13 @@ class ToolRunner:
         telemetry: Telemetry,
         deadlines: Deadlines,
         max_concurrent: int,
+        descriptions: Mapping[str, str] | None = None,
     ) -> None:
         self.engine = engine
         """The engine told each result (a restored session replaces it)."""
         self._routes = dict(routes)
         self._kinds = {name: backend.kind for name, backend in routes.items()}
+        self._descriptions = dict(descriptions or {})
         self._log = logger
         self._telemetry = telemetry
         self._deadlines = deadlines
@@ -292,7 +296,11 @@ class ToolRunner:
         started = time.perf_counter()
         if how.tracing:
             with self._telemetry.tool_span(
-                ran.name, ran.id, backend=backend, arguments=ran.input
+                ran.name,
+                ran.id,
+                backend=backend,
+                description=self._descriptions.get(ran.name),
+                arguments=ran.input,
             ) as span:
                 result = await self._complete(ran, decided, ctx, emit, limit=timeout, hook=after)
                 duration = time.perf_counter() - started
@@ -303,7 +311,7 @@ class ToolRunner:
                     exit_code=result.exit_code,
                     duration_s=duration,
                     timed_out=result.timed_out,
-                    error_type="timeout" if result.timed_out else None,
+                    error_type="timeout" if result.timed_out else result.error_type,
                 )
         elif decided is None and after is None:
             result = await self._execute(ran, ctx, emit, timeout)  # the common case

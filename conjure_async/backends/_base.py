@@ -87,7 +87,9 @@ class ToolResult:
 
     ``output`` is the text (or content blocks) sent back as the ``tool_result``;
     ``is_error`` marks a failed call, which is information for the model, not an
-    exception.
+    exception. ``error_type`` names the class of a failure when one is known
+    (the type name of the exception a native tool raised); telemetry records
+    it as ``error.type``.
     """
 
     output: str | list[dict[str, Any]]
@@ -97,6 +99,7 @@ class ToolResult:
     stderr: str | None = None
     timed_out: bool = False
     files: tuple[CreatedFile, ...] = ()
+    error_type: str | None = None
 
     @property
     def text(self) -> str:

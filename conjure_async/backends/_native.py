@@ -283,7 +283,9 @@ class NativeBackend(Backend):
             value = await entry.invoke(arguments, ctx)
         except Exception as exc:  # noqa: BLE001 - a tool's failure is the model's information
             ctx.logger.info("native.tool_failed", error_type=type(exc).__name__, error=str(exc))
-            return ToolResult(output=self._describe(exc), is_error=True)
+            return ToolResult(
+                output=self._describe(exc), is_error=True, error_type=type(exc).__qualname__
+            )
         return _to_result(value)
 
     def _describe(self, exc: Exception) -> str:

@@ -82,6 +82,9 @@ class AnthropicModel(AsyncCloseable):
         ModelError: No API key was given and ``ANTHROPIC_API_KEY`` is unset.
     """
 
+    provider_name = "anthropic"
+    """``gen_ai.provider.name`` in telemetry."""
+
     def __init__(
         self,
         model: str = DEFAULT_MODEL,

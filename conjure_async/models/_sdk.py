@@ -65,6 +65,9 @@ class AnthropicSDKModel(AsyncCloseable):
         MissingDependencyError: The ``anthropic`` package is not installed.
     """
 
+    provider_name = "anthropic"
+    """``gen_ai.provider.name`` in telemetry."""
+
     def __init__(
         self,
         client: Any = None,

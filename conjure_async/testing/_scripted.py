@@ -117,6 +117,9 @@ class ScriptedModel:
 
     _used = 0
 
+    provider_name = "scripted"
+    """``gen_ai.provider.name`` in telemetry: nothing answered but the script."""
+
     async def __call__(self, request: MessagesRequest) -> MessagesResponse:
         """Answer ``request`` with the next scripted step."""
         self.requests.append(request)

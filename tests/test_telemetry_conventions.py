@@ -1,0 +1,109 @@
+"""Spans, metrics and log events checked against the OpenTelemetry GenAI conventions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from conjure_async import Session
+from conjure_async.backends import NativeBackend, tool
+from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
+
+pytestmark = pytest.mark.anyio
+
+
+class TracedRun:
+    """A provider with an in-memory exporter, and the spans it kept by name."""
+
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
+
+    def span(self, prefix: str) -> ReadableSpan:
+        return [s for s in self.exporter.get_finished_spans() if s.name.startswith(prefix)][0]
+
+    def attributes(self, prefix: str) -> dict[str, Any]:
+        return dict(self.span(prefix).attributes or {})
+
+
+@tool
+async def divide(a: int, b: int) -> float:
+    """Divide two numbers.
+
+    Args:
+        a: The dividend.
+        b: The divisor.
+    """
+    return a / b
+
+
+def divide_model(b: int, **options: Any) -> ScriptedModel:
+    call = tool_call("divide", {"a": 1, "b": b}, id="call_1")
+    return ScriptedModel([tool_use_response(call), text_response("done")], **options)
+
+
+class HomeModel(ScriptedModel):
+    """A model callable that names its provider."""
+
+    provider_name = "example.home"
+
+
+async def traced(model: ScriptedModel, **options: Any) -> TracedRun:
+    run = TracedRun()
+    async with Session(
+        NativeBackend(divide), model=model, tracer_provider=run.provider, **options
+    ) as session:
+        await session.chat("go")
+    return run
+
+
+async def test_provider_name_comes_from_the_model() -> None:
+    """Both agent and chat spans name the model's own provider, not a hard-coded one."""
+    run = await traced(divide_model(2))
+    assert run.attributes("invoke_agent")["gen_ai.provider.name"] == "scripted"
+    assert run.attributes("chat ")["gen_ai.provider.name"] == "scripted"
+    home = await traced(HomeModel([text_response("hi")]))
+    assert home.attributes("invoke_agent")["gen_ai.provider.name"] == "example.home"
+    assert home.attributes("chat ")["gen_ai.provider.name"] == "example.home"
+
+
+async def test_model_without_provider_name_is_not_called_anthropic() -> None:
+    """A plain async function as the model is reported as an unknown provider."""
+
+    async def plain(request: Any) -> Any:
+        return text_response("hi")
+
+    run = TracedRun()
+    async with Session(NativeBackend(divide), model=plain, tracer_provider=run.provider) as s:
+        await s.chat("go")
+    assert run.attributes("chat ")["gen_ai.provider.name"] == "unknown"
+    assert run.attributes("invoke_agent")["gen_ai.provider.name"] == "unknown"
+
+
+def test_anthropic_models_say_anthropic() -> None:
+    """The two Anthropic model classes name the provider the conventions list."""
+    from conjure_async.models import AnthropicModel, AnthropicSDKModel
+
+    assert AnthropicModel.provider_name == "anthropic"
+    assert AnthropicSDKModel.provider_name == "anthropic"
+
+
+async def test_tool_span_has_the_tool_description() -> None:
+    """An execute_tool span carries the tool's description as offered to the model."""
+    run = await traced(divide_model(2))
+    assert run.attributes("execute_tool")["gen_ai.tool.description"].startswith(
+        "Divide two numbers."
+    )
+
+
+async def test_failing_tool_records_the_exception_type() -> None:
+    """A tool that raises records error.type as the exception's type name."""
+    run = await traced(divide_model(0))
+    span = run.span("execute_tool")
+    assert (span.attributes or {})["error.type"] == "ZeroDivisionError"
+    assert not span.status.is_ok
