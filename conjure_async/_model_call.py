@@ -11,6 +11,7 @@ A ``chat()`` nobody streams builds none of those events.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -144,14 +145,7 @@ class ModelCaller:
         request = self.request(options)
         model = options.model
         if tracing:
-            with self._telemetry.chat_span(
-                options.model_name, options.max_tokens, provider_name(model)
-            ) as span:
-                response = await self._call(model, request, emit)
-                if span.is_recording():
-                    span.set_attribute("gen_ai.response.id", response.id)
-                    span.set_attribute("gen_ai.response.model", response.model)
-                self._telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
+            response = await self._traced_call(model, request, emit, options)
         elif emit is None and model is self._model and self._streaming is _PLAIN:
             # Nobody reads the text or the blocks: no replay of the response.
             response = await model(request)
@@ -178,6 +172,38 @@ class ModelCaller:
                 await self._backend_event(event, emit)
             for event in await backend.after_response():
                 await self._backend_event(event, emit)
+        return response
+
+    async def _traced_call(
+        self, model: ApiCallback, request: MessagesRequest, emit: Emit | None, options: ModelOptions
+    ) -> MessagesResponse:
+        """One model call in a ``chat`` span, measured for the metrics."""
+        telemetry, provider = self._telemetry, provider_name(model)
+        started = time.perf_counter()
+        try:
+            with telemetry.chat_span(options.model_name, options.max_tokens, provider) as span:
+                response = await self._call(model, request, emit)
+                if span.is_recording():
+                    span.set_attribute("gen_ai.response.id", response.id)
+                    span.set_attribute("gen_ai.response.model", response.model)
+                telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
+        except Exception as exc:
+            if telemetry.metrics.active:
+                telemetry.metrics.model_call(
+                    time.perf_counter() - started,
+                    provider=provider,
+                    request_model=options.model_name,
+                    response=None,
+                    error_type=type(exc).__qualname__,
+                )
+            raise
+        if telemetry.metrics.active:
+            telemetry.metrics.model_call(
+                time.perf_counter() - started,
+                provider=provider,
+                request_model=options.model_name,
+                response=response,
+            )
         return response
 
     async def _call(

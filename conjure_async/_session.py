@@ -135,7 +135,8 @@ class Session(Generic[DepsT]):
         after_tool_call: Hook that may replace a result.
         deps: The application's own objects, passed to tools as ``ctx.deps``.
         session_id: Id for logs, spans and containers (default: random).
-        tracer_provider: OpenTelemetry provider (default: the global one).
+        tracer_provider: OpenTelemetry tracer provider (default: the global one).
+        meter_provider: OpenTelemetry meter provider (default: the global one).
         capture_content: Put tool arguments and results on spans.
         skills_instructions: Include usage instructions with the skills block.
     """
@@ -157,6 +158,7 @@ class Session(Generic[DepsT]):
         deps: DepsT = None,  # type: ignore[assignment] # DepsT defaults to None
         session_id: str | None = None,
         tracer_provider: Any = None,
+        meter_provider: Any = None,
         capture_content: bool = False,
         skills_instructions: bool = True,
     ) -> None:
@@ -177,7 +179,9 @@ class Session(Generic[DepsT]):
         self.deps: DepsT = deps
         self.session_id = session_id or uuid.uuid4().hex
         self.skills_instructions = skills_instructions
-        self._telemetry = Telemetry(tracer_provider, capture_content=capture_content)
+        self._telemetry = Telemetry(
+            tracer_provider, meter_provider=meter_provider, capture_content=capture_content
+        )
         self._lock = anyio.Lock()
         self._log: Logger = get_logger(session_id=self.session_id)
         self._tg: TaskGroup | None = None

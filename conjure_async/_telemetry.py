@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import (
     INVALID_SPAN,
     ProxyTracerProvider,
@@ -47,6 +48,7 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
+from conjure_async._metrics import Metrics
 from conjure_async.messages import Usage
 
 __all__ = ["UNKNOWN_PROVIDER", "Telemetry", "provider_name"]
@@ -66,21 +68,26 @@ def provider_name(model: object) -> str:
 class Telemetry:
     """Creates the library's spans on a user-supplied or the global provider."""
 
-    __slots__ = ("_known_active", "capture_content", "tracer")
+    __slots__ = ("_known_active", "capture_content", "metrics", "tracer")
 
     def __init__(
-        self, tracer_provider: TracerProvider | None = None, *, capture_content: bool = False
+        self,
+        tracer_provider: TracerProvider | None = None,
+        *,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool = False,
     ) -> None:
         self.tracer = trace.get_tracer("conjure_async", _VERSION, tracer_provider=tracer_provider)
+        self.metrics = Metrics(meter_provider)
         self.capture_content = capture_content
         self._known_active = tracer_provider is not None
 
     @property
     def active(self) -> bool:
-        """Whether spans go anywhere (a provider was given or set globally).
+        """Whether spans or metrics go anywhere (a provider was given or set globally).
 
-        With neither, span creation is skipped entirely: the loop's hot path
-        then pays nothing for tracing. The session asks once per turn. Once
+        With neither, span creation and measuring are skipped entirely: the
+        loop's hot path then pays nothing for telemetry. The session asks once per turn. Once
         a global provider is set the answer is kept: OpenTelemetry sets the
         global provider once and never unsets it (asking costs an
         environment lookup through a raised ``KeyError``).
@@ -88,7 +95,7 @@ class Telemetry:
         if self._known_active:
             return True
         if isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
-            return False
+            return self.metrics.active
         self._known_active = True
         return True
 
@@ -194,6 +201,7 @@ class Telemetry:
         self,
         span: Span,
         *,
+        name: str,
         output: str,
         is_error: bool,
         exit_code: int | None,
@@ -201,13 +209,22 @@ class Telemetry:
         timed_out: bool,
         error_type: str | None = None,
     ) -> None:
-        """Set a tool call's outcome on its span.
+        """Set a tool call's outcome on its span and record its duration.
 
         ``error.type`` (on a failed call) is ``error_type`` when known (the
         exception's type name, or ``timeout``), else ``tool_error``: the
         conventions' "class of error the operation ended with" for a tool
         that reported failure without raising (a non-zero exit, a refusal).
         """
+        if is_error:
+            error_type = error_type or "tool_error"
+        if self.metrics.active:
+            self.metrics.tool_call(
+                duration_s,
+                name=name,
+                tool_type="function",
+                error_type=error_type if is_error else None,
+            )
         if not span.is_recording():
             return
         span.set_attribute("conjure.tool.duration_s", duration_s)
@@ -218,7 +235,7 @@ class Telemetry:
         if self.capture_content:
             span.set_attribute("gen_ai.tool.call.result", output)
         if is_error:
-            span.set_attribute("error.type", error_type or "tool_error")
+            span.set_attribute("error.type", error_type or "tool_error")  # never None here
             span.set_status(Status(StatusCode.ERROR, output[:200]))
 
 

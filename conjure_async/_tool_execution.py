@@ -306,6 +306,7 @@ class ToolRunner:
                 duration = time.perf_counter() - started
                 self._telemetry.record_tool_result(
                     span,
+                    name=ran.name,
                     output=result.text,
                     is_error=result.is_error,
                     exit_code=result.exit_code,

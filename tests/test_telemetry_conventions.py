@@ -107,3 +107,80 @@ async def test_failing_tool_records_the_exception_type() -> None:
     span = run.span("execute_tool")
     assert (span.attributes or {})["error.type"] == "ZeroDivisionError"
     assert not span.status.is_ok
+
+
+class MeteredRun:
+    """A meter provider with an in-memory reader; points of one metric by attributes."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        self.reader = InMemoryMetricReader()
+        self.provider = MeterProvider(metric_readers=[self.reader])
+
+    def metrics(self) -> dict[str, Any]:
+        data = self.reader.get_metrics_data()
+        assert data is not None
+        return {
+            m.name: m for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics
+        }
+
+
+async def metered(model: ScriptedModel) -> MeteredRun:
+    run = MeteredRun()
+    async with Session(NativeBackend(divide), model=model, meter_provider=run.provider) as s:
+        await s.chat("go")
+    return run
+
+
+async def test_token_usage_histogram_per_token_type() -> None:
+    """gen_ai.client.token.usage records input and output tokens of each model call."""
+    metrics = (await metered(divide_model(2))).metrics()
+    usage = metrics["gen_ai.client.token.usage"]
+    assert usage.unit == "{token}"
+    sums = {p.attributes["gen_ai.token.type"]: (p.count, p.sum) for p in usage.data.data_points}
+    assert sums == {"input": (2, 20), "output": (2, 10)}
+    (point, *_) = usage.data.data_points
+    assert point.attributes["gen_ai.operation.name"] == "chat"
+    assert point.attributes["gen_ai.provider.name"] == "scripted"
+    assert point.attributes["gen_ai.request.model"] == "scripted-model"
+
+
+async def test_operation_and_tool_duration_histograms() -> None:
+    """Each model call and each tool call is one duration point, in seconds, failures typed."""
+    metrics = (await metered(divide_model(0))).metrics()
+    operation = metrics["gen_ai.client.operation.duration"]
+    assert operation.unit == "s"
+    (point,) = operation.data.data_points
+    assert point.count == 2
+    assert point.attributes["gen_ai.operation.name"] == "chat"
+    tool_duration = metrics["gen_ai.execute_tool.duration"]
+    assert tool_duration.unit == "s"
+    (point,) = tool_duration.data.data_points
+    assert point.count == 1
+    assert point.attributes["gen_ai.tool.name"] == "divide"
+    assert point.attributes["error.type"] == "ZeroDivisionError"
+
+
+async def test_failed_model_call_duration_has_error_type() -> None:
+    """A model call that raises still records its duration, with error.type."""
+
+    async def broken(request: Any) -> Any:
+        raise ConnectionError("down")
+
+    run = MeteredRun()
+    async with Session(NativeBackend(divide), model=broken, meter_provider=run.provider) as s:
+        with pytest.raises(ConnectionError):
+            await s.chat("go")
+    (point,) = run.metrics()["gen_ai.client.operation.duration"].data.data_points
+    assert point.attributes["error.type"] == "ConnectionError"
+    assert point.attributes["gen_ai.provider.name"] == "unknown"
+
+
+async def test_without_providers_nothing_is_measured() -> None:
+    """With no tracer or meter provider, no instrument is ever created."""
+    async with Session(NativeBackend(divide), model=divide_model(0)) as session:
+        await session.chat("go")
+        assert not session._telemetry.active
+        assert session._telemetry.metrics._tool is None
