@@ -10,6 +10,11 @@ The library never configures logging. Its events go:
   errors only (Python's last-resort handler), never debug chatter on stdout;
   ``logging.basicConfig(level=logging.DEBUG)`` shows everything.
 
+Inside an OpenTelemetry span that records, every event also carries the
+span's ``trace_id`` and ``span_id`` (hex, as OpenTelemetry writes them), so
+logs and traces join. This is the library's own binding, not a processor
+installed into the application's logging.
+
 See ``docs/adr/0003-quiet-logging.md``.
 """
 
@@ -19,6 +24,7 @@ import logging
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
 __all__ = ["Logger", "get_logger"]
 
@@ -51,11 +57,11 @@ class Logger:
     def _log(self, level: str, event: str, fields: dict[str, Any]) -> None:
         if structlog.is_configured():
             log = structlog.get_logger("conjure_async")
-            getattr(log, level)(event, **self._context, **fields)
+            getattr(log, level)(event, **self._context, **_span_ids(), **fields)
             return
         number = _LEVELS[level]
         if _stdlib.isEnabledFor(number):
-            items = {**self._context, **fields}
+            items = {**self._context, **_span_ids(), **fields}
             rendered = " ".join(f"{k}={v!r}" for k, v in items.items())
             _stdlib.log(number, "%s %s", event, rendered)
 
@@ -74,6 +80,18 @@ class Logger:
     def error(self, event: str, **fields: Any) -> None:
         """Log an error event."""
         self._log("error", event, fields)
+
+
+def _span_ids() -> dict[str, str]:
+    """``trace_id`` and ``span_id`` of the current recording span (none outside spans)."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return {}
+    context = span.get_span_context()
+    return {
+        "trace_id": format(context.trace_id, "032x"),
+        "span_id": format(context.span_id, "016x"),
+    }
 
 
 def get_logger(**context: Any) -> Logger:

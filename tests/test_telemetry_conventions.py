@@ -184,3 +184,38 @@ async def test_without_providers_nothing_is_measured() -> None:
         await session.chat("go")
         assert not session._telemetry.active
         assert session._telemetry.metrics._tool is None
+
+
+async def test_log_events_carry_trace_and_span_ids() -> None:
+    """A log event emitted inside a span carries that span's trace_id and span_id (hex)."""
+    import structlog
+
+    run = TracedRun()
+    with structlog.testing.capture_logs() as logs:
+        async with Session(
+            NativeBackend(divide), model=divide_model(0), tracer_provider=run.provider
+        ) as session:
+            await session.chat("go")
+    tool = run.span("execute_tool")
+    (failed,) = [e for e in logs if e["event"] == "native.tool_failed"]
+    assert failed["trace_id"] == format(tool.context.trace_id, "032x")
+    assert failed["span_id"] == format(tool.context.span_id, "016x")
+    (opened,) = [e for e in logs if e["event"] == "session.opened"]
+    assert "trace_id" not in opened  # no span is active when the session opens
+
+
+def test_every_emitted_log_event_is_documented() -> None:
+    """Every log event name the package emits has a row in docs/telemetry.md's table."""
+    import re
+    from pathlib import Path
+
+    import conjure_async
+
+    package = Path(conjure_async.__file__).parent
+    call = re.compile(r"\.(?:debug|info|warning|error)\(\s*\"([a-z_]+\.[a-z_.]+)\"")
+    emitted = {m for p in package.rglob("*.py") for m in call.findall(p.read_text())}
+    assert len(emitted) >= 20  # the scan finds the events (not vacuous)
+    docs = (package.parent / "docs" / "telemetry.md").read_text()
+    logs = docs.split("## Logs", 1)[1]
+    documented = set(re.findall(r"`([a-z_]+\.[a-z_.]+)`", logs))
+    assert sorted(emitted - documented) == []
