@@ -27,6 +27,7 @@ from conjure_async.messages import (
     JoinedMessages,
     MessagesRequest,
     MessagesResponse,
+    TextBlock,
 )
 from conjure_async.messages import _fast_construct as _build
 from conjure_async.models._base import ApiCallback, accepts_on_block, call_model, coerce_response
@@ -216,8 +217,18 @@ class ModelCaller:
             if not streams and not self._block_backends:
                 self._streaming = _PLAIN
         streams, streams_blocks = self._streaming
-        if emit is None and self._streaming is _PLAIN:
-            return coerce_response(await model(request))
+        if not streams:
+            # A plain callback: the whole response at once, its blocks replayed
+            # in order (text as deltas) for whoever reads them.
+            response = coerce_response(await model(request))
+            if emit is not None or self._block_backends:
+                for block in response.content:
+                    if emit is not None and isinstance(block, TextBlock) and block.text:
+                        await emit(_build(TextDelta, {"kind": "text_delta", "text": block.text}))
+                    for backend in self._block_backends:
+                        for event in backend.handle_block(block):
+                            await self._backend_event(event, emit)
+            return response
 
         on_text = _ignore_text
         if emit is not None:

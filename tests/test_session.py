@@ -608,3 +608,23 @@ async def test_a_rewrite_that_breaks_the_schema_is_refused() -> None:
     assert reply.tool_calls[0].is_error
     assert "after the before_tool_call hook rewrote them" in reply.tool_calls[0].output
     assert "input.text must be of type string" in reply.tool_calls[0].output
+
+
+async def test_a_continuation_repeating_a_server_call_id_stores_it_once() -> None:
+    """pause_turn, then a continuation that repeats the server_tool_use id: one block kept."""
+    server_call = {"type": "server_tool_use", "id": "srv_1", "name": "bash", "input": {}}
+    model = ScriptedModel(
+        [
+            {"content": [server_call], "stop_reason": "pause_turn"},
+            {
+                "content": [server_call, {"type": "text", "text": "done"}],
+                "stop_reason": "end_turn",
+            },
+        ]
+    )
+    async with Session(model=model) as session:
+        reply = await session.chat("go")
+        merged = session.history[-1].content
+    assert reply.text == "done"
+    assert isinstance(merged, list)
+    assert [b.type for b in merged] == ["server_tool_use", "text"]
