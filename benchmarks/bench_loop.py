@@ -54,6 +54,8 @@ class Config:
 
     sizes: tuple[int, ...] = (100, 2000, 10000)
     rounds: int = 5
+    sample_calls: int = 2000
+    """Calls per sample at least: a short conversation is played several times."""
     http_sizes: tuple[int, int] = (100, 2000)
     native_functions: int = 200
     bash_runs: int = 200
@@ -101,11 +103,14 @@ class InstantModel:
 # -- 1. per tool call ---------------------------------------------------------
 
 
-async def conjure_loop(n: int, *, stream: bool = False) -> tuple[float, list[float]]:
+async def conjure_loop(
+    n: int, *, stream: bool = False, collect: bool = True
+) -> tuple[float, list[float]]:
     """CPU seconds of one ``n``-call chat (or stream), and the gaps between model calls."""
     model = InstantModel(_responses(n))
     async with Session(TrivialBackend(), model=model, max_iterations=n + 1) as session:
-        gc.collect()
+        if collect:
+            gc.collect()
         start = CPU()
         if stream:
             async for _ in session.stream("go"):
@@ -117,10 +122,11 @@ async def conjure_loop(n: int, *, stream: bool = False) -> tuple[float, list[flo
     return total, gaps
 
 
-async def minimal_loop(n: int) -> tuple[float, list[float]]:
+async def minimal_loop(n: int, *, collect: bool = True) -> tuple[float, list[float]]:
     """CPU seconds of the hand-written dict-only loop doing the same work."""
     model = InstantModel(_responses(n))
-    gc.collect()
+    if collect:
+        gc.collect()
     start = CPU()
     await hand_loop(model, "go")
     total = CPU() - start
@@ -140,21 +146,27 @@ class PerCall:
     last_tenth: float
 
 
-async def per_call(n: int, rounds: int) -> PerCall:
+async def per_call(n: int, rounds: int, sample_calls: int = 2000) -> PerCall:
     """Alternate hand loop, chat and stream for ``rounds`` rounds; medians per call.
 
-    A short conversation is played several times per sample (at least 2,000
-    calls a sample), so one sample is not a millisecond of CPU time.
+    A short conversation is played several times per sample (at least
+    ``sample_calls`` calls a sample), so one sample is not a millisecond of
+    CPU time; the garbage collector is emptied once per sample.
     """
-    repeat = max(1, 2000 // n)
+    repeat = max(1, sample_calls // n)
     totals: dict[str, list[float]] = {"hand": [], "chat": [], "stream": []}
     gaps: list[list[float]] = []
     for _ in range(rounds):
-        totals["hand"].append(sum([(await minimal_loop(n))[0] for _ in range(repeat)]))
-        chat_runs = [await conjure_loop(n) for _ in range(repeat)]
+        gc.collect()
+        totals["hand"].append(
+            sum([(await minimal_loop(n, collect=False))[0] for _ in range(repeat)])
+        )
+        gc.collect()
+        chat_runs = [await conjure_loop(n, collect=False) for _ in range(repeat)]
         totals["chat"].append(sum(total for total, _ in chat_runs))
         gaps.append(chat_runs[0][1])
-        stream_runs = [await conjure_loop(n, stream=True) for _ in range(repeat)]
+        gc.collect()
+        stream_runs = [await conjure_loop(n, stream=True, collect=False) for _ in range(repeat)]
         totals["stream"].append(sum(total for total, _ in stream_runs))
     calls = n * repeat
     middle = sorted(range(rounds), key=lambda i: totals["chat"][i])[rounds // 2]
@@ -359,7 +371,7 @@ async def bash_lines(runs: int) -> list[str]:
 async def run(quick: bool = False, *, config: Config | None = None) -> list[str]:
     """Run the benchmarks; return markdown lines."""
     config = config or (QUICK if quick else FULL)
-    results = [await per_call(n, config.rounds) for n in config.sizes]
+    results = [await per_call(n, config.rounds, config.sample_calls) for n in config.sizes]
     lines = per_call_lines(results, config.rounds)
     lines += await http_growth(config.http_sizes, config.rounds)
     lines += native_construction(config.native_functions, config.rounds)

@@ -69,7 +69,7 @@ async def test_loop_benchmark_reports_every_section_against_its_baseline() -> No
     from benchmarks import bench_loop
 
     tiny = bench_loop.Config(
-        sizes=(3,), rounds=1, http_sizes=(2, 4), native_functions=2, bash_runs=5
+        sizes=(3,), rounds=1, sample_calls=0, http_sizes=(2, 4), native_functions=2, bash_runs=5
     )
     lines = await bench_loop.run(config=tiny)
 
