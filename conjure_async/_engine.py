@@ -47,11 +47,13 @@ The whole state dumps to JSON (:meth:`TurnEngine.dump`) and loads back
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from conjure_async._exceptions import SessionStateError
 from conjure_async._history import (
+    COPY_ON_WRITE,
     add_assistant,
     answer,
     append_user,
@@ -78,7 +80,10 @@ from conjure_async._turn import (
     TurnPhase,
     UsageSum,
     dump_turn,
+    file_key,
     load_turn,
+    record_of,
+    replace_or_add,
 )
 from conjure_async.backends._base import ToolCall, ToolResult
 from conjure_async.events import (
@@ -165,6 +170,7 @@ class TurnEngine:
         "_files",
         "_history",
         "_phase",
+        "_shared",
         "_specs",
         "_turn",
         "_usage",
@@ -192,6 +198,8 @@ class TurnEngine:
         self.max_iterations = max_iterations
         self.max_pause_continuations = max_pause_continuations
         self._history: list[Message] = list(messages)
+        self._shared = False
+        """:meth:`snapshot` handed the history out: copy it before changing it, if still held."""
         self._usage = UsageSum.of(usage) if usage is not None else UsageSum()
         self._files: list[CreatedFile] = list(files)
         self._phase = TurnPhase.IDLE
@@ -206,6 +214,29 @@ class TurnEngine:
     def history(self) -> list[Message]:
         """The conversation (the engine's own list: read it, do not change it)."""
         return self._history
+
+    def snapshot(self) -> list[Message]:
+        """The history for the next request: a list that does not change afterwards.
+
+        Copy-on-write (ADR 0008): the engine's own list, marked shared; the next
+        change copies it first unless nobody holds it any more (the usual case:
+        the model kept no request). A copy per request grew with the history.
+        """
+        if not COPY_ON_WRITE:
+            return list(self._history)
+        self._shared = True
+        return self._history
+
+    def _own(self) -> list[Message]:
+        """The history, safe to change in place (see :meth:`snapshot`)."""
+        history = self._history
+        if self._shared:
+            self._shared = False
+            # The engine's slot, this local, the argument: any other reference is a
+            # kept request (or list), which keeps it as sent; the engine copies.
+            if sys.getrefcount(history) > 3:
+                history = self._history = list(history)
+        return history
 
     @property
     def phase(self) -> TurnPhase:
@@ -240,7 +271,7 @@ class TurnEngine:
     def reset(self) -> None:
         """Forget the history (usage and files stay); only between turns."""
         self._expect(TurnPhase.IDLE, "reset")
-        self._history.clear()
+        self._own().clear()
 
     # -- the turn ------------------------------------------------------------
 
@@ -256,8 +287,9 @@ class TurnEngine:
             pydantic.ValidationError: ``content`` blocks are malformed.
         """
         self._expect(TurnPhase.IDLE, "begin a turn")
-        drop_unanswered_server_calls(self._history)
-        append_user(self._history, content)
+        history = self._own()
+        drop_unanswered_server_calls(history)
+        append_user(history, content)
         self._turn = Turn(start=len(self._history))
         self._turn.iterations = 1
         self._phase = TurnPhase.AWAITING_RESPONSE
@@ -278,20 +310,21 @@ class TurnEngine:
             raise SessionStateError(f"cannot take a response while the turn is {self._phase.value}")
         turn.usage.add(response.usage)
         stop = response.stop_reason
+        history = self._own()
         if turn.continuation:
             content, uses, self.dropped_ids = checked_content(
-                response.content, continued_ids(self._history)
+                response.content, continued_ids(history)
             )
             if content:
-                add_assistant(self._history, content, continuation=True)
+                add_assistant(history, content, continuation=True)
             turn.continuation = False
         else:
             content, uses, self.dropped_ids = checked_content(response.content)
             if content:
-                self._history.append(_build(Message, {"role": "assistant", "content": content}))
+                history.append(_build(Message, {"role": "assistant", "content": content}))
         if uses:
             if stop == _CUT_OFF:
-                answer(self._history, uses, NOT_RUN_MAX_TOKENS)
+                answer(history, uses, NOT_RUN_MAX_TOKENS)
                 return self._finish(stop)
             return self._hand_out(turn, uses)
         if stop == _END_OF_TURN_PAUSE and turn.pauses < self.max_pause_continuations:
@@ -334,17 +367,17 @@ class TurnEngine:
         )
         turn.missing -= 1
         spec = self._specs.get(call.name)
-        turn.batch_records[position] = _build(
-            ToolCallRecord,
-            {
-                "call_id": call_id,
-                "name": call.name,
-                "input": call.input if input is None else input,
-                "backend": spec.backend if spec is not None else NO_BACKEND,
-                "output": output if isinstance(output, str) else result.text,
-                "is_error": result.is_error,
-                "exit_code": result.exit_code,
-            },
+        # The reply's record, as a plain tuple: its ToolCallRecord is built
+        # when the turn ends (one object per call instead of two, for the
+        # length of the turn).
+        turn.batch_records[position] = (
+            call_id,
+            call.name,
+            call.input if input is None else input,
+            spec.backend if spec is not None else NO_BACKEND,
+            output if isinstance(output, str) else result.text,
+            result.is_error,
+            result.exit_code,
         )
         if not result.files:
             return ()
@@ -475,7 +508,7 @@ class TurnEngine:
             text=reply_text(self._history, turn.start),
             stop_reason=stop,
             usage=turn.usage.freeze(),
-            tool_calls=turn.records,
+            tool_calls=[record_of(r) for r in turn.records],
             files=turn.files,
             iterations=turn.iterations,
         )
@@ -490,7 +523,7 @@ class TurnEngine:
 
     def _append_results(self, turn: Turn) -> None:
         blocks: list[ContentBlock] = turn.results  # type: ignore[assignment] # all set now
-        self._history.append(_build(Message, {"role": "user", "content": blocks}))
+        self._own().append(_build(Message, {"role": "user", "content": blocks}))
         for record in turn.batch_records:
             if record is not None:
                 turn.records.append(record)
@@ -499,9 +532,9 @@ class TurnEngine:
 
     def _record_file(self, turn: Turn, created: CreatedFile) -> bool:
         """Add or update a created file; return whether this turn sees it for the first time."""
-        key = _file_key(created)
-        _replace_or_add(self._files, created, key)
-        return not _replace_or_add(turn.files, created, key)
+        key = file_key(created)
+        replace_or_add(self._files, created, key)
+        return not replace_or_add(turn.files, created, key)
 
     def _expect(self, phase: TurnPhase, doing: str) -> None:
         if self._phase is not phase:
@@ -565,17 +598,3 @@ class TurnEngine:
         if turn_data is not None and engine._phase is TurnPhase.IDLE:
             raise SessionStateError("invalid engine state: a turn in phase idle")
         return engine
-
-
-def _file_key(created: CreatedFile) -> tuple[str, str]:
-    return (created.source, created.file_id or created.path or created.name)
-
-
-def _replace_or_add(files: list[CreatedFile], created: CreatedFile, key: tuple[str, str]) -> bool:
-    """Replace the file with ``key`` in ``files`` or append; return whether it was there."""
-    for index, known in enumerate(files):
-        if _file_key(known) == key:
-            files[index] = created
-            return True
-    files.append(created)
-    return False

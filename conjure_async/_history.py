@@ -10,8 +10,9 @@ on its own list; none does I/O.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from conjure_async.messages import (
     ContentBlock,
@@ -25,6 +26,7 @@ from conjure_async.messages import (
 from conjure_async.messages import _fast_construct as _build
 
 __all__ = [
+    "COPY_ON_WRITE",
     "add_assistant",
     "answer",
     "append_user",
@@ -35,6 +37,12 @@ __all__ = [
     "repair_unanswered_calls",
     "reply_text",
 ]
+
+COPY_ON_WRITE: Final = sys.implementation.name == "cpython" and bool(
+    getattr(sys, "_is_gil_enabled", lambda: True)()
+)
+"""Whether a history may be handed to a request shared, copied only when changed while
+someone still holds it (``TurnEngine.snapshot``): CPython's reference counts are exact."""
 
 
 def checked_content(

@@ -79,13 +79,15 @@ class ModelCaller:
     """
 
     __slots__ = (
+        "_betas",
         "_block_backends",
-        "_joined",
         "_model",
+        "_private",
         "_request_backends",
         "_response_backends",
         "_streaming",
         "_telemetry",
+        "_tools",
         "engine",
         "system",
         "tool_dicts",
@@ -105,32 +107,67 @@ class ModelCaller:
         """The system prompt (set when the session opens)."""
         self.tool_dicts = tool_dicts
         self._telemetry = telemetry
-        self._joined = JoinedMessages()  # the history's JSON, for HTTP models
+        # What every request of the session shares (read-only by convention:
+        # a backend amends a request with ``model_copy(update=...)``): the tool
+        # list, the empty beta list and the private dict naming the history's
+        # joined JSON. A request then costs the history snapshot and itself.
+        self._tools = tool_dicts or None
+        self._betas: list[str] = []
+        self._private = {"_joined": JoinedMessages()}
         self._model: ApiCallback | None = None
         self._streaming: tuple[bool, bool] = (False, False)
-        self._request_backends = [b for b in backends if overrides(b, "prepare_request")]
-        self._block_backends = [b for b in backends if overrides(b, "handle_block")]
-        self._response_backends = [
+        # Tuples: most sessions have no backend implementing a hook, and an
+        # empty tuple is one shared object.
+        self._request_backends = tuple(b for b in backends if overrides(b, "prepare_request"))
+        self._block_backends = tuple(b for b in backends if overrides(b, "handle_block"))
+        self._response_backends = tuple(
             b for b in backends if overrides(b, "handle_response") or overrides(b, "after_response")
-        ]
+        )
 
     def request(self, options: ModelOptions) -> MessagesRequest:
         """The next request: the history, system prompt and tools, as the backends amend it."""
-        request = MessagesRequest._fast(  # every field: the cheapest construction
-            model=options.model_name,
-            max_tokens=options.max_tokens,
-            messages=list(self.engine.history),
-            system=self.system,
-            tools=list(self.tool_dicts) if self.tool_dicts else None,
-            tool_choice=None,
-            container=None,
-            stream=None,
-            betas=[],
+        request = _build(  # every field, from a literal: the cheapest construction
+            MessagesRequest,
+            {
+                "model": options.model_name,
+                "max_tokens": options.max_tokens,
+                "messages": self.engine.snapshot(),  # does not change after this request
+                "system": self.system,
+                "tools": self._tools,
+                "tool_choice": None,
+                "container": None,
+                "stream": None,
+                "betas": self._betas,
+            },
         )
-        request.join_with(self._joined)
+        # The history's JSON for HTTP models (``join_with``), one dict per session.
+        object.__setattr__(request, "__pydantic_private__", self._private)
         for backend in self._request_backends:
             request = backend.prepare_request(request)
         return request
+
+    def plain(self, model: ApiCallback) -> bool:
+        """Whether a call nobody streams or traces can await ``model`` directly.
+
+        True once ``model`` was called through :meth:`ask` and turned out not
+        to stream, and no backend reads blocks or responses: the session then
+        awaits the model's own coroutine (no frame between) and passes the
+        response to :meth:`checked`.
+        """
+        return model is self._model and self._streaming is _PLAIN and not self._response_backends
+
+    @staticmethod
+    def checked(response: Any) -> MessagesResponse:
+        """The model's answer as a response (a dict is validated); refuses an empty one.
+
+        Raises:
+            ModelResponseError: The response is empty and has no stop reason.
+        """
+        if type(response) is not MessagesResponse:
+            response = coerce_response(response)
+        if response.stop_reason is None and not response.content:
+            raise ModelResponseError("the model returned an empty response with no stop_reason")
+        return response  # type: ignore[no-any-return] # checked above
 
     async def ask(
         self, options: ModelOptions, emit: Emit | None, *, tracing: bool
@@ -146,16 +183,12 @@ class ModelCaller:
         request = self.request(options)
         model = options.model
         if tracing:
-            response = await self._traced_call(model, request, emit, options)
+            response = self.checked(await self._traced_call(model, request, emit, options))
         elif emit is None and model is self._model and self._streaming is _PLAIN:
             # Nobody reads the text or the blocks: no replay of the response.
-            response = await model(request)
-            if type(response) is not MessagesResponse:
-                response = coerce_response(response)
+            response = self.checked(await model(request))
         else:
-            response = await self._call(model, request, emit)
-        if response.stop_reason is None and not response.content:
-            raise ModelResponseError("the model returned an empty response with no stop_reason")
+            response = self.checked(await self._call(model, request, emit))
         if emit is not None:
             await emit(
                 _build(

@@ -41,7 +41,7 @@ from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides
 from conjure_async._state import STATE_VERSION, parse_state
 from conjure_async._stream import EventChannel
-from conjure_async._telemetry import Telemetry, provider_name
+from conjure_async._telemetry import provider_name, session_telemetry
 from conjure_async._tool_execution import (
     AfterToolCall,
     BeforeToolCall,
@@ -179,10 +179,9 @@ class Session(Generic[DepsT]):
         self.deps: DepsT = deps
         self.session_id = session_id or uuid.uuid4().hex
         self.skills_instructions = skills_instructions
-        self._telemetry = Telemetry(
-            tracer_provider, meter_provider=meter_provider, capture_content=capture_content
-        )
-        self._lock = anyio.Lock()
+        self._telemetry = session_telemetry(tracer_provider, meter_provider, capture_content)
+        # Uncontended (the usual case), acquiring does not yield to the event loop.
+        self._lock = anyio.Lock(fast_acquire=True)
         self._log: Logger = get_logger(session_id=self.session_id)
         self._tg: TaskGroup | None = None
         self._state = SessionState.NEW
@@ -539,6 +538,8 @@ class Session(Generic[DepsT]):
         tracing = self._telemetry.active
         action: Action = engine.begin(message)
         calls = self._tools.settings(self, emit, tracing=tracing)
+        models = self._models
+        direct = emit is None and not tracing  # a chat() nobody traces
         try:
             with (
                 self._telemetry.agent_span(
@@ -549,7 +550,10 @@ class Session(Generic[DepsT]):
             ) as span:
                 while True:
                     if isinstance(action, SendRequest):
-                        response = await self._models.ask(self, emit, tracing=tracing)
+                        if direct and models.plain(self.model):  # its coroutine, no frame between
+                            response = models.checked(await self.model(models.request(self)))
+                        else:
+                            response = await models.ask(self, emit, tracing=tracing)
                         action = engine.on_response(response)
                         for call_id in engine.dropped_ids:
                             self._log.warning("model.duplicate_tool_use_id", call_id=call_id)

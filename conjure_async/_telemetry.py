@@ -51,7 +51,7 @@ from opentelemetry.trace import (
 from conjure_async._metrics import Metrics
 from conjure_async.messages import Usage
 
-__all__ = ["UNKNOWN_PROVIDER", "Telemetry", "provider_name"]
+__all__ = ["UNKNOWN_PROVIDER", "Telemetry", "provider_name", "session_telemetry"]
 
 _VERSION = "0.1.0"
 
@@ -242,3 +242,27 @@ class Telemetry:
 def _error_type(exc: BaseException) -> str:
     """``error.type`` for an exception: its type's qualified name."""
     return type(exc).__qualname__
+
+
+_SHARED: dict[bool, Telemetry] = {}
+
+
+def session_telemetry(
+    tracer_provider: TracerProvider | None,
+    meter_provider: MeterProvider | None,
+    capture_content: bool,
+) -> Telemetry:
+    """A session's telemetry; sessions on the global providers share one (per ``capture_content``).
+
+    On the global providers it holds nothing of its session (it follows
+    whatever provider OpenTelemetry has; once set, one stays set), so one per
+    session was a few microseconds and a handful of objects each, for nothing.
+    """
+    if tracer_provider is not None or meter_provider is not None:
+        return Telemetry(
+            tracer_provider, meter_provider=meter_provider, capture_content=capture_content
+        )
+    shared = _SHARED.get(capture_content)
+    if shared is None:
+        shared = _SHARED[capture_content] = Telemetry(capture_content=capture_content)
+    return shared

@@ -225,7 +225,9 @@ class ToolRunner:
         self._log = logger
         self._telemetry = telemetry
         self._deadlines = deadlines
-        self._limiter = anyio.CapacityLimiter(max_concurrent)
+        self._limiter: anyio.CapacityLimiter | None = (
+            None  # made for the first batch over the limit
+        )
         self._max_concurrent = max_concurrent
         self._scope_type: type[anyio.CancelScope] | None = None
 
@@ -255,11 +257,14 @@ class ToolRunner:
 
     async def _run_many(self, batch: RunTools, how: CallSettings, *, limited: bool) -> None:
         run = self._run_limited if limited else self._run_one
+        if limited and self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self._max_concurrent)
         async with anyio.create_task_group() as tg:
             for call in batch.calls:
                 tg.start_soon(run, call, batch.refusals.get(call.id), how)
 
     async def _run_limited(self, call: ToolCall, refusal: str | None, how: CallSettings) -> None:
+        assert self._limiter is not None  # made by _run_many
         async with self._limiter:
             await self._run_one(call, refusal, how)
 

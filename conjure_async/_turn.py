@@ -17,6 +17,7 @@ from typing import Any, Final
 from conjure_async.backends._base import ToolCall
 from conjure_async.events import CreatedFile, Reply, ToolCallRecord
 from conjure_async.messages import ToolResultBlock, Usage
+from conjure_async.messages import _fast_construct as _build
 
 __all__ = [
     "NO_REFUSALS",
@@ -24,6 +25,7 @@ __all__ = [
     "Action",
     "Continue",
     "Finished",
+    "RecordData",
     "RunTools",
     "SendRequest",
     "StopReason",
@@ -33,7 +35,10 @@ __all__ = [
     "TurnPhase",
     "UsageSum",
     "dump_turn",
+    "file_key",
     "load_turn",
+    "record_of",
+    "replace_or_add",
 ]
 
 
@@ -153,6 +158,29 @@ class UsageSum:
         return total
 
 
+RecordData = tuple[str, str, dict[str, Any], str, str, bool, int | None]
+"""A client call's record while its turn runs: the fields of :class:`ToolCallRecord`, in order."""
+
+
+def record_of(record: ToolCallRecord | RecordData) -> ToolCallRecord:
+    """The :class:`ToolCallRecord` of a record kept as :data:`RecordData` (or itself)."""
+    if not isinstance(record, tuple):
+        return record  # a server call's record, kept as built
+    call_id, name, input, backend, output, is_error, exit_code = record
+    return _build(
+        ToolCallRecord,
+        {
+            "call_id": call_id,
+            "name": name,
+            "input": input,
+            "backend": backend,
+            "output": output,
+            "is_error": is_error,
+            "exit_code": exit_code,
+        },
+    )
+
+
 @dataclass(slots=True)
 class Turn:
     """The state of the turn in progress."""
@@ -164,14 +192,15 @@ class Turn:
     continuation: bool = False
     """The next response continues the last assistant message (after a pause)."""
     usage: UsageSum = field(default_factory=UsageSum)
-    records: list[ToolCallRecord] = field(default_factory=list)
+    records: list[ToolCallRecord | RecordData] = field(default_factory=list)
+    """The turn's calls in call order (client calls as :data:`RecordData`)."""
     files: list[CreatedFile] = field(default_factory=list)
     server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: tuple[ToolCall, ...] = ()
     """The calls handed out, in response order."""
     results: list[ToolResultBlock | None] = field(default_factory=list)
     """Their results so far, by position."""
-    batch_records: list[ToolCallRecord | None] = field(default_factory=list)
+    batch_records: list[RecordData | None] = field(default_factory=list)
     """Their records so far, by position (the reply lists calls in call order)."""
     positions: dict[str, int] = field(default_factory=dict)
     missing: int = 0
@@ -187,13 +216,13 @@ def dump_turn(turn: Turn, phase: TurnPhase) -> dict[str, Any]:
         "pauses": turn.pauses,
         "continuation": turn.continuation,
         "usage": turn.usage.freeze().to_wire(),
-        "records": [r.model_dump(mode="json") for r in turn.records],
+        "records": [record_of(r).model_dump(mode="json") for r in turn.records],
         "files": [f.model_dump(mode="json") for f in turn.files],
         "server_inputs": turn.server_inputs,
         "calls": [{"id": c.id, "name": c.name, "input": c.input} for c in turn.calls],
         "results": [None if r is None else r.to_wire() for r in turn.results],
         "batch_records": [
-            None if r is None else r.model_dump(mode="json") for r in turn.batch_records
+            None if r is None else record_of(r).model_dump(mode="json") for r in turn.batch_records
         ],
     }
 
@@ -203,8 +232,8 @@ def load_turn(data: Mapping[str, Any]) -> Turn:
     results: list[ToolResultBlock | None] = [
         None if r is None else ToolResultBlock.model_validate(r) for r in data["results"]
     ]
-    batch_records: list[ToolCallRecord | None] = [
-        None if r is None else ToolCallRecord.model_validate(r)
+    batch_records: list[RecordData | None] = [
+        None if r is None else _record_data(ToolCallRecord.model_validate(r))
         for r in data.get("batch_records", [None] * len(calls))
     ]
     if not len(results) == len(batch_records) == len(calls):
@@ -227,3 +256,29 @@ def load_turn(data: Mapping[str, Any]) -> Turn:
         positions={call.id: position for position, call in enumerate(calls)},
         missing=sum(r is None for r in results),
     )
+
+
+def _record_data(record: ToolCallRecord) -> RecordData:
+    return (
+        record.call_id,
+        record.name,
+        record.input,
+        record.backend,
+        record.output,
+        record.is_error,
+        record.exit_code,
+    )
+
+
+def file_key(created: CreatedFile) -> tuple[str, str]:
+    return (created.source, created.file_id or created.path or created.name)
+
+
+def replace_or_add(files: list[CreatedFile], created: CreatedFile, key: tuple[str, str]) -> bool:
+    """Replace the file with ``key`` in ``files`` or append; return whether it was there."""
+    for index, known in enumerate(files):
+        if file_key(known) == key:
+            files[index] = created
+            return True
+    files.append(created)
+    return False
