@@ -65,13 +65,16 @@ FULL = Config()
 QUICK = Config(sizes=(100, 2000), rounds=3, native_functions=50, bash_runs=30)
 
 
+TRIVIAL_TOOLS = (ToolDefinition(name="noop", input_schema={"type": "object"}),)
+
+
 class TrivialBackend(Backend):
     """One tool, ``noop``, answering "ok" at once."""
 
     kind = "bench"
 
     def tools(self) -> Sequence[ToolDefinition]:
-        return [ToolDefinition(name="noop", input_schema={"type": "object"})]
+        return TRIVIAL_TOOLS
 
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         yield ToolResult(output="ok")

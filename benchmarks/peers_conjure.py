@@ -26,16 +26,20 @@ from conjure_async.backends import Backend, ToolCall, ToolContext, ToolEvent, To
 from conjure_async.messages import MessagesRequest, MessagesResponse, ToolDefinition
 from conjure_async.testing import text_response, tool_call, tool_use_response
 
+TOOLS = (ToolDefinition(name=TOOL_NAME, description=TOOL_DESCRIPTION, input_schema=TOOL_SCHEMA),)
+
 
 class NoopBackend(Backend):
-    """A backend serving the one trivial tool: ``noop(i: int) -> "ok"``."""
+    """A backend serving the one trivial tool: ``noop(i: int) -> "ok"``.
+
+    Its definitions are built once, as an application's backends would
+    (``NativeBackend`` caches them per function).
+    """
 
     kind = "bench"
 
     def tools(self) -> Sequence[ToolDefinition]:
-        return [
-            ToolDefinition(name=TOOL_NAME, description=TOOL_DESCRIPTION, input_schema=TOOL_SCHEMA)
-        ]
+        return TOOLS
 
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         yield ToolResult(output="ok")

@@ -2,6 +2,9 @@
 
 It calls the same model, runs the same trivial tool and keeps the history
 as plain dicts; it has no hooks, timeouts, events, validation or cleanup.
+It hands the model its own history list, not a copy: the benchmarks'
+models keep nothing of a request, so nothing can see the list change (a
+session hands its history out copy-on-write, which costs the same here).
 What a session costs over it is the price of those guarantees.
 """
 
@@ -34,7 +37,7 @@ async def loop(model: Any, prompt: str = PROMPT) -> str:
     """One conversation: call the model, run each tool call, until it answers with text."""
     history: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
     while True:
-        response = await model(_Request(list(history)))
+        response = await model(_Request(history))
         history.append({"role": "assistant", "content": response.content})
         uses = response.tool_uses
         if not uses:

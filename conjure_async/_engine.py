@@ -64,7 +64,7 @@ from conjure_async._history import (
     repair_unanswered_calls,
     reply_text,
 )
-from conjure_async._schema import Check, compile_schema, schema_errors
+from conjure_async._schema import Check, schema_errors
 from conjure_async._turn import (
     NO_REFUSALS,
     SEND,
@@ -79,6 +79,7 @@ from conjure_async._turn import (
     Turn,
     TurnPhase,
     UsageSum,
+    compiled_check,
     dump_turn,
     file_key,
     load_turn,
@@ -103,9 +104,7 @@ from conjure_async.messages import (
     ToolUseBlock,
     Usage,
 )
-
-# The objects built per call, from a dict literal (no keyword packing, no validation).
-from conjure_async.messages import _fast_construct as _build
+from conjure_async.messages import _fast_construct as _build  # per call: no validation
 
 __all__ = [
     "INVALID_ARGUMENTS",
@@ -498,7 +497,7 @@ class TurnEngine:
     def _check(self, spec: ToolSpec) -> Check:
         check = self._checks.get(spec.name)
         if check is None:  # compiled on first use: most sessions call few of their tools
-            check = self._checks[spec.name] = compile_schema(spec.input_schema)
+            check = self._checks[spec.name] = compiled_check(spec.input_schema)
         return check
 
     def _finish(self, stop: str | None) -> Finished:

@@ -147,14 +147,35 @@ class ModelCaller:
         return request
 
     def plain(self, model: ApiCallback) -> bool:
-        """Whether a call nobody streams or traces can await ``model`` directly.
+        """Whether an untraced call can await ``model`` directly, then :meth:`checked`.
 
         True once ``model`` was called through :meth:`ask` and turned out not
         to stream, and no backend reads blocks or responses: the session then
-        awaits the model's own coroutine (no frame between) and passes the
-        response to :meth:`checked`.
+        awaits the model's own coroutine (no frame between) and, when it
+        streams, emits :meth:`events` of the response.
         """
         return model is self._model and self._streaming is _PLAIN and not self._response_backends
+
+    @staticmethod
+    def events(response: MessagesResponse) -> list[Event]:
+        """A stream's events of a plain model's response: its text as deltas, then the response."""
+        events: list[Event] = [
+            _build(TextDelta, {"kind": "text_delta", "text": block.text})
+            for block in response.content
+            if isinstance(block, TextBlock) and block.text
+        ]
+        events.append(
+            _build(
+                ModelResponded,
+                {
+                    "kind": "model_responded",
+                    "stop_reason": response.stop_reason,
+                    "usage": response.usage,
+                    "model": response.model,
+                },
+            )
+        )
+        return events
 
     @staticmethod
     def checked(response: Any) -> MessagesResponse:

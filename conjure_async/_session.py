@@ -539,7 +539,6 @@ class Session(Generic[DepsT]):
         action: Action = engine.begin(message)
         calls = self._tools.settings(self, emit, tracing=tracing)
         models = self._models
-        direct = emit is None and not tracing  # a chat() nobody traces
         try:
             with (
                 self._telemetry.agent_span(
@@ -550,8 +549,11 @@ class Session(Generic[DepsT]):
             ) as span:
                 while True:
                     if isinstance(action, SendRequest):
-                        if direct and models.plain(self.model):  # its coroutine, no frame between
+                        if not tracing and models.plain(self.model):  # no frame between
                             response = models.checked(await self.model(models.request(self)))
+                            if emit is not None:
+                                for event in models.events(response):
+                                    await emit(event)
                         else:
                             response = await models.ask(self, emit, tracing=tracing)
                         action = engine.on_response(response)
@@ -582,11 +584,10 @@ class Session(Generic[DepsT]):
 
 
 def _may_have_tasks(tg: TaskGroup) -> bool:
-    """Whether background work may run in the session's task group (so closing cancels it).
+    """Whether background work may run in the task group (so closing cancels it).
 
-    Cancelling a scope costs a task ``repr`` (anyio writes the reason); an
-    idle session skips it. Reads anyio's asyncio task set, and answers "yes"
-    when it cannot tell.
+    A cancel costs a task ``repr`` (anyio writes the reason); an idle session skips
+    it. Reads anyio's asyncio task set; answers "yes" when it cannot tell.
     """
     tasks = getattr(tg, "_tasks", None)
     return not isinstance(tasks, set) or bool(tasks)

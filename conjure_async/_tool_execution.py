@@ -329,9 +329,8 @@ class ToolRunner:
             call.id, result, input=ran.input if ran is not call else None
         )
         if emit is not None:
-            await self._announce(
-                ran, backend=backend, result=result, duration=duration, files=new_files, emit=emit
-            )
+            for event in self._finished(ran, backend, result, duration, new_files):
+                await emit(event)
         if how.debug:
             ctx.logger.debug(
                 "tool.finished",
@@ -437,16 +436,15 @@ class ToolRunner:
         return self._scope_type
 
     @staticmethod
-    async def _announce(
+    def _finished(
         call: ToolCall,
-        *,
         backend: str,
         result: ToolResult,
         duration: float,
         files: Sequence[CreatedFile],
-        emit: Emit,
-    ) -> None:
-        await emit(
+    ) -> list[Event]:
+        """The events announcing a finished call: ``tool_finished``, then its new files."""
+        events: list[Event] = [
             _build(
                 ToolFinished,
                 {
@@ -463,9 +461,9 @@ class ToolRunner:
                     "duration_s": duration,
                 },
             )
-        )
-        for created in files:
-            await emit(FileCreated._fast(kind="file_created", file=created))
+        ]
+        events.extend(FileCreated._fast(kind="file_created", file=created) for created in files)
+        return events
 
 
 class CallSettings:

@@ -10,10 +10,12 @@ the middle and resume elsewhere.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from conjure_async._schema import Check, compile_schema
 from conjure_async.backends._base import ToolCall
 from conjure_async.events import CreatedFile, Reply, ToolCallRecord
 from conjure_async.messages import ToolResultBlock, Usage
@@ -34,6 +36,7 @@ __all__ = [
     "Turn",
     "TurnPhase",
     "UsageSum",
+    "compiled_check",
     "dump_turn",
     "file_key",
     "load_turn",
@@ -120,6 +123,29 @@ class ToolSpec:
     backend: str
     """The backend's ``kind``, named in events and records."""
     input_schema: dict[str, Any]
+
+
+_COMPILED: dict[str, Check] = {}
+_COMPILED_MAX: Final = 1024
+
+
+def compiled_check(schema: dict[str, Any]) -> Check:
+    """:func:`compile_schema` of ``schema``, shared by every engine whose tool has that schema.
+
+    Sessions built per request offer the same tools again and again; one
+    compiled check per distinct schema (keyed by its JSON) saves the
+    compilation and the closures it makes, per session.
+    """
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON (the API would refuse it): no sharing
+        return compile_schema(schema)
+    check = _COMPILED.get(key)
+    if check is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()
+        check = _COMPILED[key] = compile_schema(schema)
+    return check
 
 
 @dataclass(slots=True)
