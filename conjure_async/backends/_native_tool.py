@@ -13,6 +13,7 @@ import functools
 import inspect
 import re
 import typing
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -102,42 +103,14 @@ class NativeTool(Generic[P, R]):
             )
         self.function = function
         self.run_in_thread = run_in_thread
-        self.name = name or function.__name__
-        if not TOOL_NAME.match(self.name):
-            raise ValueError(f"tool name {self.name!r} must match {TOOL_NAME.pattern}")
-        summary, arg_docs = parse_docstring(inspect.getdoc(function))
-        self.description = description if description is not None else summary
-        try:
-            hints = typing.get_type_hints(function, include_extras=True)
-        except (NameError, TypeError) as exc:
-            raise TypeError(f"cannot resolve the type hints of {qualname}: {exc}") from exc
-        self._ctx_param: str | None = None
-        self._params: list[_Param] = []
-        fields: dict[str, Any] = {}
-        for index, param in enumerate(inspect.signature(function).parameters.values()):
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"{qualname}: *args and **kwargs cannot be tool arguments")
-            annotation = hints.get(param.name, param.annotation)
-            if _is_tool_context(annotation):
-                if self._ctx_param is not None:
-                    raise TypeError(f"{qualname} takes more than one ToolContext parameter")
-                self._ctx_param = param.name
-                continue
-            if annotation is inspect.Parameter.empty:
-                annotation = Any
-            info = Field(alias=param.name)
-            if param.name in arg_docs and not _has_description(annotation):
-                info = Field(alias=param.name, description=arg_docs[param.name])
-            default = ... if param.default is inspect.Parameter.empty else param.default
-            field = f"p{index}"
-            fields[field] = (Annotated[annotation, info], default)
-            self._params.append(_Param(param.name, field, param.kind))
-        model_name = "".join(part.title() for part in self.name.split("_")) + "Arguments"
-        self.arguments_model: type[BaseModel] = pydantic.create_model(
-            model_name, __config__=MODEL_CONFIG, **fields
-        )
-        schema = self.arguments_model.model_json_schema(by_alias=True)
-        self.input_schema: dict[str, Any] = clean_schema(schema)
+        plan = _plan(function, name, description, qualname)
+        self.name = plan.name
+        self.description = plan.description
+        self._ctx_param = plan.ctx_param
+        self._params = plan.params
+        self.arguments_model: type[BaseModel] = plan.arguments_model
+        self.input_schema: dict[str, Any] = plan.input_schema
+        self._definition = plan.definition
         functools.update_wrapper(self, function)
 
     def __repr__(self) -> str:
@@ -149,10 +122,8 @@ class NativeTool(Generic[P, R]):
 
     @property
     def definition(self) -> ToolDefinition:
-        """The tool definition sent to the model."""
-        return ToolDefinition(
-            name=self.name, description=self.description, input_schema=self.input_schema
-        )
+        """The tool definition sent to the model (one per function, name and description)."""
+        return self._definition
 
     async def invoke(self, arguments: BaseModel, ctx: ToolContext[Any]) -> Any:
         """Call the function with validated ``arguments`` and ``ctx``; return its value."""
@@ -170,6 +141,94 @@ class NativeTool(Generic[P, R]):
         if self.run_in_thread:
             return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
         return await function(*args, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a function's tool is, apart from the function: built once per function."""
+
+    name: str
+    description: str
+    ctx_param: str | None
+    params: tuple[_Param, ...]
+    arguments_model: type[BaseModel]
+    input_schema: dict[str, Any]
+    definition: ToolDefinition
+
+
+_PLANS: weakref.WeakKeyDictionary[Any, dict[tuple[str | None, str | None], _Plan]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Plans per function (and name/description override), forgotten with the function.
+
+Building one costs about a millisecond (a pydantic model and its JSON schema);
+an application building a ``NativeBackend`` per session or request from the
+same functions pays it once. A plan holds no reference to its function.
+"""
+
+
+def _plan(
+    function: Callable[..., Any], name: str | None, description: str | None, qualname: str
+) -> _Plan:
+    try:
+        plans = _PLANS.get(function)
+    except TypeError:  # not weak-referenceable (or not hashable): no caching
+        return _build_plan(function, name, description, qualname)
+    key = (name, description)
+    if plans is not None and (plan := plans.get(key)) is not None:
+        return plan
+    plan = _build_plan(function, name, description, qualname)
+    _PLANS.setdefault(function, {})[key] = plan
+    return plan
+
+
+def _build_plan(
+    function: Callable[..., Any], name: str | None, description: str | None, qualname: str
+) -> _Plan:
+    tool_name = name or function.__name__
+    if not TOOL_NAME.match(tool_name):
+        raise ValueError(f"tool name {tool_name!r} must match {TOOL_NAME.pattern}")
+    summary, arg_docs = parse_docstring(inspect.getdoc(function))
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except (NameError, TypeError) as exc:
+        raise TypeError(f"cannot resolve the type hints of {qualname}: {exc}") from exc
+    ctx_param: str | None = None
+    params: list[_Param] = []
+    fields: dict[str, Any] = {}
+    for index, param in enumerate(inspect.signature(function).parameters.values()):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"{qualname}: *args and **kwargs cannot be tool arguments")
+        annotation = hints.get(param.name, param.annotation)
+        if _is_tool_context(annotation):
+            if ctx_param is not None:
+                raise TypeError(f"{qualname} takes more than one ToolContext parameter")
+            ctx_param = param.name
+            continue
+        if annotation is inspect.Parameter.empty:
+            annotation = Any
+        info = Field(alias=param.name)
+        if param.name in arg_docs and not _has_description(annotation):
+            info = Field(alias=param.name, description=arg_docs[param.name])
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        field = f"p{index}"
+        fields[field] = (Annotated[annotation, info], default)
+        params.append(_Param(param.name, field, param.kind))
+    model_name = "".join(part.title() for part in tool_name.split("_")) + "Arguments"
+    arguments_model: type[BaseModel] = pydantic.create_model(
+        model_name, __config__=MODEL_CONFIG, **fields
+    )
+    input_schema = clean_schema(arguments_model.model_json_schema(by_alias=True))
+    text = description if description is not None else summary
+    return _Plan(
+        name=tool_name,
+        description=text,
+        ctx_param=ctx_param,
+        params=tuple(params),
+        arguments_model=arguments_model,
+        input_schema=input_schema,
+        definition=ToolDefinition(name=tool_name, description=text, input_schema=input_schema),
+    )
 
 
 @overload
