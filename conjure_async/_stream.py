@@ -13,8 +13,8 @@ stops early, which also wakes a writer waiting for room.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Generator
-from typing import Any, Final, Generic, TypeVar
+from collections.abc import Awaitable, Iterator
+from typing import Any, Final, Generic, TypeVar, cast
 
 import anyio
 
@@ -87,14 +87,20 @@ class EventChannel(Generic[ItemT]):
         await readable.wait()
 
 
+_EXHAUSTED: Final[Iterator[Any]] = iter(())
+
+
 class _Ready:
-    """An awaitable that is done at once (``await`` it: no suspension, no coroutine)."""
+    """An awaitable that is done at once (``await`` it: no suspension, no coroutine).
+
+    Its ``__await__`` is the bound ``__iter__`` of one exhausted C iterator:
+    awaiting it runs no Python frame and allocates nothing (a generator
+    ``__await__`` cost a frame and a generator object per event).
+    """
 
     __slots__ = ()
 
-    def __await__(self) -> Generator[Any, Any, None]:
-        return
-        yield  # a generator that ends before its first yield
+    __await__ = _EXHAUSTED.__iter__  # an exhausted iterator: what await needs
 
 
-_READY: Final = _Ready()
+_READY: Final = cast(Awaitable[None], _Ready())

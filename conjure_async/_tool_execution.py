@@ -462,7 +462,8 @@ class ToolRunner:
                 },
             )
         ]
-        events.extend(FileCreated._fast(kind="file_created", file=created) for created in files)
+        if files:
+            events.extend(FileCreated._fast(kind="file_created", file=created) for created in files)
         return events
 
 
