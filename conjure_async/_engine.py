@@ -231,8 +231,7 @@ class TurnEngine:
         history = self._history
         if self._shared:
             self._shared = False
-            # The engine's slot, this local, the argument: any other reference is a
-            # kept request (or list), which keeps it as sent; the engine copies.
+            # Slot, local, argument: any other holder keeps the list as sent; we copy.
             if sys.getrefcount(history) > 3:
                 history = self._history = list(history)
         return history
@@ -366,17 +365,16 @@ class TurnEngine:
         )
         turn.missing -= 1
         spec = self._specs.get(call.name)
-        # The reply's record, as a plain tuple: its ToolCallRecord is built
-        # when the turn ends (one object per call instead of two, for the
-        # length of the turn).
+        # Plain values the collector stops tracking (RecordData); the record is built at the end.
         turn.batch_records[position] = (
             call_id,
             call.name,
-            call.input if input is None else input,
+            input,
             spec.backend if spec is not None else NO_BACKEND,
             output if isinstance(output, str) else result.text,
             result.is_error,
             result.exit_code,
+            len(self._history) - 1,  # the assistant message holding the call
         )
         if not result.files:
             return ()
@@ -507,7 +505,7 @@ class TurnEngine:
             text=reply_text(self._history, turn.start),
             stop_reason=stop,
             usage=turn.usage.freeze(),
-            tool_calls=[record_of(r) for r in turn.records],
+            tool_calls=[record_of(r, self._history) for r in turn.records],
             files=turn.files,
             iterations=turn.iterations,
         )
@@ -549,12 +547,15 @@ class TurnEngine:
 
     def dump(self) -> dict[str, Any]:
         """The whole state as JSON-able data, also in the middle of a turn."""
+        history = self._history
         return {
             "version": ENGINE_STATE_VERSION,
-            "messages": [m.to_wire() for m in self._history],
+            "messages": [m.to_wire() for m in history],
             "usage": self._usage.freeze().to_wire(),
             "files": [f.model_dump(mode="json") for f in self._files],
-            "turn": None if self._turn is None else dump_turn(self._turn, self._phase),
+            "turn": None
+            if self._turn is None
+            else dump_turn(self._turn, self._phase, self._history),
         }
 
     @classmethod

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from conjure_async._schema import Check, compile_schema
 from conjure_async.backends._base import ToolCall
 from conjure_async.events import CreatedFile, Reply, ToolCallRecord
-from conjure_async.messages import ToolResultBlock, Usage
+from conjure_async.messages import Message, ToolResultBlock, ToolUseBlock, Usage
 from conjure_async.messages import _fast_construct as _build
 
 __all__ = [
@@ -184,15 +184,19 @@ class UsageSum:
         return total
 
 
-RecordData = tuple[str, str, dict[str, Any], str, str, bool, int | None]
-"""A client call's record while its turn runs: the fields of :class:`ToolCallRecord`, in order."""
+RecordData = tuple[str, str, dict[str, Any] | None, str, str, bool, int | None, int]
+"""A client call's record while its turn runs: the fields of :class:`ToolCallRecord` in
+order (``input`` ``None``: the one in its ``tool_use`` block), then the index of the
+assistant message holding that block."""
 
 
-def record_of(record: ToolCallRecord | RecordData) -> ToolCallRecord:
+def record_of(record: ToolCallRecord | RecordData, history: Sequence[Message]) -> ToolCallRecord:
     """The :class:`ToolCallRecord` of a record kept as :data:`RecordData` (or itself)."""
     if not isinstance(record, tuple):
         return record  # a server call's record, kept as built
-    call_id, name, input, backend, output, is_error, exit_code = record
+    call_id, name, input, backend, output, is_error, exit_code, at = record
+    if input is None:
+        input = _input_of(history[at], call_id) if 0 <= at < len(history) else {}
     return _build(
         ToolCallRecord,
         {
@@ -205,6 +209,14 @@ def record_of(record: ToolCallRecord | RecordData) -> ToolCallRecord:
             "exit_code": exit_code,
         },
     )
+
+
+def _input_of(message: Message, call_id: str) -> dict[str, Any]:
+    if not isinstance(message.content, str):
+        for block in message.content:
+            if isinstance(block, ToolUseBlock) and block.id == call_id:
+                return block.input
+    return {}
 
 
 @dataclass(slots=True)
@@ -233,7 +245,7 @@ class Turn:
     """How many of ``calls`` have no result yet."""
 
 
-def dump_turn(turn: Turn, phase: TurnPhase) -> dict[str, Any]:
+def dump_turn(turn: Turn, phase: TurnPhase, history: Sequence[Message]) -> dict[str, Any]:
     """The turn in progress as JSON-able data (:func:`load_turn` reads it back)."""
     return {
         "phase": phase.value,
@@ -242,13 +254,14 @@ def dump_turn(turn: Turn, phase: TurnPhase) -> dict[str, Any]:
         "pauses": turn.pauses,
         "continuation": turn.continuation,
         "usage": turn.usage.freeze().to_wire(),
-        "records": [record_of(r).model_dump(mode="json") for r in turn.records],
+        "records": [record_of(r, history).model_dump(mode="json") for r in turn.records],
         "files": [f.model_dump(mode="json") for f in turn.files],
         "server_inputs": turn.server_inputs,
         "calls": [{"id": c.id, "name": c.name, "input": c.input} for c in turn.calls],
         "results": [None if r is None else r.to_wire() for r in turn.results],
         "batch_records": [
-            None if r is None else record_of(r).model_dump(mode="json") for r in turn.batch_records
+            None if r is None else record_of(r, history).model_dump(mode="json")
+            for r in turn.batch_records
         ],
     }
 
@@ -293,6 +306,7 @@ def _record_data(record: ToolCallRecord) -> RecordData:
         record.output,
         record.is_error,
         record.exit_code,
+        -1,
     )
 
 

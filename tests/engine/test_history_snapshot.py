@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from conjure_async import Session
-from conjure_async._engine import TurnEngine
+from conjure_async._engine import Finished, TurnEngine
 from conjure_async._turn import ToolSpec
 from conjure_async.backends import ToolResult
 from conjure_async.messages import MessagesRequest, MessagesResponse
@@ -101,3 +101,30 @@ def test_engine_changes_a_dropped_snapshot_in_place() -> None:
     engine.on_response(tool_use_response(tool_call("echo", id="c1")))
     assert id(engine.history) == before
     assert len(engine.history) == 2
+
+
+def test_records_take_inputs_from_the_history_across_iterations_and_a_dump() -> None:
+    """Each record lists its call's input, also for calls answered before a mid-turn dump/load."""
+    specs = [ToolSpec("echo", "test", {"type": "object"})]
+    engine = TurnEngine(specs)
+    engine.begin("go")
+    engine.on_response(tool_use_response(tool_call("echo", {"n": 1}, id="c1")))
+    engine.on_result("c1", ToolResult(output="one"))
+    engine.next_request()
+    engine.on_response(
+        tool_use_response(
+            tool_call("echo", {"n": 2}, id="c2"), tool_call("echo", {"n": 3}, id="c3")
+        )
+    )
+    engine.on_result("c3", ToolResult(output="three", exit_code=3))
+    resumed = TurnEngine.load(engine.dump(), specs)
+    resumed.on_result("c2", ToolResult(output="two"), input={"n": 20})
+    resumed.next_request()
+    finished = resumed.on_response(text_response("done"))
+    assert isinstance(finished, Finished)
+    records = [(r.call_id, r.input, r.output, r.exit_code) for r in finished.reply.tool_calls]
+    assert records == [
+        ("c1", {"n": 1}, "one", None),
+        ("c2", {"n": 20}, "two", None),
+        ("c3", {"n": 3}, "three", 3),
+    ]
