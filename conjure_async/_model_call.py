@@ -11,6 +11,7 @@ A ``chat()`` nobody streams builds none of those events.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,6 +29,7 @@ from conjure_async.messages import (
     MessagesRequest,
     MessagesResponse,
     TextBlock,
+    ToolDefinition,
 )
 from conjure_async.messages import _fast_construct as _build
 from conjure_async.models._base import ApiCallback, accepts_on_block, call_model, coerce_response
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from conjure_async._telemetry import Telemetry
     from conjure_async._tool_execution import Emit
 
-__all__ = ["NO_SPAN", "ModelCaller", "ModelOptions", "overrides"]
+__all__ = ["NO_SPAN", "ModelCaller", "ModelOptions", "overrides", "tool_wire"]
 
 NO_SPAN = contextlib.nullcontext(INVALID_SPAN)
 """Used instead of a span while no tracer provider is configured."""
@@ -60,6 +62,30 @@ async def _ignore_block(block: ContentBlock) -> None:
 
 _PLAIN = (False, False)
 """A model without ``stream`` and no backend reading blocks: a chat needs no replay."""
+
+
+def tool_wire(definition: ToolDefinition) -> dict[str, Any]:
+    """``definition.to_wire()``, sharing the definition's schema instead of copying it.
+
+    A session is built per conversation and its tool list read each time; a
+    definition whose schema is plain JSON data (what a backend makes) is not
+    copied again per session. Anything else goes through ``to_wire``.
+    """
+    schema = definition.input_schema
+    if definition.__pydantic_extra__ or not _plain_json(schema):
+        return definition.to_wire()
+    return {"name": definition.name, "description": definition.description, "input_schema": schema}
+
+
+def _plain_json(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())
+    if kind is list:
+        return all(_plain_json(v) for v in value)
+    if kind is float:
+        return math.isfinite(value)  # JSON mode writes inf and nan otherwise
+    return kind in (str, int, bool) or value is None
 
 
 def overrides(backend: Backend, method: str) -> bool:

@@ -38,7 +38,7 @@ from conjure_async._exceptions import (
     ToolConflictError,
 )
 from conjure_async._logging import Logger, get_logger
-from conjure_async._model_call import NO_SPAN, ModelCaller, overrides
+from conjure_async._model_call import NO_SPAN, ModelCaller, overrides, tool_wire
 from conjure_async._state import STATE_VERSION, parse_state
 from conjure_async._stream import EventChannel
 from conjure_async._telemetry import provider_name, session_telemetry
@@ -196,7 +196,7 @@ class Session(Generic[DepsT]):
         self._models = ModelCaller(
             self._engine,
             self.backends,
-            [d.to_wire() for _, d in routes.values()],
+            [tool_wire(d) for _, d in routes.values()],
             telemetry=self._telemetry,
         )
         self._tools = ToolRunner(
