@@ -21,14 +21,18 @@ from typing import Any
 
 import anyio
 
+from benchmarks._targets import VERDICTS, mark
+
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "performance.md"
 
 MODULES = (
     ("benchmarks.bench_loop", "Loop overhead"),
     ("benchmarks.bench_concurrency", "Concurrent sessions"),
+    ("benchmarks.bench_local", "Local backend"),
     ("benchmarks.bench_peers", "Against peer runtimes"),
     ("benchmarks.bench_docker", "Docker backend"),
+    ("benchmarks.bench_mcp", "MCP backend"),
 )
 PACKAGES = (
     "conjure-async",
@@ -101,18 +105,10 @@ async def _section(module_name: str, quick: bool) -> tuple[list[str], str | None
 
 async def main_async(quick: bool, only: list[str]) -> str:
     """Run the benchmarks and return the markdown."""
-    lines = [
-        "# Performance",
-        "",
-        (
-            "Every figure below comes from one run of `nox -s bench` (`python -m benchmarks`) "
-            "on the machine described under *Environment*; each comparison is measured against "
-            "its baseline or peers in the same run, so ratios matter more than absolute times "
-            "(a shared or loaded machine shifts all of them)."
-        ),
-        "",
-    ]
-    lines += environment()
+    VERDICTS.clear()
+    environment_lines = environment()  # the load average before the run
+    started_run = time.perf_counter()
+    body: list[str] = []
     skipped: list[str] = []
     for module_name, title in MODULES:
         if only and not any(name in module_name for name in only):
@@ -123,7 +119,28 @@ async def main_async(quick: bool, only: list[str]) -> str:
         if why is not None:
             skipped.append(f"- {title} (`{module_name}`): {why}")
             continue
-        lines += [f"## {title}", "", *section, f"*({elapsed:.0f} s)*", ""]
+        body += [f"## {title}", "", *section, f"*({elapsed:.0f} s)*", ""]
+    minutes = (time.perf_counter() - started_run) / 60
+    lines = [
+        "# Performance",
+        "",
+        (
+            "Every figure below comes from one run of `nox -s bench` (`python -m benchmarks`) "
+            "on the machine described under *Environment*; each comparison is measured against "
+            "its baseline or peers in the same run, so ratios matter more than absolute times "
+            "(a shared or loaded machine shifts all of them). CPU-time figures are medians of "
+            "interleaved rounds; wall-time figures alternate their contenders too."
+        ),
+        "",
+        (
+            f"This run{' (`--quick`: smaller sizes, fewer rounds)' if quick else ''} took "
+            f"{minutes:.1f} minutes."
+        ),
+        "",
+        *_summary(),
+        *environment_lines,
+        *body,
+    ]
     if skipped:
         lines += ["## Not measured in this run", "", *skipped, ""]
     lines += [
@@ -132,7 +149,8 @@ async def main_async(quick: bool, only: list[str]) -> str:
         "```console",
         "pip install -e '.[test,bench]'",
         "nox -s bench            # all benchmarks; writes docs/performance.md and docs/img/",
-        "python -m benchmarks --quick   # smaller sizes, a couple of minutes",
+        "python -m benchmarks --quick   # smaller sizes, a few minutes",
+        "python -m benchmarks --only loop concurrency   # some modules",
         "python -m benchmarks.bench_peers --quick   # one module, printed",
         "```",
         "",
@@ -143,6 +161,26 @@ async def main_async(quick: bool, only: list[str]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _summary() -> list[str]:
+    """The issue #11 targets as this run measured them."""
+    if not VERDICTS:
+        return []
+    lines = [
+        "## Targets (issue #11)",
+        "",
+        (
+            "Each target as measured in this run (details in the sections below). *Overhead* "
+            "is a contender's CPU time per tool call minus that of a hand-written dict-only "
+            "loop doing the same work in the same run."
+        ),
+        "",
+        "| target | measured | holds | note |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {v.target} | {v.measured} | {mark(v.holds)} | {v.note} |" for v in VERDICTS]
+    return [*lines, ""]
 
 
 def main() -> None:

@@ -10,8 +10,10 @@
    parses nothing): client CPU per iteration at a short and a long
    conversation. The request body keeps the history's JSON as an
    append-only prefix, so it should not grow with the history.
-3. ``NativeBackend`` construction from plain functions.
-4. Local ``bash_tool`` against raw ``asyncio.create_subprocess_exec``.
+3. ``NativeBackend`` construction from plain functions: the first time
+   per function, and the same function again (cached).
+
+Local ``bash_tool`` against a raw subprocess is in :mod:`benchmarks.bench_local`.
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ from typing import Any
 
 import httpx2
 
+from benchmarks._targets import mark, record
 from benchmarks.peers_common import Stamps
 from benchmarks.peers_hand import loop as hand_loop
 from benchmarks.peers_http import mock_anthropic_transport
 from conjure_async import Session
 from conjure_async.backends import (
     Backend,
-    LocalBackend,
     NativeBackend,
     ToolCall,
     ToolContext,
@@ -58,11 +60,10 @@ class Config:
     """Calls per sample at least: a short conversation is played several times."""
     http_sizes: tuple[int, int] = (100, 2000)
     native_functions: int = 200
-    bash_runs: int = 200
 
 
 FULL = Config()
-QUICK = Config(sizes=(100, 2000), rounds=3, native_functions=50, bash_runs=30)
+QUICK = Config(sizes=(100, 2000), rounds=3, native_functions=50)
 
 
 TRIVIAL_TOOLS = (ToolDefinition(name="noop", input_schema={"type": "object"}),)
@@ -188,10 +189,6 @@ def _us(seconds: float) -> str:
     return f"{seconds * 1e6:.1f} µs"
 
 
-def _mark(ok: bool) -> str:
-    return "yes" if ok else "**no**"
-
-
 def per_call_lines(results: list[PerCall], rounds: int) -> list[str]:
     """The markdown table of :func:`per_call` results."""
     lines = [
@@ -213,10 +210,15 @@ def per_call_lines(results: list[PerCall], rounds: int) -> list[str]:
     for r in results:
         chat_over, stream_over = r.chat - r.hand, r.stream - r.hand
         ratio = stream_over / chat_over if chat_over > 0 else float("nan")
+        chat_ok, stream_ok = chat_over <= OVERHEAD_TARGET, ratio <= STREAM_TARGET
         lines.append(
             f"| {r.n} | {_us(r.hand)} | {_us(r.chat)} | {_us(chat_over)} "
-            f"({_mark(chat_over <= OVERHEAD_TARGET)}) | {_us(r.stream)} | {_us(stream_over)} "
-            f"| {ratio:.2f}x ({_mark(ratio <= STREAM_TARGET)}) |"
+            f"({mark(chat_ok)}) | {_us(r.stream)} | {_us(stream_over)} "
+            f"| {ratio:.2f}x ({mark(stream_ok)}) |"
+        )
+        record(f"`chat()` overhead per tool call ≤ 30 µs at {r.n:,} calls", _us(chat_over), chat_ok)
+        record(
+            f"`stream()` overhead ≤ 1.5x `chat()`'s at {r.n:,} calls", f"{ratio:.2f}x", stream_ok
         )
     lines += [
         "",
@@ -268,12 +270,17 @@ async def http_growth(sizes: tuple[int, int], rounds: int) -> list[str]:
             totals[n].append(await http_conversation(n))
     short, long = (statistics.median(totals[n]) / n for n in sizes)
     ratio = long / short
+    record(
+        f"Over HTTP: client CPU per iteration at {sizes[1]:,} calls ≤ 1.5x that at {sizes[0]:,}",
+        f"{ratio:.2f}x",
+        ratio <= HTTP_TARGET,
+    )
     return [
         "### Over HTTP (`AnthropicModel`, `httpx2.MockTransport`), client CPU per iteration",
         "",
         f"| {sizes[0]} calls | {sizes[1]} calls | ratio (target ≤ {HTTP_TARGET}x) |",
         "|---:|---:|---:|",
-        f"| {_us(short)} | {_us(long)} | {ratio:.2f}x ({_mark(ratio <= HTTP_TARGET)}) |",
+        f"| {_us(short)} | {_us(long)} | {ratio:.2f}x ({mark(ratio <= HTTP_TARGET)}) |",
         "",
     ]
 
@@ -306,67 +313,23 @@ def native_construction(count: int, rounds: int) -> list[str]:
         for function in functions:
             NativeBackend(function)
         again.append((CPU() - start) / count)
+    first, cached = statistics.median(fresh), statistics.median(again)
+    record(
+        "`NativeBackend` from plain functions: construction cached per function",
+        f"{_us(first)} first, {_us(cached)} again",
+        cached <= first / 10,
+    )
     return [
         "### `NativeBackend` built from a plain function (CPU per construction)",
         "",
+        (
+            "A new function each time (its arguments model and schema are built), then "
+            "the same functions again (built once per function, kept while it lives)."
+        ),
+        "",
         "| first time per function | same function again |",
         "|---:|---:|",
-        f"| {_us(statistics.median(fresh))} | {_us(statistics.median(again))} |",
-        "",
-    ]
-
-
-# -- 4. Local bash_tool ---------------------------------------------------------------
-
-
-async def bash_through_backend(runs: int) -> list[float]:
-    """``bash_tool`` durations as the session reports them."""
-    times: list[float] = []
-    backend = LocalBackend()
-    calls = [tool_call("bash_tool", {"command": "true", "description": "b"}) for _ in range(runs)]
-    model = InstantModel([tool_use_response(c) for c in calls] + [text_response("k")])
-    async with Session(backend, model=model, max_iterations=runs + 1) as session:
-        async for event in session.stream("go"):
-            if event.kind == "tool_finished":
-                times.append(event.duration_s)
-    return times
-
-
-async def bash_raw(runs: int) -> list[float]:
-    """The same command through ``asyncio.create_subprocess_exec``, output read."""
-    times: list[float] = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        proc = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            "true",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-        )
-        assert proc.stdout is not None
-        await proc.stdout.read()
-        await proc.wait()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-async def bash_lines(runs: int) -> list[str]:
-    """Local ``bash_tool`` against raw subprocesses, alternating in chunks."""
-    through: list[float] = []
-    raw: list[float] = []
-    chunk = max(runs // 5, 1)
-    for _ in range(5):
-        through += await bash_through_backend(chunk)
-        raw += await bash_raw(chunk)
-    med_t, med_r = statistics.median(through), statistics.median(raw)
-    return [
-        "### Local `bash_tool` against raw `create_subprocess_exec` (`bash -c true`), wall time",
-        "",
-        "| runs | LocalBackend bash_tool (median) | raw subprocess (median) | ratio |",
-        "|---:|---:|---:|---:|",
-        f"| {len(through)} | {med_t * 1e3:.2f} ms | {med_r * 1e3:.2f} ms | {med_t / med_r:.2f}x |",
+        f"| {_us(first)} | {_us(cached)} |",
         "",
     ]
 
@@ -378,7 +341,6 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
     lines = per_call_lines(results, config.rounds)
     lines += await http_growth(config.http_sizes, config.rounds)
     lines += native_construction(config.native_functions, config.rounds)
-    lines += await bash_lines(config.bash_runs)
     return lines
 
 

@@ -32,6 +32,7 @@ from conjure_async.mcp import McpBackend
 PROBE = Path(__file__).resolve().parent.parent / "tests" / "mcp" / "probe_server.py"
 CALLS = 300
 WARMUP = 30
+QUICK_CALLS = 60
 
 
 @tool
@@ -46,11 +47,11 @@ async def _call(backend: Backend, name: str) -> None:
         pass
 
 
-async def _times(backend: Backend, name: str) -> list[float]:
+async def _times(backend: Backend, name: str, calls: int = CALLS) -> list[float]:
     for _ in range(WARMUP):
         await _call(backend, name)
     out = []
-    for _ in range(CALLS):
+    for _ in range(calls):
         start = time.perf_counter()
         await _call(backend, name)
         out.append(time.perf_counter() - start)
@@ -80,22 +81,23 @@ def _row(label: str, samples: list[float], base: float | None) -> str:
     return f"| {label} | {p50:.3f} | {qs[8] * 1e3:.3f} | {extra} |"
 
 
-async def run() -> list[str]:
-    """Measure and return the markdown table lines."""
+async def run(quick: bool = False) -> list[str]:
+    """Measure and return the markdown table lines (``quick``: fewer calls)."""
+    calls = QUICK_CALLS if quick else CALLS
     lines = [
-        f"MCP tool-call overhead ({CALLS} calls after {WARMUP} warm-up; echo tool)",
+        f"### MCP tool-call overhead ({calls} calls after {WARMUP} warm-up; echo tool)",
         "",
         "| path | p50 ms | p90 ms | over native p50 ms |",
         "|---|---|---|---|",
     ]
-    native = await _times(NativeBackend(echo), "echo")
+    native = await _times(NativeBackend(echo), "echo", calls)
     base = statistics.median(native) * 1e3
     lines.append(_row("native tool (NativeBackend.run_tool)", native, None))
     start = time.perf_counter()
     async with McpBackend([sys.executable, str(PROBE)]) as stdio:
         connect_stdio = time.perf_counter() - start
         lines.append(
-            _row("MCP stdio (McpBackend.run_tool)", await _times(stdio, "probe_echo"), base)
+            _row("MCP stdio (McpBackend.run_tool)", await _times(stdio, "probe_echo", calls), base)
         )
     async with _http_probe() as url:
         start = time.perf_counter()
@@ -104,7 +106,7 @@ async def run() -> list[str]:
             lines.append(
                 _row(
                     "MCP streamable HTTP (McpBackend.run_tool)",
-                    await _times(http, "probe_echo"),
+                    await _times(http, "probe_echo", calls),
                     base,
                 )
             )
@@ -114,6 +116,7 @@ async def run() -> list[str]:
             "Connect (spawn/connect + initialize + tools/list): "
             f"stdio {connect_stdio * 1e3:.0f} ms, HTTP {connect_http * 1e3:.0f} ms."
         ),
+        "",
     ]
     return lines
 

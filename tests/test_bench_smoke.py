@@ -64,19 +64,38 @@ def test_missing_peer_is_reported_not_estimated(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.anyio
-async def test_loop_benchmark_reports_every_section_against_its_baseline() -> None:
-    """bench_loop with tiny sizes: per-call rows, HTTP growth, NativeBackend and bash rows."""
-    from benchmarks import bench_loop
+async def test_loop_benchmark_reports_every_section_and_its_targets() -> None:
+    """bench_loop with tiny sizes: per-call rows, HTTP growth, NativeBackend; each target noted."""
+    from benchmarks import __main__ as bench_main
+    from benchmarks import _targets, bench_loop
 
+    _targets.VERDICTS.clear()
     tiny = bench_loop.Config(
-        sizes=(3,), rounds=1, sample_calls=0, http_sizes=(2, 4), native_functions=2, bash_runs=5
+        sizes=(3,), rounds=1, sample_calls=0, http_sizes=(2, 4), native_functions=2
     )
     lines = await bench_loop.run(config=tiny)
 
     assert any(line.startswith("| 3 | ") and "µs" in line for line in lines)
     assert any("ratio (target ≤ 1.5x)" in line for line in lines)
     assert any("NativeBackend" in line for line in lines)
-    assert any("bash_tool" in line for line in lines)
+    targets = [v.target for v in _targets.VERDICTS]
+    assert len(targets) == 4, targets  # chat, stream, HTTP, NativeBackend
+    summary = bench_main._summary()
+    assert summary[0] == "## Targets (issue #11)"
+    assert sum(line.startswith("| `chat()` overhead") for line in summary) == 1
+
+
+@pytest.mark.anyio
+async def test_local_benchmark_breaks_the_difference_down() -> None:
+    """bench_local with 5 commands per way: every way measured against the raw subprocess."""
+    from benchmarks import bench_local
+
+    lines = await bench_local.run(config=bench_local.Config(runs=5, chunks=1))
+
+    rows = [line for line in lines if line.startswith("| ") and " ms |" in line]
+    assert rows[0].startswith("| raw `bash -c true` |")
+    assert rows[0].endswith("| 1.00x |")
+    assert any(row.startswith("| `bash_tool` through a `Session` |") for row in rows)
 
 
 @pytest.mark.anyio
@@ -88,5 +107,6 @@ async def test_concurrency_benchmark_measures_the_hand_loop_and_the_session() ->
     lines = await bench_concurrency.run(config=tiny)
 
     rows = [line for line in lines if line.startswith("| 4 | ")]
-    assert [row.split(" | ")[1] for row in rows] == ["hand loop", "conjure_async"]
+    names = [row.split(" | ")[1] for row in rows]
+    assert names == ["hand loop", "conjure_async", "conjure_async over the hand loop"]
     assert all("KB" in row for row in rows), rows
