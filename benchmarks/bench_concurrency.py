@@ -73,12 +73,21 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
             "history), so the memory a session adds is its row minus the hand loop's."
         ),
         "",
-        "| sessions | runtime | wall time | over ideal | target | peak RSS per session |",
-        "|---:|---|---:|---:|---:|---:|",
+        (
+            "*CPU* is the process's CPU time during the run; *collector* the share of it "
+            "the cyclic garbage collector took (and its full collections)."
+        ),
+        "",
+        (
+            "| sessions | runtime | wall time | over ideal | target | CPU | collector "
+            "| peak RSS per session |"
+        ),
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for sessions in config.sessions:
         walls: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         rss: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+        cpus: dict[str, list[tuple[float, float, int]]] = {name: [] for name in CONTENDERS}
         failed: dict[str, str] = {}
         for _ in range(config.rounds):
             for name in CONTENDERS:
@@ -89,21 +98,24 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
                     failed[name] = "failed or timed out"
                     continue
                 walls[name].append(result["wall"])
+                cpus[name].append((result["cpu"], result["gc"], result["full_collections"]))
                 if result["rss_per_session"] is not None:
                     rss[name].append(result["rss_per_session"])
         medians: dict[str, tuple[float, float | None]] = {}
         for name in CONTENDERS:
             if name in failed or not walls[name]:
-                lines.append(f"| {sessions} | {name} | {failed.get(name, '-')} | | | |")
+                lines.append(f"| {sessions} | {name} | {failed.get(name, '-')} | | | | | |")
                 continue
             wall = statistics.median(walls[name])
             memory = statistics.median(rss[name]) if rss[name] else None
             medians[name] = (wall, memory)
             target = TARGETS.get(sessions) if name == "conjure_async" else None
             verdict = f"≤ {target}x ({mark(wall / ideal <= target)})" if target else ""
+            cpu, collector, full = sorted(cpus[name])[len(cpus[name]) // 2]
             lines.append(
                 f"| {sessions} | {name} | {fmt_time(wall)} | {wall / ideal:.2f}x "
-                f"| {verdict} | {fmt_bytes(memory)} |"
+                f"| {verdict} | {fmt_time(cpu)} | {collector / cpu:.0%} ({full} full) "
+                f"| {fmt_bytes(memory)} |"
             )
         lines += _verdicts(sessions, ideal, medians)
     lines.append("")
@@ -139,6 +151,6 @@ def _verdicts(
         )
         lines.append(
             f"| {sessions} | conjure_async over the hand loop | {wall / hand[0]:.2f}x "
-            f"| | | {fmt_bytes(own)} |"
+            f"| | | | | {fmt_bytes(own)} |"
         )
     return lines

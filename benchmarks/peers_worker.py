@@ -133,6 +133,22 @@ async def conversation(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+class CollectorClock:
+    """A ``gc.callbacks`` entry timing the cyclic collector (and counting full collections)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full += info["generation"] == 2
+
+
 async def concurrent(spec: dict[str, Any]) -> dict[str, Any]:
     """Wall time and peak memory of many concurrent sessions with a sleeping model."""
     clock = Clock(spec.get("deadline", float("inf")))
@@ -145,9 +161,15 @@ async def concurrent(spec: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     base = rss.current()
     reset = rss.reset_peak()
-    started = time.perf_counter()
-    await run(sessions, calls, delay)
+    collector = CollectorClock()
+    gc.callbacks.append(collector)
+    started, cpu_started = time.perf_counter(), time.process_time()
+    try:
+        await run(sessions, calls, delay)
+    finally:
+        gc.callbacks.remove(collector)
     wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     peak = rss.peak()
     result: dict[str, Any] = {
         "runtime": spec["runtime"],
@@ -155,6 +177,9 @@ async def concurrent(spec: dict[str, Any]) -> dict[str, Any]:
         "calls": calls,
         "delay": delay,
         "wall": wall,
+        "cpu": cpu,
+        "gc": collector.seconds,
+        "full_collections": collector.full,
         "ideal": calls * delay,
         "rss_per_session": max(peak - base, 0) / sessions if reset and peak and base else None,
         "tracemalloc_per_session": None,
