@@ -125,15 +125,15 @@ def append_user(history: list[Message], content: str | Sequence[Any]) -> None:
     Raises:
         pydantic.ValidationError: ``content`` blocks are malformed.
     """
-    blocks: list[Any] = [TextBlock(text=content)] if isinstance(content, str) else list(content)
     if history and history[-1].role == "user":
+        blocks: list[Any] = [TextBlock(text=content)] if isinstance(content, str) else [*content]
         last = history[-1]
         previous = [TextBlock(text=last.content)] if isinstance(last.content, str) else last.content
         history[-1] = Message.model_validate({"role": "user", "content": [*previous, *blocks]})
-    elif isinstance(content, str):
-        history.append(Message(role="user", content=content))
+    elif type(content) is str:  # plain text needs no validation
+        history.append(_build(Message, {"role": "user", "content": content}))
     else:
-        history.append(Message.model_validate({"role": "user", "content": blocks}))
+        history.append(Message.model_validate({"role": "user", "content": list(content)}))
 
 
 def drop_unanswered_server_calls(history: list[Message]) -> None:

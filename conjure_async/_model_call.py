@@ -72,9 +72,24 @@ def tool_wire(definition: ToolDefinition) -> dict[str, Any]:
     copied again per session. Anything else goes through ``to_wire``.
     """
     schema = definition.input_schema
-    if definition.__pydantic_extra__ or not _plain_json(schema):
+    if definition.__pydantic_extra__ or not _plain_schema(schema):
         return definition.to_wire()
     return {"name": definition.name, "description": definition.description, "input_schema": schema}
+
+
+_PLAIN_SCHEMAS: dict[int, dict[str, Any]] = {}
+"""Schemas found plain JSON, by ``id`` (each kept alive here, so its id is not reused)."""
+
+
+def _plain_schema(schema: dict[str, Any]) -> bool:
+    if _PLAIN_SCHEMAS.get(id(schema)) is schema:
+        return True
+    if not _plain_json(schema):
+        return False
+    if len(_PLAIN_SCHEMAS) >= 1024:
+        _PLAIN_SCHEMAS.clear()
+    _PLAIN_SCHEMAS[id(schema)] = schema
+    return True
 
 
 def _plain_json(value: Any) -> bool:
