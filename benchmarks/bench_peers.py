@@ -80,8 +80,10 @@ class Config:
     """Seconds of repeated timing runs per measurement (best run counts)."""
     memory_budget: float = 10.0
     """Skip the tracemalloc run when one timed run took longer than this."""
-    timeout: float = 180.0
-    """Seconds one conversation measurement may take before it is stopped."""
+    timeout: float = 90.0
+    """Seconds one conversation measurement may take before it is stopped (the whole
+    ``python -m benchmarks`` run stays within about a quarter of an hour; a peer stopped
+    is reported with how far it got)."""
     slow_timeouts: tuple[tuple[str, float], ...] = (("openai-agents", 45.0),)
     """Shorter limits for runtimes known to take far longer than the rest."""
     concurrent_timeout: float = 240.0

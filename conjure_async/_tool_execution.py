@@ -270,12 +270,12 @@ class ToolRunner:
 
     async def _run_one(self, call: ToolCall, refusal: str | None, how: CallSettings) -> None:
         options, emit = how.options, how.emit
-        ctx: ToolContext[Any] = ToolContext(
-            session_id=options.session_id,
-            call_id=call.id,
-            tool_name=call.name,
-            logger=self._log.bind(call_id=call.id, tool=call.name),
-            deps=options.deps,
+        ctx = _context(
+            options.session_id,
+            call.id,
+            call.name,
+            Logger({**self._log._context, "call_id": call.id, "tool": call.name}),
+            options.deps,
         )
         before = options.before_tool_call
         if refusal is None and before is None:
@@ -465,6 +465,28 @@ class ToolRunner:
         if files:
             events.extend(FileCreated._fast(kind="file_created", file=created) for created in files)
         return events
+
+
+_SET_CONTEXT: Final = tuple(
+    ToolContext.__dict__[name].__set__
+    for name in ("session_id", "call_id", "tool_name", "logger", "deps")
+)
+"""The slots of the frozen :class:`ToolContext`, written directly (its ``__init__`` goes
+through ``object.__setattr__`` per field: four times slower, paid per call)."""
+
+
+def _context(
+    session_id: str, call_id: str, tool_name: str, logger: Logger, deps: Any
+) -> ToolContext[Any]:
+    """``ToolContext(session_id, call_id, tool_name, logger, deps)``, built for the hot path."""
+    ctx: ToolContext[Any] = object.__new__(ToolContext)
+    set_session, set_call, set_tool, set_logger, set_deps = _SET_CONTEXT
+    set_session(ctx, session_id)
+    set_call(ctx, call_id)
+    set_tool(ctx, tool_name)
+    set_logger(ctx, logger)
+    set_deps(ctx, deps)
+    return ctx
 
 
 class CallSettings:

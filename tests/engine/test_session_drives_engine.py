@@ -153,3 +153,40 @@ async def test_the_tracer_provider_is_looked_up_once_per_turn(
         asked.clear()
         await session.chat("go")
     assert len(asked) <= 1
+
+
+async def test_a_tool_gets_a_complete_context() -> None:
+    """The context built for each call is a real ToolContext with every field and a bound logger."""
+    from conjure_async.backends import ToolContext
+
+    seen: list[Any] = []
+
+    async def probe(args: dict[str, Any], ctx: Any = None) -> str:
+        return "ok"
+
+    class Recording(FuncBackend):
+        async def run_tool(self, call: Any, ctx: Any) -> Any:
+            seen.append(ctx)
+            async for event in super().run_tool(call, ctx):
+                yield event
+
+    model = ScriptedModel([tool_use_response(tool_call("probe", id="c7")), text_response("k")])
+    deps = object()
+    async with Session(Recording({"probe": probe}), model=model, deps=deps) as session:
+        await session.chat("go")
+    (ctx,) = seen
+    assert type(ctx) is ToolContext
+    assert (ctx.session_id, ctx.call_id, ctx.tool_name, ctx.deps) == (
+        session.session_id,
+        "c7",
+        "probe",
+        deps,
+    )
+    assert ctx == ToolContext(session.session_id, "c7", "probe", ctx.logger, deps)
+    assert ctx.logger._context == {
+        "session_id": session.session_id,
+        "call_id": "c7",
+        "tool": "probe",
+    }
+    with pytest.raises(AttributeError):
+        ctx.call_id = "changed"  # still frozen
