@@ -84,6 +84,7 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
         ),
         "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
+    medians_by_size: dict[int, dict[str, tuple[float, float | None]]] = {}
     for sessions in config.sessions:
         walls: dict[str, list[float]] = {name: [] for name in CONTENDERS}
         rss: dict[str, list[float]] = {name: [] for name in CONTENDERS}
@@ -102,6 +103,7 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
                 if result["rss_per_session"] is not None:
                     rss[name].append(result["rss_per_session"])
         medians: dict[str, tuple[float, float | None]] = {}
+        medians_by_size[sessions] = medians
         for name in CONTENDERS:
             if name in failed or not walls[name]:
                 lines.append(f"| {sessions} | {name} | {failed.get(name, '-')} | | | | | |")
@@ -118,7 +120,7 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
                 f"| {fmt_bytes(memory)} |"
             )
         lines += _verdicts(sessions, ideal, medians)
-    lines.append("")
+    lines += ["", *_budgets(config, medians_by_size)]
     return lines
 
 
@@ -154,3 +156,26 @@ def _verdicts(
             f"| | | | | {fmt_bytes(own)} |"
         )
     return lines
+
+
+def _budgets(
+    config: Config, medians_by_size: dict[int, dict[str, tuple[float, float | None]]]
+) -> list[str]:
+    """What a target leaves per iteration for the session's own work, against what it took."""
+    ideal = config.calls * config.delay
+    lines = []
+    for sessions, medians in medians_by_size.items():
+        target = TARGETS.get(sessions)
+        if target is None or "hand loop" not in medians or "conjure_async" not in medians:
+            continue
+        iterations = sessions * config.calls
+        hand, conjure = medians["hand loop"][0], medians["conjure_async"][0]
+        budget = (target * ideal - hand) / iterations
+        lines.append(
+            f"- {sessions:,} sessions: the target allows {fmt_time(target * ideal)} in all; the "
+            f"hand loop took {fmt_time(hand)}, which leaves {fmt_time(max(budget, 0.0))} per "
+            f"iteration for everything a session adds (its start and close, the turn engine, "
+            f"the tool call's cancel scope, events, the collector); conjure_async added "
+            f"{fmt_time((conjure - hand) / iterations)} per iteration."
+        )
+    return [*lines, ""] if lines else []
