@@ -142,6 +142,8 @@ NO_BACKEND: Final = "none"
 """The backend named in events and records for a call of an unknown tool."""
 
 _END_OF_TURN_PAUSE = "pause_turn"
+_PAUSES = frozenset({_END_OF_TURN_PAUSE, "compaction"})
+"""Stop reasons the session continues: a long turn paused, a pause after a compaction."""
 _CUT_OFF = "max_tokens"
 
 
@@ -294,7 +296,7 @@ class TurnEngine:
                 answer(self._history, uses, NOT_RUN_MAX_TOKENS)
                 return self._finish(stop)
             return self._hand_out(turn, uses)
-        if stop == _END_OF_TURN_PAUSE and turn.pauses < self.max_pause_continuations:
+        if stop in _PAUSES and turn.pauses < self.max_pause_continuations:
             turn.pauses += 1
             turn.continuation = True
             self._phase = TurnPhase.CONTINUING

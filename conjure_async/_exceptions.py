@@ -82,6 +82,7 @@ __all__ = [
     "SkillResourceError",
     "SkillValidationError",
     "ToolConflictError",
+    "UsageLimitError",
     "redact_key_shapes",
     "status_error_class",
 ]
@@ -224,6 +225,32 @@ class MaxIterationsError(SessionError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"the chat exceeded max_iterations={limit} model calls")
+
+
+class UsageLimitError(SessionError):
+    """A model request would go over a usage limit; it was not sent.
+
+    Raised before the request (see :class:`~conjure_async.UsageLimits`); the
+    history stays consistent, as after any failed model call.
+
+    Attributes:
+        limit: ``"requests"``, ``"input_tokens"`` or ``"output_tokens"``.
+        scope: ``"chat"`` or ``"session"``.
+        maximum: The limit's value.
+        used: What the chat or session used before this request.
+        needed: What the request would add (at least).
+    """
+
+    def __init__(self, limit: str, scope: str, *, maximum: int, used: int, needed: int) -> None:
+        self.limit = limit
+        self.scope = scope
+        self.maximum = maximum
+        self.used = used
+        self.needed = needed
+        super().__init__(
+            f"the {scope}'s {limit} limit of {maximum} would be exceeded: {used} used, "
+            f"the next request needs {needed} more; it was not sent"
+        )
 
 
 # --- backends ---------------------------------------------------------------

@@ -22,6 +22,7 @@ import anyio
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from conjure_async import _meter
 from conjure_async._engine import (
     Action,
     Continue,
@@ -139,6 +140,12 @@ class Session(Generic[DepsT]):
         meter_provider: OpenTelemetry meter provider (default: the global one).
         capture_content: Put tool arguments and results on spans.
         skills_instructions: Include usage instructions with the skills block.
+        prompt_caching: Cache breakpoints (``"auto"``: the model's default; ``None``: off).
+        compaction: Server-side compaction of long conversations.
+        context_editing: Server-side clearing of old tool results and thinking.
+        usage_limits: Limits for the whole session.
+        chat_usage_limits: Limits for each chat.
+        prices: Prices for cost estimates (default ``conjure_async.pricing.PRICES``).
     """
 
     def __init__(
@@ -161,6 +168,12 @@ class Session(Generic[DepsT]):
         meter_provider: Any = None,
         capture_content: bool = False,
         skills_instructions: bool = True,
+        prompt_caching: _meter.CachingOption = _meter.AUTO,
+        compaction: _meter.Compaction | None = None,
+        context_editing: _meter.ContextEditing | None = None,
+        usage_limits: _meter.UsageLimits | None = None,
+        chat_usage_limits: _meter.UsageLimits | None = None,
+        prices: _meter.Prices | None = None,
     ) -> None:
         self.backends: tuple[Backend, ...] = (
             (backend,) if isinstance(backend, Backend) else tuple(backend)
@@ -199,6 +212,9 @@ class Session(Generic[DepsT]):
             self.backends,
             [d.to_wire() for _, d in routes.values()],
             telemetry=self._telemetry,
+        )
+        self._models.meter = self._meter = _meter.Meter(
+            prompt_caching, compaction, context_editing, usage_limits, chat_usage_limits, prices
         )
         self._tools = ToolRunner(
             self._engine,
@@ -346,6 +362,8 @@ class Session(Generic[DepsT]):
         """Every file created by tools in this session, tagged with its backend."""
         return self._engine.files
 
+    cost, context_edits, count_tokens = _meter.COST, _meter.CONTEXT_EDITS, _meter.count_tokens
+
     @property
     def system_prompt(self) -> str | None:
         """The system prompt sent with each request (after the session opened)."""
@@ -407,6 +425,7 @@ class Session(Generic[DepsT]):
             "usage": engine.usage.to_wire(),
             "files": [f.model_dump(mode="json") for f in engine.files],
             "backends": [{"kind": b.kind, "state": b.dump_state()} for b in self.backends],
+            "meter": self._meter.dump(),
         }
 
     @classmethod
@@ -454,6 +473,7 @@ class Session(Generic[DepsT]):
             files=parsed.files,
         )
         session._tools.engine = session._models.engine = session._engine
+        session._meter.load(parsed.meter)
         return session
 
     # -- chatting ----------------------------------------------------------
@@ -537,6 +557,7 @@ class Session(Generic[DepsT]):
         engine.max_pause_continuations = self.max_pause_continuations
         # Decided once per turn: whether spans go anywhere (no provider: no spans).
         tracing = self._telemetry.active
+        self._meter.begin_chat()
         action: Action = engine.begin(message)
         calls = self._tools.settings(self, emit, tracing=tracing)
         try:
@@ -564,7 +585,7 @@ class Session(Generic[DepsT]):
                         break
                     else:
                         raise MaxIterationsError(action.limit)
-                reply = action.reply
+                reply = self._meter.finish_chat(action.reply)
                 if tracing:
                     self._telemetry.record_usage(span, reply.usage, [reply.stop_reason or ""])
                 self._log.debug(

@@ -33,6 +33,8 @@ class ParsedState:
     usage: Usage
     files: list[CreatedFile]
     backends: list[tuple[str, dict[str, Any]]]
+    meter: Any = None
+    """The usage meter's totals (cost, requests), as ``Meter.dump`` wrote them."""
 
 
 def parse_state(state: Any) -> ParsedState:
@@ -105,6 +107,7 @@ def parse_state(state: Any) -> ParsedState:
         usage=usage,
         files=files,
         backends=backends,
+        meter=state.get("meter"),
     )
 
 

@@ -321,13 +321,18 @@ class MessagesRequest(_Wire):
         return b"".join((b'{"messages":[', messages, b"]", tail))
 
 
+_REPLACED_TAIL = 4
+"""How far back :class:`JoinedMessages` looks for the first message that changed."""
+
+
 class JoinedMessages:
     """The JSON of a growing message list, joined once: an append-only prefix.
 
     :meth:`join` returns the comma-joined wire JSON of a list. The messages
     joined so far are remembered; a list that starts with them costs only
-    the JSON of its new messages. A history only grows or replaces its last
-    message (a continuation merged into it); anything else is joined again.
+    the JSON of its new messages. A history only grows or replaces one of
+    its last few messages (a continuation merged into the last; a prompt-caching
+    breakpoint moved on); anything else is joined again.
     One instance serves one conversation (a session keeps one).
     """
 
@@ -345,7 +350,14 @@ class JoinedMessages:
         # List equality tests identity first, element by element, in C: a
         # few nanoseconds per message; the same messages are the common case.
         if known[:keep] != messages[:keep]:
-            keep = keep - 1 if known[: keep - 1] == messages[: keep - 1] else 0
+            # One of the last few replaced (a continuation merged into the last
+            # message; prompt-caching breakpoints moved on): keep what precedes it.
+            for back in range(1, _REPLACED_TAIL + 1):
+                if known[: keep - back] == messages[: keep - back]:
+                    keep -= back
+                    break
+            else:
+                keep = 0
         if keep < len(known):
             del known[keep:]
             del self._ends[keep:]

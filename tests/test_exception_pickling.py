@@ -22,6 +22,7 @@ from conjure_async import (
     SkillParseError,
     SkillResourceError,
     SkillValidationError,
+    UsageLimitError,
 )
 
 BUILDERS: dict[type[ConjureError], Callable[[], ConjureError]] = {
@@ -33,6 +34,9 @@ BUILDERS: dict[type[ConjureError], Callable[[], ConjureError]] = {
     MaxIterationsError: lambda: MaxIterationsError(3),
     ContainerDiedError: lambda: ContainerDiedError("died", oom_killed=True, exit_code=137),
     McpError: lambda: McpError("connection closed", target="mcp-server-time", code=-32000),
+    UsageLimitError: lambda: UsageLimitError(
+        "input_tokens", "session", maximum=1000, used=990, needed=120
+    ),
 }
 """Classes whose ``__init__`` is not ``(message)``; the others are built generically below."""
 
