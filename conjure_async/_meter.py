@@ -266,7 +266,7 @@ class Meter:
             written = usage.cache_creation_input_tokens or 0
             w5, w1 = (0, written) if ttl == "1h" else (written, 0)
             self._last_input = inp + read + written
-        model_name = response.model or options.model_name
+        model_name = options.model_name  # the model asked for (and billed)
         rates = self._rates.get(model_name, _UNKNOWN)
         if rates is _UNKNOWN:
             price = price_for(model_name, self.prices)
