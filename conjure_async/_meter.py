@@ -32,8 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUTO",
+    "CHAT_USAGE_LIMITS",
     "CONTEXT_EDITS",
     "COST",
+    "USAGE_LIMITS",
     "CachingOption",
     "Compaction",
     "ContextEditing",
@@ -446,4 +448,24 @@ COST = property(
 CONTEXT_EDITS = property(
     _context_edits,
     doc="Every context edit the API reported applied in this session, in order.",
+)
+
+
+def _limits_property(name: str, doc: str) -> property:
+    def get(self: Any) -> UsageLimits | None:
+        return getattr(self._meter, name)  # type: ignore[no-any-return]  # the Meter's option
+
+    def set_(self: Any, value: UsageLimits | None) -> None:
+        if value is not None and not isinstance(value, UsageLimits):
+            raise TypeError(f"{name} must be UsageLimits or None, not {type(value).__name__}")
+        setattr(self._meter, name, value)
+
+    return property(get, set_, doc=doc)
+
+
+USAGE_LIMITS = _limits_property(
+    "usage_limits", "Limits for the whole session (may be changed between chats)."
+)
+CHAT_USAGE_LIMITS = _limits_property(
+    "chat_usage_limits", "Limits for each chat (may be changed between chats)."
 )

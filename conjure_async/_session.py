@@ -363,6 +363,7 @@ class Session(Generic[DepsT]):
         return self._engine.files
 
     cost, context_edits, count_tokens = _meter.COST, _meter.CONTEXT_EDITS, _meter.count_tokens
+    usage_limits, chat_usage_limits = _meter.USAGE_LIMITS, _meter.CHAT_USAGE_LIMITS
 
     @property
     def system_prompt(self) -> str | None:
