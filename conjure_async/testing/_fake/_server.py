@@ -217,7 +217,9 @@ class FakeAnthropicServer(AsyncCloseable):
             import uvicorn  # noqa: PLC0415 - optional test dependency
         except ImportError as exc:
             raise MissingDependencyError("uvicorn", "test") from exc
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP
+        # (without it every answer waits ~40 ms for a delayed ACK).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
