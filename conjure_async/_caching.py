@@ -17,10 +17,11 @@ request wrote.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from conjure_async.messages import ContentBlock, Message, MessagesRequest, TextBlock
+from conjure_async.messages import Message, MessagesRequest, TextBlock
 from conjure_async.messages import _fast_construct as _build
 
 __all__ = ["MAX_BREAKPOINTS", "CacheMarker", "PromptCaching"]
@@ -109,10 +110,14 @@ class CacheMarker:
         settings: Where the breakpoints go.
     """
 
-    __slots__ = ("_marked", "_system", "_tool", "settings")
+    __slots__ = ("_cache_control", "_marked", "_marker_json", "_system", "_tool", "settings")
 
     def __init__(self, settings: PromptCaching) -> None:
         self.settings = settings
+        self._cache_control = settings.cache_control
+        control = json.dumps(self._cache_control, separators=(",", ":"))
+        self._marker_json = f',"cache_control":{control}'.encode()
+        """What a marked block's JSON gains before its closing brace."""
         self._marked: dict[int, tuple[Message, Message]] = {}
         """Marked copies of the messages marked in the last request, by the original's id."""
         self._tool: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -185,7 +190,7 @@ class CacheMarker:
             return
         known = self._tool
         if known is None or known[0] is not last:
-            known = self._tool = (last, {**last, "cache_control": self.settings.cache_control})
+            known = self._tool = (last, {**last, "cache_control": self._cache_control})
         tools[-1] = known[1]
         request.tools = tools
 
@@ -203,10 +208,7 @@ class CacheMarker:
             if "cache_control" in blocks[position]:
                 return
             if _markable(blocks[position]):
-                blocks[position] = {
-                    **blocks[position],
-                    "cache_control": self.settings.cache_control,
-                }
+                blocks[position] = {**blocks[position], "cache_control": self._cache_control}
                 break
         else:
             return
@@ -214,31 +216,44 @@ class CacheMarker:
         request.system = blocks
 
     def _copy(self, message: Message) -> Message | None:
-        """A copy of ``message`` whose last markable block carries the breakpoint."""
+        """A copy of ``message`` whose last markable block carries the breakpoint.
+
+        Its JSON is the original's with the marker spliced in when the marked
+        block ends the message (the common case): no second serialization.
+        """
         content = message.content
-        cache_control = self.settings.cache_control
+        cache_control = self._cache_control
         if isinstance(content, str):
             if not content:
                 return None
             block = TextBlock._fast(type="text", text=content)
-            block.__pydantic_extra__ = {"cache_control": cache_control}
-            blocks: list[ContentBlock] = [block]
-        else:
-            blocks = list(content)
-            for position in range(len(blocks) - 1, -1, -1):
-                candidate = blocks[position]
-                if _has_mark(candidate):
-                    return None
-                if _markable(candidate):
-                    copied = candidate.model_copy()
-                    extra = dict(copied.__pydantic_extra__ or {})
-                    extra["cache_control"] = cache_control
-                    copied.__pydantic_extra__ = extra
-                    blocks[position] = copied
-                    break
-            else:
+            object.__setattr__(block, "__pydantic_extra__", {"cache_control": cache_control})
+            return _build(Message, {"role": message.role, "content": [block]})
+        blocks = list(content)
+        for position in range(len(blocks) - 1, -1, -1):
+            candidate = blocks[position]
+            if _has_mark(candidate):
                 return None
+            if _markable(candidate):
+                blocks[position] = _marked(candidate, cache_control)
+                break
+        else:
+            return None
         copy = _build(Message, {"role": message.role, "content": blocks})
         if message.__pydantic_extra__:
-            copy.__pydantic_extra__ = dict(message.__pydantic_extra__)
+            object.__setattr__(copy, "__pydantic_extra__", dict(message.__pydantic_extra__))
+        elif position == len(blocks) - 1:
+            original = message.wire_json()
+            if original.endswith(b"}]}"):
+                spliced = original[:-3] + self._marker_json + original[-3:]
+                object.__setattr__(copy, "__pydantic_private__", {"_json": spliced})
         return copy
+
+
+def _marked(block: Any, cache_control: dict[str, str]) -> Any:
+    """A copy of ``block`` with ``cache_control`` (built without validation or deep copies)."""
+    copy = _build(type(block), dict(block.__dict__))
+    extra = dict(block.__pydantic_extra__ or {})
+    extra["cache_control"] = cache_control
+    object.__setattr__(copy, "__pydantic_extra__", extra)
+    return copy

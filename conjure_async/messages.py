@@ -349,15 +349,16 @@ class JoinedMessages:
         keep = min(len(known), len(messages))
         # List equality tests identity first, element by element, in C: a
         # few nanoseconds per message; the same messages are the common case.
-        if known[:keep] != messages[:keep]:
-            # One of the last few replaced (a continuation merged into the last
-            # message; prompt-caching breakpoints moved on): keep what precedes it.
-            for back in range(1, _REPLACED_TAIL + 1):
-                if known[: keep - back] == messages[: keep - back]:
-                    keep -= back
-                    break
-            else:
-                keep = 0
+        # The last few may have been replaced (a continuation merged into the
+        # last message; prompt-caching breakpoints moved on): they are compared
+        # one by one, after one pass over what precedes them.
+        base = max(keep - _REPLACED_TAIL, 0)
+        if known[:base] == messages[:base]:
+            while base < keep and (known[base] is messages[base] or known[base] == messages[base]):
+                base += 1
+        else:
+            base = 0
+        keep = base
         if keep < len(known):
             del known[keep:]
             del self._ends[keep:]
