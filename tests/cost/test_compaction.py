@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -11,8 +11,9 @@ import pytest
 from conjure_async import Compaction, Session
 from conjure_async.events import Compacted, Event, ModelResponded
 from conjure_async.messages import Usage
-from conjure_async.models import AnthropicModel
+from conjure_async.models import AnthropicModel, AnthropicSDKModel
 from conjure_async.testing import FakeAnthropicServer, collect, summarize, text_response
+from tests.anthropic.constants import API_KEY
 from tests.cost.support import SYSTEM, lookup_backend, tool_loop
 
 pytestmark = pytest.mark.anyio
@@ -158,3 +159,36 @@ def test_compaction_options_are_checked() -> None:
     assert Compaction(instructions="Keep file names.").edit()["instructions"] == (
         "Keep file names."
     )
+
+
+@pytest.fixture
+async def sdk_client(server: FakeAnthropicServer) -> AsyncIterator[Any]:
+    """An ``AsyncAnthropic`` client pointed at the fake server."""
+    anthropic = pytest.importorskip("anthropic")
+    client = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=server.base_url, max_retries=0)
+    yield client
+    await client.close()
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_compaction_through_the_sdk_adapter(
+    server: FakeAnthropicServer, sdk_client: Any, stream: bool
+) -> None:
+    """Through ``AnthropicSDKModel`` (its beta client) the block and the event come through too."""
+    server.queue(*[tool_loop(12)] * 13)
+    model = AnthropicSDKModel(sdk_client, model="claude-sonnet-4-6", stream=stream)
+    async with Session(
+        lookup_backend(size=BIG),
+        model=model,
+        system=SYSTEM,
+        max_iterations=30,
+        compaction=Compaction(trigger=TRIGGER),
+    ) as session:
+        events = await collect(session.stream("Check twelve items"))
+        history = [m.to_wire() for m in session.history]
+
+    compacted = [e for e in events if isinstance(e, Compacted)]
+    assert len(compacted) == 1
+    assert compacted[0].summary is not None
+    assert [b["content"] for b in _compaction_blocks(history)] == [compacted[0].summary]
+    assert all("compact-2026-01-12" in r.betas for r in server.message_requests)
