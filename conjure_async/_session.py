@@ -35,11 +35,10 @@ from conjure_async._engine import (
 from conjure_async._exceptions import (
     MaxIterationsError,
     SessionStateError,
-    SkillConflictError,
-    ToolConflictError,
 )
 from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides
+from conjure_async._routing import check_skill_names, check_tool_names
 from conjure_async._state import STATE_VERSION, parse_state
 from conjure_async._stream import EventChannel
 from conjure_async._telemetry import Telemetry, provider_name
@@ -63,7 +62,6 @@ from conjure_async.events import (
 )
 from conjure_async.messages import (
     Message,
-    ToolDefinition,
     Usage,
 )
 from conjure_async.models._base import ApiCallback
@@ -201,8 +199,8 @@ class Session(Generic[DepsT]):
         self._log: Logger = get_logger(session_id=self.session_id)
         self._tg: TaskGroup | None = None
         self._state = SessionState.NEW
-        routes = self._check_tool_names()
-        self._check_skill_names()
+        routes = check_tool_names(self.backends)
+        check_skill_names(self.backends)
         self._engine = TurnEngine(
             [ToolSpec(name, b.kind, d.input_schema) for name, (b, d) in routes.items()],
             max_iterations=max_iterations,
@@ -230,39 +228,6 @@ class Session(Generic[DepsT]):
 
     # -- lifecycle ---------------------------------------------------------
 
-    def _check_tool_names(self) -> dict[str, tuple[Backend, ToolDefinition]]:
-        routes: dict[str, tuple[Backend, ToolDefinition]] = {}
-        for backend in self.backends:
-            for definition in backend.tools():
-                other = routes.get(definition.name)
-                if other is not None:
-                    raise ToolConflictError(
-                        f"tool {definition.name!r} is offered by both "
-                        f"{type(other[0]).__name__} ({other[0].kind}) and "
-                        f"{type(backend).__name__} ({backend.kind})"
-                    )
-                routes[definition.name] = (backend, definition)
-        return routes
-
-    def _check_skill_names(self) -> None:
-        """Refuse two skills of one name: the model could not tell them apart."""
-        owners: dict[str, Backend] = {}
-        for backend in self.backends:
-            for listing in backend.skill_listings():
-                other = owners.get(listing.name)
-                if other is backend:
-                    raise SkillConflictError(
-                        f"skill {listing.name!r} is offered twice by "
-                        f"{type(backend).__name__} ({backend.kind})"
-                    )
-                if other is not None:
-                    raise SkillConflictError(
-                        f"skill {listing.name!r} is offered by both "
-                        f"{type(other).__name__} ({other.kind}) and "
-                        f"{type(backend).__name__} ({backend.kind}); rename one"
-                    )
-                owners[listing.name] = backend
-
     async def __aenter__(self) -> Self:
         if self._state is not SessionState.NEW:
             raise SessionStateError(f"a session can be opened once (it is {self._state.value})")
@@ -282,7 +247,7 @@ class Session(Generic[DepsT]):
                     )
                 )
                 opened.append(backend)
-            self._check_skill_names()
+            check_skill_names(self.backends)
             self._models.system = self._build_system_prompt()
         except BaseException:
             self._deadlines.close()
