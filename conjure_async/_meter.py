@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 from conjure_async._caching import CacheMarker, PromptCaching
 from conjure_async._context import Compaction, ContextEditing, context_management
-from conjure_async._exceptions import UsageLimitError
+from conjure_async._exceptions import SessionStateError, UsageLimitError
 from conjure_async._history import append_user, drop_unanswered_server_calls
 from conjure_async._limits import UsageLimits
 from conjure_async.anthropic._api import merge_betas
@@ -327,15 +327,31 @@ class Meter:
         }
 
     def load(self, data: Any) -> None:
-        """Resume the totals :meth:`dump` wrote (nothing for a state saved without them)."""
-        if not isinstance(data, Mapping):
+        """Resume the totals :meth:`dump` wrote (nothing for a state saved without them).
+
+        Raises:
+            SessionStateError: The saved totals are malformed.
+        """
+        if data is None:
             return
+        try:
+            self._load(data)
+        except (TypeError, ValueError) as exc:
+            raise SessionStateError(f"invalid session state: meter: {exc}") from exc
+
+    def _load(self, data: Any) -> None:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"an object was expected, not {type(data).__name__}")
         totals = data.get("totals")
-        if isinstance(totals, Mapping):
+        if totals is not None and not isinstance(totals, Mapping):
+            raise TypeError("totals must be an object")
+        edits = data.get("context_edits") or []
+        if not isinstance(edits, list):
+            raise TypeError("context_edits must be a list")
+        if totals is not None:
             self._session.load(totals)
         self.compactions = int(data.get("compactions", 0))
-        edits = data.get("context_edits")
-        self.context_edits = [dict(e) for e in edits if isinstance(e, dict)] if edits else []
+        self.context_edits = [dict(e) for e in edits if isinstance(e, dict)]
         self._last_input = int(data.get("last_input", 0))
 
 

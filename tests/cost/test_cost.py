@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from conjure_async import Cost, PromptCaching, Session
+from conjure_async import Cost, PromptCaching, Session, SessionStateError
 from conjure_async.messages import Usage
 from conjure_async.models import AnthropicModel
 from conjure_async.pricing import PRICES, PRICES_AS_OF, ModelPrice, estimate_cost, price_for
@@ -149,3 +149,20 @@ def test_compaction_iterations_are_billed() -> None:
 
     assert (cost.input_tokens, cost.output_tokens) == (60_100, 910)
     assert cost.total_usd == pytest.approx((60_100 * 3 + 910 * 15) / 1_000_000)
+
+
+@pytest.mark.parametrize(
+    "meter",
+    [
+        "garbage",
+        {"totals": {"requests": "many"}},
+        {"totals": ["not", "an", "object"]},
+        {"context_edits": "none"},
+    ],
+)
+def test_a_malformed_saved_meter_is_a_session_state_error(meter: object) -> None:
+    """Hostile meter totals in a saved state: ``SessionStateError``, not a crash deeper in."""
+    state = {"version": 1, "messages": [], "meter": meter}
+
+    with pytest.raises(SessionStateError, match="meter"):
+        Session.restore(state, model=ScriptedModel([]))
