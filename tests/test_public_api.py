@@ -23,6 +23,7 @@ EXPECTED = {
         "ConflictError",
         "ConjureError",
         "ContainerDiedError",
+        "ConversationConflictError",
         "CreatedFile",
         "Deny",
         "DockerError",
@@ -38,6 +39,7 @@ EXPECTED = {
         "ModelError",
         "ModelResponseError",
         "NotFoundError",
+        "OutputValidationError",
         "OverloadedError",
         "PermissionDeniedError",
         "RateLimitError",
@@ -57,6 +59,7 @@ EXPECTED = {
         "SkillRegistry",
         "SkillResourceError",
         "SkillValidationError",
+        "StoreError",
         "ToolCall",
         "ToolConflictError",
         "ToolContext",
@@ -87,6 +90,13 @@ EXPECTED = {
     "conjure_async.mcp": [
         "McpBackend",
         "SkillsServer",
+    ],
+    "conjure_async.store": [
+        "MemoryStore",
+        "PostgresStore",
+        "SQLiteStore",
+        "SessionStore",
+        "StoredConversation",
     ],
     "conjure_async.testing": [
         "DEFAULT_IGNORED",
