@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from conjure_async._decisions import Approve, Defer
 from conjure_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -76,6 +77,7 @@ __all__ = [
     "APITimeoutError",
     "AfterToolCall",
     "AnthropicModel",
+    "Approve",
     "AuthenticationError",
     "BackendError",
     "BadRequestError",
@@ -85,6 +87,7 @@ __all__ = [
     "ContainerDiedError",
     "ConversationConflictError",
     "CreatedFile",
+    "Defer",
     "Deny",
     "DockerError",
     "DockerUnavailableError",
