@@ -57,6 +57,7 @@ from conjure_async.events import (
     ErrorEvent,
     Event,
     Paused,
+    PendingCall,
     Reply,
     TurnFinished,
 )
@@ -144,8 +145,8 @@ class Session(Generic[DepsT]):
         capture_content: Put tool arguments and results on spans.
         skills_instructions: Include usage instructions with the skills block.
         store: Saves the conversation after every tool result and turn; opening
-            loads it (see ``docs/conversations.md``). Needs ``conversation_id``.
-        conversation_id: The conversation's id in ``store``.
+            loads it (see ``docs/conversations.md``).
+        conversation_id: The conversation's id in ``store`` (required with it).
         require_approval: Tool names whose calls wait for a person's decision.
     """
 
@@ -340,6 +341,11 @@ class Session(Generic[DepsT]):
         return self._engine.files
 
     @property
+    def pending(self) -> list[PendingCall]:
+        """Tool calls waiting for a decision (``chat(approvals=...)``), in call order."""
+        return self._engine.pending
+
+    @property
     def system_prompt(self) -> str | None:
         """The system prompt sent with each request (after the session opened)."""
         return self._models.system
@@ -379,6 +385,12 @@ class Session(Generic[DepsT]):
             f"no backend of this session serves files from {file.source!r} "
             f"(backends: {[b.kind for b in self.backends]})"
         )
+
+    async def refresh(self) -> None:
+        """Load what another writer saved of this conversation since (each chat does it too)."""
+        if self._binding is not None:
+            async with self._lock:
+                await self._binding.refresh(self)
 
     def reset(self) -> None:
         """Forget the conversation history (usage totals and files stay); not during a chat."""
