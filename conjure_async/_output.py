@@ -95,6 +95,10 @@ class OutputSpec:
         self.retries = retries
         self.adapter: TypeAdapter[Any] = TypeAdapter(output_type)
         schema = self.adapter.json_schema()
+        ref = schema.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):  # a recursive model's schema
+            defs = schema.get("$defs") or {}
+            schema = {**defs.get(ref.removeprefix("#/$defs/"), {}), "$defs": defs}
         self.wrapped = schema.get("type") != "object"
         if self.wrapped:
             defs = schema.pop("$defs", None)
@@ -202,7 +206,8 @@ class OutputSpec:
         def amend(request: MessagesRequest) -> None:
             request.tools = [*(request.tools or []), definition]
 
-        engine._specs[OUTPUT_TOOL] = ToolSpec(OUTPUT_TOOL, answer.kind, self.schema)
+        # Any object reaches the answer tool: pydantic checks it there, and counts the retries.
+        engine._specs[OUTPUT_TOOL] = ToolSpec(OUTPUT_TOOL, answer.kind, {"type": "object"})
         runner._routes[OUTPUT_TOOL] = answer
         runner._kinds[OUTPUT_TOOL] = answer.kind
         models.amend = amend
