@@ -449,13 +449,10 @@ class Session(Generic[DepsT]):
 
         Args:
             message: The user's text or content blocks.
-            approvals: Instead of a message: a decision (``Approve()``,
-                ``Deny(reason)``, ``Approve(input=...)``) for every call in
-                ``reply.pending``; the turn continues from there.
-            output_type: Validate the final answer as this type (a pydantic
-                model or any type pydantic validates) into ``reply.output``.
-            output_retries: Times an invalid answer goes back to the model,
-                with the errors, before :class:`OutputValidationError`.
+            approvals: Instead of a message: ``Approve()``, ``Deny(reason)`` or
+                ``Approve(input=...)`` for each of ``reply.pending``; the turn goes on.
+            output_type: Validate the answer as this type into ``reply.output``.
+            output_retries: Invalid answers sent back before :class:`OutputValidationError`.
         """
         self._ensure_open()
         async with self._lock:
