@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from conjure_async._caching import PromptCaching
 from conjure_async._context import Compaction, ContextEditing
+from conjure_async._decisions import Approve, Defer
 from conjure_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -30,6 +31,7 @@ from conjure_async._exceptions import (
     ConflictError,
     ConjureError,
     ContainerDiedError,
+    ConversationConflictError,
     DockerError,
     DockerUnavailableError,
     ImageNotFoundError,
@@ -40,6 +42,7 @@ from conjure_async._exceptions import (
     ModelError,
     ModelResponseError,
     NotFoundError,
+    OutputValidationError,
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
@@ -54,6 +57,7 @@ from conjure_async._exceptions import (
     SkillParseError,
     SkillResourceError,
     SkillValidationError,
+    StoreError,
     ToolConflictError,
     UsageLimitError,
 )
@@ -78,6 +82,7 @@ __all__ = [
     "APITimeoutError",
     "AfterToolCall",
     "AnthropicModel",
+    "Approve",
     "AuthenticationError",
     "BackendError",
     "BadRequestError",
@@ -87,8 +92,10 @@ __all__ = [
     "ConjureError",
     "ContainerDiedError",
     "ContextEditing",
+    "ConversationConflictError",
     "Cost",
     "CreatedFile",
+    "Defer",
     "Deny",
     "DockerError",
     "DockerUnavailableError",
@@ -103,6 +110,7 @@ __all__ = [
     "ModelError",
     "ModelResponseError",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "PromptCaching",
@@ -123,6 +131,7 @@ __all__ = [
     "SkillRegistry",
     "SkillResourceError",
     "SkillValidationError",
+    "StoreError",
     "ToolCall",
     "ToolConflictError",
     "ToolContext",

@@ -35,6 +35,7 @@ __all__ = [
     "CHAT_USAGE_LIMITS",
     "CONTEXT_EDITS",
     "COST",
+    "MEMBERS",
     "USAGE_LIMITS",
     "CachingOption",
     "Compaction",
@@ -485,3 +486,6 @@ USAGE_LIMITS = _limits_property(
 CHAT_USAGE_LIMITS = _limits_property(
     "chat_usage_limits", "Limits for each chat (may be changed between chats)."
 )
+
+MEMBERS = (COST, CONTEXT_EDITS, count_tokens, USAGE_LIMITS, CHAT_USAGE_LIMITS)
+"""The session's ``cost``, ``context_edits``, ``count_tokens`` and two limits, in that order."""

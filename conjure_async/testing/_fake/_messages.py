@@ -111,6 +111,7 @@ class Messages:
         missing = [k for k in ("model", "max_tokens", "messages") if k not in body]
         if missing:
             raise HTTPError(400, f"{missing[0]}: Field required")
+        _check_output_config(body.get("output_config"))
         container = self._container_for(body)
         prepared = prepare(body, betas)
         plan = prepared.plan
@@ -325,3 +326,37 @@ def _iteration(kind: str, total: int, cache: Any, output: int) -> dict[str, Any]
             "ephemeral_1h_input_tokens": write_1h,
         },
     }
+
+
+def _check_output_config(config: Any) -> None:
+    """Refuse an ``output_config`` the API would refuse: 400, like the API.
+
+    Structured outputs (``output_config.format``): ``type`` is
+    ``json_schema``, the ``schema`` an object schema, and every object in it
+    closed (``additionalProperties: false``).
+    """
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        raise HTTPError(400, "output_config: Input should be an object")
+    output_format = config.get("format")
+    if output_format is None:
+        return
+    if not isinstance(output_format, Mapping) or output_format.get("type") != "json_schema":
+        raise HTTPError(400, "output_config.format.type: Input should be 'json_schema'")
+    schema = output_format.get("schema")
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        raise HTTPError(400, "output_config.format.schema: the schema must be an object schema")
+    stack: list[Any] = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            if item.get("type") == "object" and item.get("additionalProperties") is not False:
+                raise HTTPError(
+                    400,
+                    "output_config.format.schema: every object must set "
+                    "additionalProperties to false",
+                )
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)

@@ -1,9 +1,4 @@
-"""Which backend serves each tool, and the names a session's backends must not share.
-
-Checked when a session is made (tools) and when it opens (skills, which a
-backend may list only once it is open). Apart from the session module,
-which is near its size limit.
-"""
+"""A session's names checked once: each tool served by one backend, each skill offered once."""
 
 from __future__ import annotations
 
@@ -13,11 +8,11 @@ from conjure_async._exceptions import SkillConflictError, ToolConflictError
 from conjure_async.backends._base import Backend
 from conjure_async.messages import ToolDefinition
 
-__all__ = ["check_skill_names", "check_tool_names"]
+__all__ = ["check_skill_names", "tool_routes"]
 
 
-def check_tool_names(backends: Sequence[Backend]) -> dict[str, tuple[Backend, ToolDefinition]]:
-    """Each tool's backend and definition, by name; two backends offering one name are refused.
+def tool_routes(backends: Sequence[Backend]) -> dict[str, tuple[Backend, ToolDefinition]]:
+    """Each tool name's backend and definition; two backends offering one name is an error.
 
     Raises:
         ToolConflictError: Two backends offer a tool of the same name.
@@ -40,7 +35,7 @@ def check_skill_names(backends: Sequence[Backend]) -> None:
     """Refuse two skills of one name: the model could not tell them apart.
 
     Raises:
-        SkillConflictError: One backend, or two, offer two skills of one name.
+        SkillConflictError: One backend offers a skill twice, or two offer one name.
     """
     owners: dict[str, Backend] = {}
     for backend in backends:
