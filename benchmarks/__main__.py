@@ -33,6 +33,7 @@ MODULES = (
     ("benchmarks.bench_peers", "Against peer runtimes"),
     ("benchmarks.bench_docker", "Docker backend"),
     ("benchmarks.bench_mcp", "MCP backend"),
+    ("benchmarks.bench_cost", "Long conversations and cost"),
 )
 PACKAGES = (
     "conjure-async",

@@ -17,6 +17,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from conjure_async._caching import PromptCaching
+from conjure_async._context import Compaction, ContextEditing
+from conjure_async._decisions import Approve, Defer
 from conjure_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -28,6 +31,7 @@ from conjure_async._exceptions import (
     ConflictError,
     ConjureError,
     ContainerDiedError,
+    ConversationConflictError,
     DockerError,
     DockerUnavailableError,
     ImageNotFoundError,
@@ -38,6 +42,7 @@ from conjure_async._exceptions import (
     ModelError,
     ModelResponseError,
     NotFoundError,
+    OutputValidationError,
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
@@ -52,13 +57,17 @@ from conjure_async._exceptions import (
     SkillParseError,
     SkillResourceError,
     SkillValidationError,
+    StoreError,
     ToolConflictError,
+    UsageLimitError,
 )
+from conjure_async._limits import UsageLimits
 from conjure_async._public import publish
 from conjure_async._session import AfterToolCall, BeforeToolCall, Deny, Rewrite, Session
 from conjure_async.backends._base import ToolCall, ToolContext, ToolResult
 from conjure_async.events import CreatedFile, Event, Reply
 from conjure_async.messages import MessagesRequest, MessagesResponse
+from conjure_async.pricing import Cost
 from conjure_async.skills import Skill, SkillRegistry, load_skills
 
 if TYPE_CHECKING:
@@ -73,14 +82,20 @@ __all__ = [
     "APITimeoutError",
     "AfterToolCall",
     "AnthropicModel",
+    "Approve",
     "AuthenticationError",
     "BackendError",
     "BadRequestError",
     "BeforeToolCall",
+    "Compaction",
     "ConflictError",
     "ConjureError",
     "ContainerDiedError",
+    "ContextEditing",
+    "ConversationConflictError",
+    "Cost",
     "CreatedFile",
+    "Defer",
     "Deny",
     "DockerError",
     "DockerUnavailableError",
@@ -95,8 +110,10 @@ __all__ = [
     "ModelError",
     "ModelResponseError",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
+    "PromptCaching",
     "RateLimitError",
     "Reply",
     "RequestTooLargeError",
@@ -114,10 +131,13 @@ __all__ = [
     "SkillRegistry",
     "SkillResourceError",
     "SkillValidationError",
+    "StoreError",
     "ToolCall",
     "ToolConflictError",
     "ToolContext",
     "ToolResult",
+    "UsageLimitError",
+    "UsageLimits",
     "load_skills",
 ]
 

@@ -5,7 +5,8 @@ files, and the state of the turn in progress. It is fed what happened (the
 user's message, a model response, a tool result) and answers what to do next
 (an *action*). It does no I/O, reads no clock and never imports anyio, so the
 same rules run inside :class:`~conjure_async.Session` and, replayed step by
-step, inside a durable workflow. See ``docs/adr/0007-turn-engine.md``.
+step, inside a durable workflow. See ``docs/adr/0007-turn-engine.md``; the
+rules of approvals that wait are in :mod:`conjure_async._engine_approvals`.
 
 Driving it (what the session does, with the I/O around it)::
 
@@ -20,7 +21,7 @@ Driving it (what the session does, with the I/O around it)::
             action = engine.next_request()
         elif isinstance(action, Continue):             # pause_turn: send the turn back
             action = engine.next_request()
-        elif isinstance(action, Finished):
+        elif isinstance(action, Finished):             # (reply.pending: see resolve())
             return action.reply
         else:                                          # Stopped: a limit was reached
             raise MaxIterationsError(engine.max_iterations)
@@ -46,14 +47,13 @@ The whole state dumps to JSON (:meth:`TurnEngine.dump`) and loads back
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from conjure_async._engine_approvals import ApprovalRules, approval_names
 from conjure_async._exceptions import SessionStateError
 from conjure_async._history import (
-    COPY_ON_WRITE,
+    SharedHistory,
     add_assistant,
     answer,
     append_user,
@@ -82,7 +82,8 @@ from conjure_async._turn import (
     compiled_check,
     dump_turn,
     file_key,
-    load_turn,
+    input_of,
+    load_engine_parts,
     record_of,
     replace_or_add,
 )
@@ -145,11 +146,11 @@ INVALID_REWRITE: Final = (
 NO_BACKEND: Final = "none"
 """The backend named in events and records for a call of an unknown tool."""
 
-_END_OF_TURN_PAUSE = "pause_turn"
+_PAUSES = frozenset({"pause_turn", "compaction"})  # continued: a long turn, a compaction
 _CUT_OFF = "max_tokens"
 
 
-class TurnEngine:
+class TurnEngine(SharedHistory, ApprovalRules):
     """The rules of the conversation loop, fed events and answering actions.
 
     Args:
@@ -162,6 +163,8 @@ class TurnEngine:
             trailing unanswered ``tool_use`` is answered as cancelled.
         usage: Token usage so far.
         files: Files created so far.
+        require_approval: Tool names whose calls wait for a person's decision
+            (see :meth:`resolve`).
     """
 
     __slots__ = (
@@ -176,6 +179,7 @@ class TurnEngine:
         "dropped_ids",
         "max_iterations",
         "max_pause_continuations",
+        "require_approval",
     )
 
     def __init__(
@@ -187,12 +191,14 @@ class TurnEngine:
         messages: Iterable[Message] = (),
         usage: Usage | None = None,
         files: Iterable[CreatedFile] = (),
+        require_approval: Collection[str] = (),
     ) -> None:
         if max_iterations < 1 or max_pause_continuations < 0:
             raise ValueError(
                 "max_iterations must be positive, max_pause_continuations not negative"
             )
         self._specs: dict[str, ToolSpec] = {spec.name: spec for spec in tools}
+        self.require_approval = approval_names(require_approval)
         self._checks: dict[str, Check] = {}
         self.max_iterations = max_iterations
         self.max_pause_continuations = max_pause_continuations
@@ -213,28 +219,6 @@ class TurnEngine:
     def history(self) -> list[Message]:
         """The conversation (the engine's own list: read it, do not change it)."""
         return self._history
-
-    def snapshot(self) -> list[Message]:
-        """The history for the next request: a list that does not change afterwards.
-
-        Copy-on-write (ADR 0008): the engine's own list, marked shared; the next
-        change copies it first unless nobody holds it any more (the usual case:
-        the model kept no request). A copy per request grew with the history.
-        """
-        if not COPY_ON_WRITE:
-            return list(self._history)
-        self._shared = True
-        return self._history
-
-    def _own(self) -> list[Message]:
-        """The history, safe to change in place (see :meth:`snapshot`)."""
-        history = self._history
-        if self._shared:
-            self._shared = False
-            # Slot, local, argument: any other holder keeps the list as sent; we copy.
-            if sys.getrefcount(history) > 3:
-                history = self._history = list(history)
-        return history
 
     @property
     def phase(self) -> TurnPhase:
@@ -325,7 +309,7 @@ class TurnEngine:
                 answer(history, uses, NOT_RUN_MAX_TOKENS)
                 return self._finish(stop)
             return self._hand_out(turn, uses)
-        if stop == _END_OF_TURN_PAUSE and turn.pauses < self.max_pause_continuations:
+        if stop in _PAUSES and turn.pauses < self.max_pause_continuations:
             turn.pauses += 1
             turn.continuation = True
             self._phase = TurnPhase.CONTINUING
@@ -365,22 +349,25 @@ class TurnEngine:
         )
         turn.missing -= 1
         spec = self._specs.get(call.name)
-        # Plain values the collector stops tracking (RecordData); the record is built at the end.
+        # Plain values the collector stops tracking (RecordData); the record is built at the
+        # end, with the input from the history's tool_use block unless it was changed.
+        at = len(self._history) - 1  # the assistant message holding the call
+        given = call.input if input is None else input
         turn.batch_records[position] = (
             call_id,
             call.name,
-            input,
+            None if given is input_of(self._history[at], call_id) else given,
             spec.backend if spec is not None else NO_BACKEND,
             output if isinstance(output, str) else result.text,
             result.is_error,
             result.exit_code,
-            len(self._history) - 1,  # the assistant message holding the call
+            at,
         )
         if not result.files:
             return ()
         return [created for created in result.files if self._record_file(turn, created)]
 
-    def next_request(self) -> SendRequest | Stopped:
+    def next_request(self) -> SendRequest | Stopped | Finished:
         """After every result is in (or a pause), send the next request, within the limit.
 
         Raises:
@@ -391,6 +378,8 @@ class TurnEngine:
             if turn.missing:
                 waiting = [c.id for c, r in zip(turn.calls, turn.results, strict=True) if r is None]
                 raise SessionStateError(f"tool calls still waiting for results: {waiting}")
+            if turn.pending:
+                return self._suspend(turn)
             self._append_results(turn)
         elif self._phase is not TurnPhase.CONTINUING or turn is None:
             raise SessionStateError(f"cannot send the next request while {self._phase.value}")
@@ -401,7 +390,7 @@ class TurnEngine:
         self._phase = TurnPhase.AWAITING_RESPONSE
         return SEND
 
-    def on_results(self, results: Mapping[str, ToolResult]) -> SendRequest | Stopped:
+    def on_results(self, results: Mapping[str, ToolResult]) -> SendRequest | Stopped | Finished:
         """Take every result of a :class:`RunTools` at once, then :meth:`next_request`."""
         for call_id, result in results.items():
             self.on_result(call_id, result)
@@ -411,9 +400,11 @@ class TurnEngine:
         """End the turn early (cancelled, or a model call failed), keeping the history valid.
 
         Calls without a result are answered with :data:`NOT_RUN_CANCELLED`;
-        results already in are kept. A no-op when no turn is running.
+        results already in are kept. A no-op when idle or awaiting approval.
         """
         turn = self._turn
+        if self._phase is TurnPhase.AWAITING_APPROVAL:
+            return
         if self._phase is TurnPhase.RUNNING_TOOLS and turn is not None:
             for position, block in enumerate(turn.results):
                 if block is None:
@@ -457,7 +448,7 @@ class TurnEngine:
 
     # -- steps -------------------------------------------------------------
 
-    def _hand_out(self, turn: Turn, uses: list[ToolUseBlock]) -> RunTools:
+    def _hand_out(self, turn: Turn, uses: list[ToolUseBlock]) -> RunTools | Finished:
         calls = tuple([ToolCall(b.id, b.name, b.input) for b in uses])
         refusals: dict[str, str] | None = None
         checks = self._checks
@@ -479,6 +470,10 @@ class TurnEngine:
         )
         turn.missing = count
         self._phase = TurnPhase.RUNNING_TOOLS
+        if self.require_approval:
+            calls = self._defer_marked(turn, refusals or NO_REFUSALS)
+            if not calls:
+                return self._suspend(turn)
         return RunTools(calls, refusals or NO_REFUSALS)
 
     def _refusal(self, call: ToolCall) -> str | None:
@@ -508,6 +503,8 @@ class TurnEngine:
             tool_calls=[record_of(r, self._history) for r in turn.records],
             files=turn.files,
             iterations=turn.iterations,
+            pending=[],
+            output=None,
         )
         self._end()
         return Finished(reply)
@@ -547,15 +544,13 @@ class TurnEngine:
 
     def dump(self) -> dict[str, Any]:
         """The whole state as JSON-able data, also in the middle of a turn."""
-        history = self._history
+        history, turn = self._history, self._turn
         return {
             "version": ENGINE_STATE_VERSION,
             "messages": [m.to_wire() for m in history],
             "usage": self._usage.freeze().to_wire(),
             "files": [f.model_dump(mode="json") for f in self._files],
-            "turn": None
-            if self._turn is None
-            else dump_turn(self._turn, self._phase, self._history),
+            "turn": None if turn is None else dump_turn(turn, self._phase, history),
         }
 
     @classmethod
@@ -566,35 +561,25 @@ class TurnEngine:
         *,
         max_iterations: int = 25,
         max_pause_continuations: int = 10,
+        require_approval: Collection[str] = (),
     ) -> TurnEngine:
         """Rebuild an engine from :meth:`dump` output (a dict or its JSON).
 
         Raises:
             SessionStateError: The state is malformed (the message says where).
         """
-        data: Any = json.loads(state) if isinstance(state, str) else state
-        if not isinstance(data, Mapping) or data.get("version") != ENGINE_STATE_VERSION:
-            raise SessionStateError("invalid engine state: not a version 1 engine dump")
-        try:
-            messages = [Message.model_validate(m) for m in data["messages"]]
-            usage = Usage.model_validate(data.get("usage", {}))
-            files = [CreatedFile.model_validate(f) for f in data.get("files", [])]
-            turn_data = data.get("turn")
-            engine = cls(
-                tools,
-                max_iterations=max_iterations,
-                max_pause_continuations=max_pause_continuations,
-                usage=usage,
-                files=files,
-            )
-            engine._history = messages
-            if turn_data is None:
-                repair_unanswered_calls(engine._history, NOT_RUN_CANCELLED)
-            else:
-                engine._phase = TurnPhase(turn_data["phase"])
-                engine._turn = load_turn(turn_data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SessionStateError(f"invalid engine state: {exc}") from exc
-        if turn_data is not None and engine._phase is TurnPhase.IDLE:
-            raise SessionStateError("invalid engine state: a turn in phase idle")
+        messages, usage, files, loaded = load_engine_parts(state, ENGINE_STATE_VERSION)
+        engine = cls(
+            tools,
+            max_iterations=max_iterations,
+            max_pause_continuations=max_pause_continuations,
+            usage=usage,
+            files=files,
+            require_approval=require_approval,
+        )
+        engine._history = messages
+        if loaded is None:
+            repair_unanswered_calls(engine._history, NOT_RUN_CANCELLED)
+        else:
+            engine._phase, engine._turn = loaded
         return engine

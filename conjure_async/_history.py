@@ -27,6 +27,7 @@ from conjure_async.messages import _fast_construct as _build
 
 __all__ = [
     "COPY_ON_WRITE",
+    "SharedHistory",
     "add_assistant",
     "answer",
     "append_user",
@@ -43,6 +44,38 @@ COPY_ON_WRITE: Final = sys.implementation.name == "cpython" and bool(
 )
 """Whether a history may be handed to a request shared, copied only when changed while
 someone still holds it (``TurnEngine.snapshot``): CPython's reference counts are exact."""
+
+
+class SharedHistory:
+    """Hands a history to requests copy-on-write (the turn engine's part for it).
+
+    ``snapshot()`` returns the owner's own list, marked shared; ``_own()``,
+    called before every change, copies it first when someone still holds it
+    (a model that kept a request): a request's messages never change after it
+    was sent, and a request nobody kept costs no copy. See ADR 0008.
+    """
+
+    __slots__ = ()
+
+    _history: list[Message]
+    _shared: bool
+
+    def snapshot(self) -> list[Message]:
+        """The history for the next request: a list that does not change afterwards."""
+        if not COPY_ON_WRITE:
+            return list(self._history)
+        self._shared = True  # type: ignore[misc]  # the owner's slot
+        return self._history
+
+    def _own(self) -> list[Message]:
+        """The history, safe to change in place."""
+        history = self._history
+        if self._shared:
+            self._shared = False  # type: ignore[misc]  # the owner's slot
+            # The slot, this local, the argument: any other holder keeps the list as sent.
+            if sys.getrefcount(history) > 3:
+                history = self._history = list(history)  # type: ignore[misc]  # the owner's slot
+        return history
 
 
 def checked_content(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.trace import INVALID_SPAN
@@ -26,6 +26,7 @@ from conjure_async.events import Event, ModelResponded, TextDelta
 from conjure_async.messages import (
     ContentBlock,
     JoinedMessages,
+    Message,
     MessagesRequest,
     MessagesResponse,
     TextBlock,
@@ -35,6 +36,7 @@ from conjure_async.messages import _fast_construct as _build
 from conjure_async.models._base import ApiCallback, accepts_on_block, call_model, coerce_response
 
 if TYPE_CHECKING:
+    from conjure_async._meter import Meter
     from conjure_async._telemetry import Telemetry
     from conjure_async._tool_execution import Emit
 
@@ -62,6 +64,18 @@ async def _ignore_block(block: ContentBlock) -> None:
 
 _PLAIN = (False, False)
 """A model without ``stream`` and no backend reading blocks: a chat needs no replay."""
+
+
+def _responded(response: MessagesResponse) -> Event:
+    return _build(
+        ModelResponded,
+        {
+            "kind": "model_responded",
+            "stop_reason": response.stop_reason,
+            "usage": response.usage,
+            "model": response.model,
+        },
+    )
 
 
 def tool_wire(definition: ToolDefinition) -> dict[str, Any]:
@@ -129,7 +143,9 @@ class ModelCaller:
         "_streaming",
         "_telemetry",
         "_tools",
+        "amend",
         "engine",
+        "meter",
         "system",
         "tool_dicts",
     )
@@ -147,6 +163,8 @@ class ModelCaller:
         self.system: str | None = None
         """The system prompt (set when the session opens)."""
         self.tool_dicts = tool_dicts
+        self.amend: Callable[[MessagesRequest], None] | None = None
+        """Changes each request of the turn in progress (typed output sets it)."""
         self._telemetry = telemetry
         # What every request of the session shares (read-only by convention:
         # a backend amends a request with ``model_copy(update=...)``): the tool
@@ -157,6 +175,8 @@ class ModelCaller:
         self._private = {"_joined": JoinedMessages()}
         self._model: ApiCallback | None = None
         self._streaming: tuple[bool, bool] = (False, False)
+        self.meter: Meter | None = None
+        """Caching, context management, limits and cost around each call (set by the session)."""
         # Tuples: most sessions have no backend implementing a hook, and an
         # empty tuple is one shared object.
         self._request_backends = tuple(b for b in backends if overrides(b, "prepare_request"))
@@ -172,7 +192,7 @@ class ModelCaller:
             {
                 "model": options.model_name,
                 "max_tokens": options.max_tokens,
-                "messages": self.engine.snapshot(),  # does not change after this request
+                "messages": self._messages(options),
                 "system": self.system,
                 "tools": self._tools,
                 "tool_choice": None,
@@ -183,19 +203,24 @@ class ModelCaller:
         )
         # The history's JSON for HTTP models (``join_with``), one dict per session.
         object.__setattr__(request, "__pydantic_private__", self._private)
+        if self.amend is not None:
+            self.amend(request)
         for backend in self._request_backends:
             request = backend.prepare_request(request)
         return request
 
-    def plain(self, model: ApiCallback) -> bool:
-        """Whether an untraced call can await ``model`` directly, then :meth:`checked`.
+    def _messages(self, options: ModelOptions) -> list[Message]:
+        """The request's history: the engine's snapshot, unless caching edits the list.
 
-        True once ``model`` was called through :meth:`ask` and turned out not
-        to stream, and no backend reads blocks or responses: the session then
-        awaits the model's own coroutine (no frame between) and, when it
-        streams, emits :meth:`events` of the response.
+        Prompt caching marks the last messages by replacing them, in the
+        request's own list, with marked copies: that list must be a copy.
         """
-        return model is self._model and self._streaming is _PLAIN and not self._response_backends
+        meter = self.meter
+        if meter is not None:
+            settings = meter.caching(options.model)
+            if settings is not None and settings.messages:
+                return list(self.engine.history)
+        return self.engine.snapshot()  # does not change after this request
 
     @staticmethod
     def events(response: MessagesResponse) -> list[Event]:
@@ -205,17 +230,7 @@ class ModelCaller:
             for block in response.content
             if isinstance(block, TextBlock) and block.text
         ]
-        events.append(
-            _build(
-                ModelResponded,
-                {
-                    "kind": "model_responded",
-                    "stop_reason": response.stop_reason,
-                    "usage": response.usage,
-                    "model": response.model,
-                },
-            )
-        )
+        events.append(_responded(response))
         return events
 
     @staticmethod
@@ -243,26 +258,26 @@ class ModelCaller:
             ModelResponseError: The response is empty and has no stop reason.
         """
         request = self.request(options)
+        meter = self.meter
+        if meter is not None:
+            request = await meter.before_request(request, options)
         model = options.model
-        if tracing:
-            response = self.checked(await self._traced_call(model, request, emit, options))
-        elif emit is None and model is self._model and self._streaming is _PLAIN:
-            # Nobody reads the text or the blocks: no replay of the response.
+        if not tracing and model is self._model and self._streaming is _PLAIN:
+            # A callback that does not stream and no backend reading blocks: the
+            # model's own coroutine, then (when streaming) its events at once.
             response = self.checked(await model(request))
+            if emit is not None:
+                for event in self.events(response):
+                    await emit(event)
         else:
-            response = self.checked(await self._call(model, request, emit))
-        if emit is not None:
-            await emit(
-                _build(
-                    ModelResponded,
-                    {
-                        "kind": "model_responded",
-                        "stop_reason": response.stop_reason,
-                        "usage": response.usage,
-                        "model": response.model,
-                    },
-                )
-            )
+            if tracing:
+                response = self.checked(await self._traced_call(model, request, emit, options))
+            else:
+                response = self.checked(await self._call(model, request, emit))
+            if emit is not None:
+                await emit(_responded(response))
+        if meter is not None:
+            await meter.after_response(response, options, emit)
         for backend in self._response_backends:
             for event in backend.handle_response(response):
                 await self._backend_event(event, emit)
@@ -277,12 +292,15 @@ class ModelCaller:
         telemetry, provider = self._telemetry, provider_name(model)
         started = time.perf_counter()
         try:
-            with telemetry.chat_span(options.model_name, options.max_tokens, provider) as span:
+            with telemetry.chat_span(
+                options.model_name,
+                options.max_tokens,
+                provider,
+                request=request,
+                model_callable=model,
+            ) as span:
                 response = await self._call(model, request, emit)
-                if span.is_recording():
-                    span.set_attribute("gen_ai.response.id", response.id)
-                    span.set_attribute("gen_ai.response.model", response.model)
-                telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
+                telemetry.record_response(span, response)
         except Exception as exc:
             if telemetry.metrics.active:
                 telemetry.metrics.model_call(

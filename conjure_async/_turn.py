@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from conjure_async._exceptions import SessionStateError
 from conjure_async._schema import Check, compile_schema
 from conjure_async.backends._base import ToolCall
 from conjure_async.events import CreatedFile, Reply, ToolCallRecord
@@ -39,6 +40,8 @@ __all__ = [
     "compiled_check",
     "dump_turn",
     "file_key",
+    "input_of",
+    "load_engine_parts",
     "load_turn",
     "record_of",
     "replace_or_add",
@@ -56,6 +59,8 @@ class TurnPhase(enum.Enum):
     """Calls were handed out; :meth:`TurnEngine.on_result` takes each result."""
     CONTINUING = "continuing"
     """The API paused the turn; :meth:`TurnEngine.next_request` sends it back."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Calls wait for a decision; :meth:`TurnEngine.resolve` continues the turn."""
 
 
 class StopReason(enum.Enum):
@@ -83,6 +88,8 @@ class RunTools:
 
     calls: tuple[ToolCall, ...]
     refusals: Mapping[str, str]
+    approved: bool = False
+    """The calls were approved by a person (:meth:`TurnEngine.resolve`): no hook asks again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +203,7 @@ def record_of(record: ToolCallRecord | RecordData, history: Sequence[Message]) -
         return record  # a server call's record, kept as built
     call_id, name, input, backend, output, is_error, exit_code, at = record
     if input is None:
-        input = _input_of(history[at], call_id) if 0 <= at < len(history) else {}
+        input = input_of(history[at], call_id) if 0 <= at < len(history) else {}
     return _build(
         ToolCallRecord,
         {
@@ -211,7 +218,8 @@ def record_of(record: ToolCallRecord | RecordData, history: Sequence[Message]) -
     )
 
 
-def _input_of(message: Message, call_id: str) -> dict[str, Any]:
+def input_of(message: Message, call_id: str) -> dict[str, Any]:
+    """The input of the ``tool_use`` block ``call_id`` in ``message`` (``{}`` if none)."""
     if not isinstance(message.content, str):
         for block in message.content:
             if isinstance(block, ToolUseBlock) and block.id == call_id:
@@ -238,11 +246,13 @@ class Turn:
     """The calls handed out, in response order."""
     results: list[ToolResultBlock | None] = field(default_factory=list)
     """Their results so far, by position."""
-    batch_records: list[RecordData | None] = field(default_factory=list)
+    batch_records: list[ToolCallRecord | RecordData | None] = field(default_factory=list)
     """Their records so far, by position (the reply lists calls in call order)."""
     positions: dict[str, int] = field(default_factory=dict)
     missing: int = 0
-    """How many of ``calls`` have no result yet."""
+    """How many of ``calls`` have no result yet (deferred calls not counted)."""
+    pending: list[int] = field(default_factory=list)
+    """Positions of the calls deferred for approval (no result until decided)."""
 
 
 def dump_turn(turn: Turn, phase: TurnPhase, history: Sequence[Message]) -> dict[str, Any]:
@@ -263,7 +273,34 @@ def dump_turn(turn: Turn, phase: TurnPhase, history: Sequence[Message]) -> dict[
             None if r is None else record_of(r, history).model_dump(mode="json")
             for r in turn.batch_records
         ],
+        "pending": list(turn.pending),
     }
+
+
+def load_engine_parts(
+    state: Mapping[str, Any] | str, version: int
+) -> tuple[list[Message], Usage, list[CreatedFile], tuple[TurnPhase, Turn] | None]:
+    """The parts of a ``TurnEngine.dump()``: history, usage, files, and the turn in progress.
+
+    Raises:
+        SessionStateError: The state is malformed (the message says where).
+    """
+    data: Any = json.loads(state) if isinstance(state, str) else state
+    if not isinstance(data, Mapping) or data.get("version") != version:
+        raise SessionStateError(f"invalid engine state: not a version {version} engine dump")
+    try:
+        messages = [Message.model_validate(m) for m in data["messages"]]
+        usage = Usage.model_validate(data.get("usage", {}))
+        files = [CreatedFile.model_validate(f) for f in data.get("files", [])]
+        turn_data = data.get("turn")
+        loaded = (
+            None if turn_data is None else (TurnPhase(turn_data["phase"]), load_turn(turn_data))
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SessionStateError(f"invalid engine state: {exc}") from exc
+    if loaded is not None and loaded[0] is TurnPhase.IDLE:
+        raise SessionStateError("invalid engine state: a turn in phase idle")
+    return messages, usage, files, loaded
 
 
 def load_turn(data: Mapping[str, Any]) -> Turn:
@@ -271,12 +308,15 @@ def load_turn(data: Mapping[str, Any]) -> Turn:
     results: list[ToolResultBlock | None] = [
         None if r is None else ToolResultBlock.model_validate(r) for r in data["results"]
     ]
-    batch_records: list[RecordData | None] = [
+    batch_records: list[ToolCallRecord | RecordData | None] = [
         None if r is None else _record_data(ToolCallRecord.model_validate(r))
         for r in data.get("batch_records", [None] * len(calls))
     ]
     if not len(results) == len(batch_records) == len(calls):
         raise ValueError("calls, results and their records differ in length")
+    pending = [int(p) for p in data.get("pending", [])]
+    if any(not 0 <= p < len(calls) or results[p] is not None for p in pending):
+        raise ValueError("a pending call must be a call without a result")
     server_inputs = data.get("server_inputs", {})
     if not isinstance(server_inputs, dict):
         raise TypeError("server_inputs must be an object")
@@ -293,7 +333,8 @@ def load_turn(data: Mapping[str, Any]) -> Turn:
         results=results,
         batch_records=batch_records,
         positions={call.id: position for position, call in enumerate(calls)},
-        missing=sum(r is None for r in results),
+        missing=sum(r is None for r in results) - len(set(pending)),
+        pending=sorted(set(pending)),
     )
 
 

@@ -14,19 +14,24 @@ a client reading a server-sent event stream)::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, Generic, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypeVar
 
 from conjure_async.messages import Usage, _fast_construct
+from conjure_async.pricing import Cost
 
 __all__ = [
+    "Compacted",
+    "ContextEdited",
     "CreatedFile",
     "ErrorEvent",
     "Event",
     "FileCreated",
     "ModelResponded",
     "Paused",
+    "PendingCall",
     "Reply",
     "TextDelta",
     "ToolCallRecord",
@@ -36,6 +41,9 @@ __all__ = [
     "TurnFinished",
     "event_adapter",
 ]
+
+OutputT = TypeVar("OutputT", default=Any)
+"""The type of :attr:`Reply.output` (``chat(..., output_type=...)``)."""
 
 
 class _Frozen(BaseModel):
@@ -138,6 +146,26 @@ class ModelResponded(_Frozen):
     model: str = ""
 
 
+class Compacted(_Frozen):
+    """The API compacted the conversation (server-side compaction).
+
+    The response began with a ``compaction`` block, now in the history;
+    later requests are read from it on.
+    """
+
+    kind: Literal["compacted"] = "compacted"
+    summary: str | None
+    """The summary the API wrote (``None``: the compaction failed and changed nothing)."""
+
+
+class ContextEdited(_Frozen):
+    """The API cleared old context before the model read the request (context editing)."""
+
+    kind: Literal["context_edited"] = "context_edited"
+    edits: list[dict[str, Any]]
+    """The applied edits as the API reports them (``type``, ``cleared_tool_uses``, ...)."""
+
+
 class ToolCallRecord(_Frozen):
     """A tool call made during a chat, as listed in :class:`Reply`."""
 
@@ -150,8 +178,25 @@ class ToolCallRecord(_Frozen):
     exit_code: int | None = None
 
 
-class Reply(_Frozen):
-    """The outcome of one ``chat``."""
+class PendingCall(_Frozen):
+    """A tool call waiting for a person's decision (see ``Session.chat(approvals=...)``)."""
+
+    call_id: str
+    """The ``tool_use`` id: the key of its decision."""
+    name: str
+    """The tool the model called."""
+    input: dict[str, Any]
+    """The arguments the model gave (an approval may replace them)."""
+    backend: str
+    """Which backend would run it."""
+
+
+class Reply(_Frozen, Generic[OutputT]):
+    """The outcome of one ``chat``.
+
+    Generic in the type of :attr:`output`: ``chat(..., output_type=Invoice)``
+    returns a ``Reply[Invoice]``.
+    """
 
     text: str
     """The final assistant text of the turn."""
@@ -164,6 +209,17 @@ class Reply(_Frozen):
     """Files created during this chat."""
     iterations: int = 0
     """Model calls made."""
+    cost: Cost | None = None
+    """Estimated cost of this chat's model calls (``None`` when no price is known for the model)."""
+    pending: list[PendingCall] = Field(default_factory=list)
+    """Tool calls waiting for approval: the turn stopped before them (empty when it ended).
+
+    Answer each with ``session.chat(approvals={call_id: Approve() | Deny(reason) |
+    Approve(input=...)})``; the turn continues from there.
+    """
+    output: OutputT | None = None
+    """The validated typed output of ``chat(..., output_type=...)`` (``None`` without
+    one, or while calls are pending)."""
 
 
 class TurnFinished(_Frozen):
@@ -190,6 +246,8 @@ Event: TypeAlias = Annotated[
     | FileCreated
     | Paused
     | ModelResponded
+    | Compacted
+    | ContextEdited
     | TurnFinished
     | ErrorEvent,
     Field(discriminator="kind"),

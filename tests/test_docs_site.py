@@ -28,7 +28,9 @@ PUBLIC_MODULES = [
     "conjure_async.mcp",
     "conjure_async.messages",
     "conjure_async.models",
+    "conjure_async.pricing",
     "conjure_async.skills",
+    "conjure_async.store",
     "conjure_async.testing",
 ]
 """Every public package and module: the names in their ``__all__`` are the public API."""
