@@ -66,16 +66,19 @@ async def test_sessions_share_a_plain_schema_instead_of_copying_it() -> None:
 
 
 async def test_sessions_without_providers_share_their_telemetry() -> None:
-    """Sessions on the global providers share one telemetry; a given provider gets its own."""
+    """Sessions on the global providers share one telemetry; a provider or capture gets its own."""
     from opentelemetry.sdk.trace import TracerProvider
 
     a = Session(model=ScriptedModel([]))
     b = Session(model=ScriptedModel([]))
     c = Session(model=ScriptedModel([]), tracer_provider=TracerProvider())
     d = Session(model=ScriptedModel([]), capture_content=True)
+    e = Session(model=ScriptedModel([]), capture_content=True)
     assert a._telemetry is b._telemetry
     assert c._telemetry is not a._telemetry
+    # Capturing content, a telemetry keeps its session model's redactor: never shared.
     assert d._telemetry is not a._telemetry
+    assert d._telemetry is not e._telemetry
     assert d._telemetry.capture_content
 
 
