@@ -39,6 +39,7 @@ from conjure_async._exceptions import (
 )
 from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides
+from conjure_async._rerouting import reroute_tools
 from conjure_async._state import STATE_VERSION, parse_state
 from conjure_async._stream import EventChannel
 from conjure_async._telemetry import Telemetry, provider_name
@@ -186,7 +187,7 @@ class Session(Generic[DepsT]):
         self._log: Logger = get_logger(session_id=self.session_id)
         self._tg: TaskGroup | None = None
         self._state = SessionState.NEW
-        routes = self._check_tool_names()
+        routes = self._routes = self._check_tool_names()
         self._check_skill_names()
         self._engine = TurnEngine(
             [ToolSpec(name, b.kind, d.input_schema) for name, (b, d) in routes.items()],
@@ -265,6 +266,7 @@ class Session(Generic[DepsT]):
                 )
                 opened.append(backend)
             self._check_skill_names()
+            reroute_tools(self)  # a backend may learn its tools when it opens (MCP)
             self._models.system = self._build_system_prompt()
         except BaseException:
             self._deadlines.close()
