@@ -348,6 +348,12 @@ class McpBackend(Backend):
         failure.__cause__ = exc
         return failure
 
+    def _client(self) -> ClientSession:
+        """The SDK session of the connection (for the Skills extension's requests)."""
+        if self._session is None:
+            raise self._failure or McpError("not connected", target=self.target)
+        return self._session
+
     # -- tools -------------------------------------------------------------
 
     def tools(self) -> Sequence[ToolDefinition]:
