@@ -86,6 +86,7 @@ EXPECTED = {
     ],
     "conjure_async.mcp": [
         "McpBackend",
+        "McpSkillsBackend",
         "SkillsServer",
     ],
     "conjure_async.testing": [
