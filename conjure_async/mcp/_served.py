@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 SKILLS_EXTENSION = "io.modelcontextprotocol/skills"
+"""The Skills extension's identifier."""
 MAX_SKILL_FILES = 512
 """Files per skill the extension guarantees (``SKILL.md`` included)."""
 MAX_SKILL_BYTES = 16 * 1024 * 1024

@@ -307,3 +307,19 @@ def test_labels_are_checked() -> None:
     for label in ("Team", "a.b", "", "x" * 41, "../x"):
         with pytest.raises(ValueError, match="server label"):
             McpSkillsBackend({label: McpBackend(["unused"])})
+
+
+async def test_open_cancelled_while_fetching_leaves_nothing() -> None:
+    """Cancelling a session's open while the server starts leaves no directory or process."""
+    import anyio
+
+    server = McpBackend(serve_command(str(SKILLS)))
+    backend = McpSkillsBackend({"team": server}, backend="bwrap")
+    before = served_dirs()
+    with anyio.move_on_after(0.3) as scope:
+        async with Session(backend, model=ScriptedModel([])):
+            pass
+    assert scope.cancelled_caught
+    assert backend.directory is None
+    assert not server.connected
+    assert served_dirs() == before
