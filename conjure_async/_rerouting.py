@@ -1,49 +1,49 @@
-"""A session's tool routing, read again when its backends have opened.
+"""A session's names checked again once its backends have opened.
 
 A :class:`~conjure_async.Session` routes tool calls by name, from the tool
 lists its backends give when the session is built. Some backends learn their
 tools only when they open: an :class:`~conjure_async.mcp.McpBackend` lists its
-server's tools when it connects, which it does in the session's task group.
-:func:`reroute_tools` runs once the backends are open: when a tool list
-changed, it rebuilds what depends on it (the engine's tool specs, the tool
-definitions sent to the model, the tool runner's routes); otherwise it leaves
-everything as built, so sessions whose backends knew their tools pay one
-comparison.
+server's tools when it connects, which it does in the session's task group,
+and an :class:`~conjure_async.mcp.McpSkillsBackend` builds the backend running
+its skills then. :func:`check_opened` runs once the backends are open: it
+checks the skill names again and, when a tool list changed, re-routes the
+tools (the engine's tool specs, the definitions sent to the model, the tool
+runner's routes); the engine keeps its conversation. Sessions whose backends
+knew their tools pay one comparison.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from conjure_async._engine import ToolSpec, TurnEngine
+from conjure_async._engine import ToolSpec
 from conjure_async._tool_execution import ToolRunner
 
 if TYPE_CHECKING:
     from conjure_async._session import Session
 
-__all__ = ["reroute_tools"]
+__all__ = ["check_opened"]
 
 
-def reroute_tools(session: Session[Any]) -> None:
-    """Route ``session``'s tools from its backends' current lists (if they changed).
+def check_opened(session: Session[Any]) -> None:
+    """Check ``session``'s skill names; route its tools from the backends' current lists.
 
     Raises:
+        SkillConflictError: Two skills now share a name.
         ToolConflictError: Two backends now offer a tool of one name.
     """
+    session._check_skill_names()
     routes = session._check_tool_names()
     if routes == session._routes:
         return
-    old_engine, old_runner = session._engine, session._tools
-    engine = TurnEngine(
-        [ToolSpec(name, b.kind, d.input_schema) for name, (b, d) in routes.items()],
-        max_iterations=old_engine.max_iterations,
-        max_pause_continuations=old_engine.max_pause_continuations,
-        messages=old_engine.history,  # a restored session's conversation goes on
-        usage=old_engine.usage,
-        files=old_engine.files,
-    )
+    engine, old_runner = session._engine, session._tools
+    # The engine keeps its history, usage, files and any turn it holds (a stored
+    # conversation awaiting approval): only what it routes to changes.
+    engine._specs = {
+        name: ToolSpec(name, b.kind, d.input_schema) for name, (b, d) in routes.items()
+    }
+    engine._checks = {}
     session._routes = routes
-    session._engine = session._models.engine = engine
     session._models.tool_dicts = [d.to_wire() for _, d in routes.values()]
     session._tools = ToolRunner(
         engine,
