@@ -30,6 +30,7 @@ MODULES = (
     ("benchmarks.bench_peers", "Against peer runtimes"),
     ("benchmarks.bench_docker", "Docker backend"),
     ("benchmarks.bench_mcp", "MCP"),
+    ("benchmarks.bench_cost", "Long conversations and cost"),
 )
 PACKAGES = (
     "conjure-async",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from conjure_async._engine import ToolSpec
+from conjure_async._names import check_skill_names, tool_routes
 from conjure_async._tool_execution import ToolRunner
 
 if TYPE_CHECKING:
@@ -32,8 +33,8 @@ def check_opened(session: Session[Any]) -> None:
         SkillConflictError: Two skills now share a name.
         ToolConflictError: Two backends now offer a tool of one name.
     """
-    session._check_skill_names()
-    routes = session._check_tool_names()
+    check_skill_names(session.backends)
+    routes = tool_routes(session.backends)
     if routes == session._routes:
         return
     engine, old_runner = session._engine, session._tools
