@@ -7,7 +7,7 @@ The destinations are the egress tests' real servers on loopback (see
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -22,7 +22,7 @@ from conjure_async.events import EgressDecision
 from conjure_async.testing import collect
 from tests.docker.engine import Engine
 from tests.docker.helpers import bash, script
-from tests.egress.conftest import BEARER, SECRET, Destinations, destinations  # noqa: F401 - fixture
+from tests.egress.conftest import BEARER, SECRET, Destinations, running_destinations
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -54,6 +54,13 @@ for root, dirs, files in os.walk("/"):
             pass
 print("secret-hits:", hits)
 EOF"""
+
+
+@pytest.fixture(scope="session")
+def destinations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Destinations]:
+    """The egress tests' servers (see ``tests/egress/conftest.py``)."""
+    with running_destinations(tmp_path_factory.mktemp("egress-servers")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +110,11 @@ async def test_allowed_injected_and_denied_from_inside_a_container(
     outputs, events = await _run(egress_backend(), *commands)
     assert json.loads(outputs[0])["Authorization"] == BEARER
     assert "Authorization" not in json.loads(outputs[1])
-    assert outputs[2].strip() == "403 Blocked by egress policy: host denied.test:443 is not allowed"
+    port = destinations.tls_port
+    assert (
+        outputs[2].strip()
+        == f"403 Blocked by egress policy: host denied.test:{port} is not allowed"
+    )
     assert BEARER in outputs[3]
     assert json.loads(outputs[4])["Host"].startswith("127.0.0.2")
     decisions = [e for e in events if isinstance(e, EgressDecision)]
@@ -115,7 +126,8 @@ async def test_allowed_injected_and_denied_from_inside_a_container(
         ("127.0.0.2", True, False),
     ]
     assert all(d.call_id for d in decisions)
-    assert "api.test" in events[-1] and "only these destinations are reachable" in events[-1]
+    assert "api.test" in events[-1]
+    assert "only these destinations are reachable" in events[-1]
 
 
 async def test_direct_connections_and_dns_fail_and_the_secret_is_nowhere(
@@ -147,7 +159,9 @@ async def test_nothing_is_left_after_close(
     async with Session(backend, model=script(bash("true"))) as session:
         await session.chat("go")
         sandbox = backend._sandbox
-        assert sandbox is not None and sandbox.egress_folder and sandbox.egress_socket
+        assert sandbox is not None
+        assert sandbox.egress_folder
+        assert sandbox.egress_socket
         folder = anyio.Path(sandbox.egress_folder)
         assert await (folder / sandbox.egress_socket).is_socket()
     async with docker_client(docker_engine.host) as client:
@@ -169,12 +183,12 @@ async def test_cancelled_session_leaves_nothing(
     """Cancelling a chat mid-command removes the container, its folder and the proxy."""
     backend = egress_backend()
     with anyio.move_on_after(60) as scope:
-        async with Session(backend, model=script(bash("sleep 300"))) as session:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(session.chat, "go")
-                while backend.container_id is None:  # noqa: ASYNC110 - waiting for the container
-                    await anyio.sleep(0.05)
-                tg.cancel_scope.cancel()
+        session = Session(backend, model=script(bash("sleep 300")))
+        async with session, anyio.create_task_group() as tg:
+            tg.start_soon(session.chat, "go")
+            while backend.container_id is None:  # noqa: ASYNC110 - waiting for the container
+                await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
     assert not scope.cancelled_caught
     assert backend._egress is None
     assert not any(p.name.startswith("conjure-egress-") for p in _tmp().iterdir())

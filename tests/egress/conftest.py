@@ -8,6 +8,7 @@ bind those ports, else free ports on the same addresses. The test names
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -22,7 +23,7 @@ import pytest
 
 from conjure_async import EgressPolicy
 
-SECRET = "sk-egress-test-7f3a9c1e5b"  # noqa: S105 - a test credential, looked for everywhere
+SECRET = "sk-egress-test-7f3a9c1e5b"
 """The injected credential: must arrive at api.test and appear nowhere in a sandbox."""
 
 BEARER = "sha256:" + hashlib.sha256(f"Bearer {SECRET}".encode()).hexdigest()
@@ -62,8 +63,9 @@ class Destinations:
                       f"{TLS_ADDRESS}{tls}"],
             "inject": {f"api.test{tls}": {"Authorization": f"Bearer {SECRET}"}},
             "upstream_ca": self.ca,
-            "hosts": {name: TLS_ADDRESS for name in
-                      ("api.test", "open.test", "denied.test", "pypi.test", "git.test")},
+            "hosts": dict.fromkeys(
+                ("api.test", "open.test", "denied.test", "pypi.test", "git.test"), TLS_ADDRESS
+            ),
         }  # fmt: skip
         settings.update(options)
         return EgressPolicy(**settings)  # type: ignore[arg-type]
@@ -118,26 +120,36 @@ def _start(folder: Path, plain: int, tls: int) -> tuple[subprocess.Popen[str], s
     return process, process.stdout.readline()
 
 
-@pytest.fixture(scope="session")
-def destinations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Destinations]:
-    """The plain and HTTPS test servers (127.0.0.2:80 and 127.0.0.3:443 when possible)."""
-    folder = tmp_path_factory.mktemp("egress-servers")
+@contextlib.contextmanager
+def running_destinations(folder: Path) -> Iterator[Destinations]:
+    """Start the test servers with their files in ``folder``; stop them on exit."""
     (folder / "www").mkdir()
     folder.chmod(0o755)
     _wheel(folder)
     _git_repository(folder)
     process, line = _start(folder, 80, 443)
-    if not line.startswith("ready"):
-        process.wait(timeout=10)
+    if not line.startswith("ready"):  # 80/443 taken (or not ours to bind): free ports
+        _stop(process)
         process, line = _start(folder, 0, 0)
-    assert line.startswith("ready"), process.stderr.read() if process.stderr else line
+    if not line.startswith("ready"):
+        _stop(process)
+        raise AssertionError(f"the test servers did not start: {line}")
     _, plain, tls = line.split()
     try:
         yield Destinations(folder, int(plain), int(tls))
     finally:
-        assert process.stdin is not None
-        process.stdin.close()
-        process.wait(timeout=10)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
+    process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def destinations(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Destinations]:
+    """The plain and HTTPS test servers (127.0.0.2:80 and 127.0.0.3:443 when possible)."""
+    with running_destinations(tmp_path_factory.mktemp("egress-servers")) as running:
+        yield running

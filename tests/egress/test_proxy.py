@@ -155,11 +155,11 @@ async def test_idle_connections_are_closed(destinations: Destinations) -> None:
 async def test_connections_over_the_limit_get_503(destinations: Destinations) -> None:
     """The proxy serves at most ``max_connections`` at once."""
     port = destinations.tls_port
-    async with host_proxy(destinations.policy(max_connections=1)) as proxy:
-        async with await anyio.connect_unix(proxy.socket) as first:
-            await first.send(f"CONNECT open.test:{port} HTTP/1.1\r\n\r\n".encode())
-            assert (await first.receive()).startswith(b"HTTP/1.1 200")
-            second = await raw(proxy.socket, b"CONNECT open.test:443 HTTP/1.1\r\n\r\n")
+    policy = destinations.policy(max_connections=1)
+    async with host_proxy(policy) as proxy, await anyio.connect_unix(proxy.socket) as first:
+        await first.send(f"CONNECT open.test:{port} HTTP/1.1\r\n\r\n".encode())
+        assert (await first.receive()).startswith(b"HTTP/1.1 200")
+        second = await raw(proxy.socket, b"CONNECT open.test:443 HTTP/1.1\r\n\r\n")
     assert second.startswith(b"HTTP/1.1 503 too many connections through the proxy (1)")
 
 
