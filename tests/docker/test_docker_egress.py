@@ -224,3 +224,20 @@ def test_egress_needs_network_none() -> None:
     """A policy with a network mode is refused: the policy must be the only way out."""
     with pytest.raises(ValueError, match="network='none'"):
         DockerBackend(network="bridge", egress=EgressPolicy(["pypi.org"]))
+
+
+async def test_sweep_removes_an_orphans_egress_folder(
+    egress_backend: Callable[..., DockerBackend], docker_engine: Engine
+) -> None:
+    """A container left behind takes its egress folder with it when swept."""
+    from conjure_async.backends.docker._container import create_container
+    from conjure_async.backends.docker._sweep import sweep_orphans
+
+    backend = egress_backend()
+    async with docker_client(docker_engine.host) as client:
+        sandbox = await create_container(client, backend.config, "left-behind")
+    assert sandbox.egress_folder is not None
+    assert await anyio.Path(sandbox.egress_folder).exists()
+    removed = await sweep_orphans(docker_engine.host, session_id="left-behind", include_live=True)
+    assert removed == [sandbox.id]
+    assert not await anyio.Path(sandbox.egress_folder).exists()
