@@ -152,8 +152,7 @@ class LocalBackend(Backend):
         if egress is not None and sandbox != "bwrap":
             raise ValueError("egress= needs sandbox='bwrap' (unsandboxed commands bypass it)")
         self.sandbox = sandbox
-        self.egress = egress
-        """The network policy (with ``sandbox="bwrap"``), if any."""
+        self.egress = egress  # the network policy (with sandbox="bwrap"), if any
         self._egress: net.EgressRuntime | None = None
         self._egress_socket: Path | None = None
         self.kill_grace = kill_grace
@@ -331,7 +330,9 @@ class LocalBackend(Backend):
         """Run one of the four skill tools."""
         if call.name == "bash_tool":
             events = self._bash(str(call.input.get("command", "")), ctx.call_id)
-            async for event in net.with_decisions(events, self._egress, ctx.call_id):
+            if self._egress is not None:
+                events = net.with_decisions(events, self._egress, ctx.call_id)
+            async for event in events:
                 yield event
             return
         if call.name not in _FILE_TOOLS:

@@ -90,6 +90,7 @@ async def test_allowed_injected_denied_direct_and_dns(
         ("denied.test", False, False, []),
         ("api.test", True, True, ["Authorization"]),
     ]
+    assert SECRET not in repr(events)  # no event (and no tool output) holds the value
     prompt = events[-1]
     assert "no direct network" in prompt
     assert "api.test:443" in prompt or "api.test" in prompt

@@ -211,3 +211,20 @@ async def test_tls_to_the_proxy_uses_the_session_ca_limited_to_injected_hosts(
     assert proxy.runtime.proxy.ca_pem in bundle
     assert destinations.ca.read_bytes().strip() in bundle
     assert ssl.PEM_cert_to_DER_cert(proxy.runtime.proxy.ca_pem.decode())
+
+
+async def test_garbage_oversized_heads_and_bad_ports_are_refused(
+    destinations: Destinations,
+) -> None:
+    """Not HTTP: 400; a head over 64 KiB: closed; a bad port or absolute https URL: 400."""
+    async with host_proxy(destinations.policy()) as proxy:
+        garbage = await raw(proxy.socket, b"\x16\x03\x01 hello\r\n\r\n")
+        huge = await raw(proxy.socket, b"GET http://x/ HTTP/1.1\r\nX: " + b"a" * 70_000)
+        port = await raw(proxy.socket, b"CONNECT open.test:99999 HTTP/1.1\r\n\r\n")
+        https = await raw(proxy.socket, b"GET https://open.test/ HTTP/1.1\r\n\r\n")
+        decisions = proxy.runtime.take("c")
+    assert garbage.startswith(b"HTTP/1.1 400 not an HTTP/1.x proxy request")
+    assert huge == b""
+    assert port.startswith(b"HTTP/1.1 400 bad port")
+    assert https.startswith(b"HTTP/1.1 400 the proxy takes CONNECT or absolute http://")
+    assert decisions == []  # nothing reached a decision

@@ -498,7 +498,9 @@ class DockerBackend(Backend):
         del ctx
         if call.name == "bash_tool":
             events = self._bash(call.input.get("command", ""), call.id)
-            async for event in with_decisions(events, self._egress, call.id):
+            if self._egress is not None:
+                events = with_decisions(events, self._egress, call.id)
+            async for event in events:
                 yield event
             return
         if call.name not in ("view", "create_file", "str_replace"):
