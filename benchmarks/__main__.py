@@ -29,6 +29,7 @@ MODULES = (
     ("benchmarks.bench_concurrency", "Concurrent sessions"),
     ("benchmarks.bench_peers", "Against peer runtimes"),
     ("benchmarks.bench_docker", "Docker backend"),
+    ("benchmarks.bench_egress", "Network policy"),
 )
 PACKAGES = (
     "conjure-async",

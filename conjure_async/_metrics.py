@@ -27,11 +27,11 @@ from __future__ import annotations
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.metrics import Histogram, MeterProvider
+from opentelemetry.metrics import Histogram, MeterProvider, NoOpMeterProvider
 
-from conjure_async.messages import MessagesResponse
+from conjure_async.messages import MessagesResponse, Usage
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "input_tokens"]
 
 _VERSION = "0.1.0"
 
@@ -39,6 +39,38 @@ _VERSION = "0.1.0"
 _DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48]
 _DURATION_BUCKETS += [40.96, 81.92]
 _TOKEN_BUCKETS = [4**n for n in range(14)]  # 1, 4, 16 ... 67108864
+
+
+def _records_nothing(provider: MeterProvider) -> bool:
+    """Whether ``provider`` is one of the metrics API's own providers, which record nothing.
+
+    Until a provider is set, the API hands out a placeholder (a proxy whose
+    class is private); ``NoOpMeterProvider`` is the API's other one. Both are
+    defined in the API package itself, never in an SDK: their module says so,
+    without naming a private class.
+    """
+    module = type(provider).__module__
+    return (
+        isinstance(provider, NoOpMeterProvider)
+        or module == _API_MODULE
+        or module.startswith(_API_MODULE + ".")
+    )
+
+
+_API_MODULE = "opentelemetry.metrics"
+
+
+def input_tokens(usage: Usage) -> int:
+    """``gen_ai.usage.input_tokens``: every input token, cached ones included.
+
+    The Anthropic API counts cache reads and cache writes apart from
+    ``input_tokens``; the conventions' input count includes them.
+    """
+    return (
+        usage.input_tokens
+        + (usage.cache_read_input_tokens or 0)
+        + (usage.cache_creation_input_tokens or 0)
+    )
 
 
 class Metrics:
@@ -58,8 +90,7 @@ class Metrics:
         """Whether metrics go anywhere (a provider was given or set globally; kept once true)."""
         if self._known_active:
             return True
-        # The API's placeholder until a provider is set (its class is private).
-        if type(metrics.get_meter_provider()).__name__ == "_ProxyMeterProvider":
+        if _records_nothing(metrics.get_meter_provider()):
             return False
         self._known_active = True
         return True
@@ -110,7 +141,7 @@ class Metrics:
         operation.record(duration_s, attributes)
         if response is not None:
             usage = response.usage
-            tokens.record(usage.input_tokens, {**attributes, "gen_ai.token.type": "input"})
+            tokens.record(input_tokens(usage), {**attributes, "gen_ai.token.type": "input"})
             tokens.record(usage.output_tokens, {**attributes, "gen_ai.token.type": "output"})
 
     def tool_call(

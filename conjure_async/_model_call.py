@@ -182,12 +182,15 @@ class ModelCaller:
         telemetry, provider = self._telemetry, provider_name(model)
         started = time.perf_counter()
         try:
-            with telemetry.chat_span(options.model_name, options.max_tokens, provider) as span:
+            with telemetry.chat_span(
+                options.model_name,
+                options.max_tokens,
+                provider,
+                request=request,
+                model_callable=model,
+            ) as span:
                 response = await self._call(model, request, emit)
-                if span.is_recording():
-                    span.set_attribute("gen_ai.response.id", response.id)
-                    span.set_attribute("gen_ai.response.model", response.model)
-                telemetry.record_usage(span, response.usage, [response.stop_reason or ""])
+                telemetry.record_response(span, response)
         except Exception as exc:
             if telemetry.metrics.active:
                 telemetry.metrics.model_call(

@@ -137,7 +137,9 @@ class Session(Generic[DepsT]):
         session_id: Id for logs, spans and containers (default: random).
         tracer_provider: OpenTelemetry tracer provider (default: the global one).
         meter_provider: OpenTelemetry meter provider (default: the global one).
-        capture_content: Put tool arguments and results on spans.
+        capture_content: Put the conversation on spans (redacted of API keys):
+            messages, system prompt and tool definitions on each ``chat``
+            span, tool arguments and results on ``execute_tool`` spans.
         skills_instructions: Include usage instructions with the skills block.
     """
 

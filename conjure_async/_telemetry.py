@@ -14,7 +14,10 @@ span                       attributes
 ``chat {model}``           gen_ai.operation.name, gen_ai.provider.name,
                            gen_ai.request.model, gen_ai.request.max_tokens,
                            gen_ai.response.id, gen_ai.response.model,
-                           gen_ai.response.finish_reasons, gen_ai.usage.*
+                           gen_ai.response.finish_reasons, gen_ai.usage.*;
+                           with ``capture_content=True`` also
+                           gen_ai.system_instructions, gen_ai.input.messages,
+                           gen_ai.output.messages, gen_ai.tool.definitions
 ``execute_tool {name}``    gen_ai.tool.name, gen_ai.tool.call.id,
                            gen_ai.tool.type, gen_ai.tool.description,
                            error.type (on failure),
@@ -27,6 +30,11 @@ span                       attributes
 
 The provider is the model callable's ``provider_name`` attribute
 (``anthropic`` for the Anthropic models), else ``unknown``.
+
+Captured content (:mod:`conjure_async._telemetry_content` builds it, only
+when ``capture_content`` is on) passes through the model's
+:class:`~conjure_async._redact.Redactor`: its API key and anything shaped
+like an Anthropic key never reach a span.
 """
 
 from __future__ import annotations
@@ -48,10 +56,12 @@ from opentelemetry.trace import (
     TracerProvider,
 )
 
-from conjure_async._metrics import Metrics
-from conjure_async.messages import Usage
+from conjure_async._metrics import Metrics, input_tokens
+from conjure_async._redact import DEFAULT_REDACTOR, Redactor
+from conjure_async._telemetry_content import content_attributes, output_attributes
+from conjure_async.messages import MessagesRequest, MessagesResponse, Usage
 
-__all__ = ["UNKNOWN_PROVIDER", "Telemetry", "provider_name"]
+__all__ = ["UNKNOWN_PROVIDER", "Telemetry", "model_redactor", "provider_name"]
 
 _VERSION = "0.1.0"
 
@@ -65,10 +75,29 @@ def provider_name(model: object) -> str:
     return name if isinstance(name, str) and name else UNKNOWN_PROVIDER
 
 
+def model_redactor(model: object) -> Redactor:
+    """The redactor that knows ``model``'s API key, else the one for key-shaped strings."""
+    for owner, name in ((getattr(model, "api", None), "redactor"), (model, "_redactor")):
+        try:
+            found = getattr(owner, name, None)
+        except Exception:  # noqa: BLE001 - a foreign model's property may fail; fall back
+            found = None
+        if isinstance(found, Redactor):
+            return found
+    return DEFAULT_REDACTOR
+
+
 class Telemetry:
     """Creates the library's spans on a user-supplied or the global provider."""
 
-    __slots__ = ("_known_active", "capture_content", "metrics", "tracer")
+    __slots__ = (
+        "_known_active",
+        "_redacts_for",
+        "capture_content",
+        "metrics",
+        "redactor",
+        "tracer",
+    )
 
     def __init__(
         self,
@@ -80,6 +109,9 @@ class Telemetry:
         self.tracer = trace.get_tracer("conjure_async", _VERSION, tracer_provider=tracer_provider)
         self.metrics = Metrics(meter_provider)
         self.capture_content = capture_content
+        self.redactor = DEFAULT_REDACTOR
+        """Cleans captured content: the redactor of the model last called."""
+        self._redacts_for: object = None
         self._known_active = tracer_provider is not None
 
     @property
@@ -123,20 +155,37 @@ class Telemetry:
                 raise
 
     @contextmanager
-    def chat_span(self, model: str, max_tokens: int, provider: str) -> Iterator[Span]:
-        """Span around one model call."""
+    def chat_span(
+        self,
+        model: str,
+        max_tokens: int,
+        provider: str,
+        *,
+        request: MessagesRequest | None = None,
+        model_callable: object = None,
+    ) -> Iterator[Span]:
+        """Span around one model call.
+
+        With ``capture_content``, the ``request``'s system instructions, input
+        messages and tool definitions are set on it (cleaned by the redactor
+        of ``model_callable``).
+        """
         if not self.active:
             yield INVALID_SPAN
             return
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": provider,
+            "gen_ai.request.model": model,
+            "gen_ai.request.max_tokens": max_tokens,
+        }
+        if self.capture_content and request is not None:
+            if model_callable is not self._redacts_for:
+                self._redacts_for = model_callable
+                self.redactor = model_redactor(model_callable)
+            attributes.update(content_attributes(request, self.redactor))
         with self.tracer.start_as_current_span(
-            f"chat {model}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": provider,
-                "gen_ai.request.model": model,
-                "gen_ai.request.max_tokens": max_tokens,
-            },
+            f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:
             try:
                 yield span
@@ -172,7 +221,9 @@ class Telemetry:
         if description:
             attributes["gen_ai.tool.description"] = description
         if self.capture_content and arguments is not None:
-            attributes["gen_ai.tool.call.arguments"] = json.dumps(arguments, default=str)
+            attributes["gen_ai.tool.call.arguments"] = self.redactor.text(
+                json.dumps(arguments, ensure_ascii=False, default=str)
+            )
         with self.tracer.start_as_current_span(
             f"execute_tool {name}", kind=SpanKind.INTERNAL, attributes=attributes
         ) as span:
@@ -182,12 +233,22 @@ class Telemetry:
                 span.set_attribute("error.type", _error_type(exc))
                 raise
 
-    @staticmethod
-    def record_usage(span: Span, usage: Usage, finish_reasons: list[str]) -> None:
-        """Set token usage and finish reasons on a span."""
+    def record_response(self, span: Span, response: MessagesResponse) -> None:
+        """Set a model call's response on its ``chat`` span (and its content, when captured)."""
         if not span.is_recording():
             return
-        span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
+        span.set_attribute("gen_ai.response.id", response.id)
+        span.set_attribute("gen_ai.response.model", response.model)
+        self.record_usage(span, response.usage, [response.stop_reason or ""])
+        if self.capture_content:
+            span.set_attributes(output_attributes(response, self.redactor))
+
+    @staticmethod
+    def record_usage(span: Span, usage: Usage, finish_reasons: list[str]) -> None:
+        """Set token usage (input counting cached tokens) and finish reasons on a span."""
+        if not span.is_recording():
+            return
+        span.set_attribute("gen_ai.usage.input_tokens", input_tokens(usage))
         span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
         span.set_attribute(
             "gen_ai.usage.cache_read.input_tokens", usage.cache_read_input_tokens or 0
@@ -233,7 +294,7 @@ class Telemetry:
         if exit_code is not None:
             span.set_attribute("conjure.tool.exit_code", exit_code)
         if self.capture_content:
-            span.set_attribute("gen_ai.tool.call.result", output)
+            span.set_attribute("gen_ai.tool.call.result", self.redactor.text(output))
         if is_error:
             span.set_attribute("error.type", error_type or "tool_error")  # never None here
             span.set_status(Status(StatusCode.ERROR, output[:200]))

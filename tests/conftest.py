@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -20,6 +21,9 @@ from tests.helpers import process_alive
 RUN_TMP = Path(tempfile.mkdtemp(prefix="conjure-tests-run-")).resolve()
 os.environ["TMPDIR"] = str(RUN_TMP)
 tempfile.tempdir = str(RUN_TMP)
+# Removed at exit whatever happens: a failed or interrupted run leaves nothing
+# (the leak check's message names what leaked).
+atexit.register(shutil.rmtree, RUN_TMP, ignore_errors=True)
 
 
 @pytest.fixture
@@ -63,4 +67,3 @@ def no_leaks() -> Iterator[None]:
     leaked_children = _children() - children_before
     assert not leaked_dirs, f"session work dirs left behind: {sorted(leaked_dirs)}"
     assert not leaked_children, f"child processes left running: {sorted(leaked_children)}"
-    shutil.rmtree(RUN_TMP, ignore_errors=True)

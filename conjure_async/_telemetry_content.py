@@ -1,0 +1,176 @@
+"""Message content in the OpenTelemetry GenAI conventions' JSON shapes (opt-in capture).
+
+Used only with ``Session(capture_content=True)``: nothing here runs otherwise.
+A request and its response become the chat span's content attributes, each a
+JSON string (the Python SDK has no structured span attributes; the
+conventions say to serialize then):
+
+=================================  ==========================================
+attribute                          shape
+=================================  ==========================================
+``gen_ai.system_instructions``     ``[{"type": "text", "content": ...}]``
+``gen_ai.input.messages``          ``[{"role": "user"|"assistant", "parts":
+                                   [...]}]``, the history in the order sent
+``gen_ai.output.messages``         ``[{"role": "assistant", "parts": [...],
+                                   "finish_reason": ...}]``
+``gen_ai.tool.definitions``        ``[{"type": "function", "name": ...,
+                                   "description": ..., "parameters": ...}]``;
+                                   server tools ``{"type": ..., "name": ...}``
+=================================  ==========================================
+
+Anthropic blocks map to the conventions' parts: ``text`` to ``text``,
+``thinking`` to ``reasoning``, ``tool_use`` to ``tool_call``,
+``tool_result`` to ``tool_call_response`` (the role stays ``user``, as the
+API sent it), ``server_tool_use`` and ``*_tool_result`` to
+``server_tool_call`` and ``server_tool_call_response``, images and documents
+to ``blob`` / ``uri`` / ``file`` parts; any other block is kept as a generic
+part with its own ``type``. Every string passes through a
+:class:`~conjure_async._redact.Redactor` before it is set.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from conjure_async._redact import Redactor
+from conjure_async.messages import MessagesRequest, MessagesResponse
+
+__all__ = ["content_attributes", "finish_reason", "output_attributes"]
+
+_FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_call",
+    "refusal": "content_filter",
+}
+"""Anthropic stop reasons that have a value in the conventions' ``FinishReason``."""
+
+_MODALITY = {"image": "image", "document": "document"}
+
+
+def finish_reason(stop_reason: str | None) -> str:
+    """The conventions' finish reason for an Anthropic ``stop_reason`` (others kept as they are)."""
+    if stop_reason is None:
+        return ""  # as in gen_ai.response.finish_reasons
+    return _FINISH_REASONS.get(stop_reason, stop_reason)
+
+
+def content_attributes(request: MessagesRequest, redactor: Redactor) -> dict[str, str]:
+    """The request's system instructions, input messages and tool definitions."""
+    attributes = {"gen_ai.input.messages": _dump(_input_messages(request), redactor)}
+    system = request.system
+    if system:
+        blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
+        attributes["gen_ai.system_instructions"] = _dump([_part(b) for b in blocks], redactor)
+    if request.tools:
+        attributes["gen_ai.tool.definitions"] = _dump(
+            [_tool_definition(t) for t in request.tools], redactor
+        )
+    return attributes
+
+
+def output_attributes(response: MessagesResponse, redactor: Redactor) -> dict[str, str]:
+    """The response as the one output message (Anthropic answers one choice)."""
+    message = {
+        "role": response.role,
+        "parts": [_part(block.to_wire()) for block in response.content],
+        "finish_reason": finish_reason(response.stop_reason),
+    }
+    return {"gen_ai.output.messages": _dump([message], redactor)}
+
+
+def _dump(value: Any, redactor: Redactor) -> str:
+    return redactor.text(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _input_messages(request: MessagesRequest) -> list[dict[str, Any]]:
+    messages = []
+    for message in request.messages:
+        # The message's cached wire JSON: one shape, however it was built.
+        wire = json.loads(message.wire_json())
+        content = wire.get("content", "")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        messages.append({"role": wire.get("role"), "parts": [_part(b) for b in blocks]})
+    return messages
+
+
+def _part(block: dict[str, Any]) -> dict[str, Any]:
+    """One Anthropic content block as a conventions message part."""
+    kind = block.get("type")
+    if kind == "text":
+        return {"type": "text", "content": block.get("text", "")}
+    if kind == "thinking":
+        return {"type": "reasoning", "content": block.get("thinking", "")}
+    if kind == "tool_use":
+        return {
+            "type": "tool_call",
+            "id": block.get("id"),
+            "name": block.get("name"),
+            "arguments": block.get("input", {}),
+        }
+    if kind == "tool_result":
+        return {
+            "type": "tool_call_response",
+            "id": block.get("tool_use_id"),
+            "response": _tool_response(block.get("content", "")),
+        }
+    if kind == "server_tool_use":
+        return {
+            "type": "server_tool_call",
+            "id": block.get("id"),
+            "name": block.get("name"),
+            "server_tool_call": {"type": block.get("name"), "arguments": block.get("input", {})},
+        }
+    if isinstance(kind, str) and kind.endswith("_tool_result"):
+        return {
+            "type": "server_tool_call_response",
+            "id": block.get("tool_use_id"),
+            "server_tool_call_response": {"type": kind, "content": block.get("content")},
+        }
+    if kind in _MODALITY and isinstance(block.get("source"), dict):
+        return _media_part(_MODALITY[kind], block["source"])
+    if kind == "redacted_thinking":
+        return {"type": "reasoning", "content": ""}  # encrypted: nothing readable to record
+    return dict(block) if isinstance(kind, str) else {"type": "unknown"}
+
+
+def _tool_response(content: Any) -> Any:
+    """A tool result's content: its text when it is all text, else its parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [_part(b) for b in content if isinstance(b, dict)]
+        if all(p.get("type") == "text" for p in parts):
+            return "".join(str(p.get("content", "")) for p in parts)
+        return parts
+    return content
+
+
+def _media_part(modality: str, source: dict[str, Any]) -> dict[str, Any]:
+    kind = source.get("type")
+    part: dict[str, Any] = {"modality": modality}
+    if source.get("media_type"):
+        part["mime_type"] = source["media_type"]
+    if kind == "base64":
+        return {"type": "blob", **part, "content": source.get("data", "")}
+    if kind == "url":
+        return {"type": "uri", **part, "uri": source.get("url", "")}
+    if kind == "file":
+        return {"type": "file", **part, "file_id": source.get("file_id", "")}
+    if kind == "text":  # a plain-text document
+        return {"type": "text", "content": source.get("data", "")}
+    return {"type": modality, **part}
+
+
+def _tool_definition(tool: dict[str, Any]) -> dict[str, Any]:
+    """A request's tool entry: a client tool as a function, a server tool as it is named."""
+    if "input_schema" in tool or tool.get("type") in (None, "custom"):
+        definition: dict[str, Any] = {"type": "function", "name": tool.get("name", "")}
+        if tool.get("description"):
+            definition["description"] = tool["description"]
+        if tool.get("input_schema") is not None:
+            definition["parameters"] = tool["input_schema"]
+        return definition
+    return {"type": tool["type"], "name": tool.get("name", tool["type"])}
