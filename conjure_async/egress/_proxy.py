@@ -369,14 +369,16 @@ class EgressProxy:
                 return
             self._record(host, port, "CONNECT", allowed=True)
             await client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            if reader.buffer:
-                await upstream.send(bytes(reader.buffer))
             await self._relay(reader, client, upstream)
 
     async def _relay(
         self, client_in: ByteReceiveStream, client_out: ByteSendStream, upstream: ByteStream
     ) -> None:
-        """Bytes both ways, half-closes passed on, until both ends are done or idle."""
+        """Bytes both ways, half-closes passed on, until both ends are done or idle.
+
+        ``client_in`` is the buffered reader of the request head: what the
+        client sent after its head comes out of it first.
+        """
         async with anyio.create_task_group() as tg:
             idle = _Idle(tg.cancel_scope, self.policy.idle_timeout)
             tg.start_soon(partial(_pipe, eof=True), upstream, client_out, idle, tg.cancel_scope)
@@ -440,7 +442,7 @@ class EgressProxy:
                 intercepted=bool(headers),
                 headers=[name for name, _ in headers],
             )
-            await upstream.send(b"\r\n".join(kept) + b"\r\n\r\n" + bytes(reader.buffer))
+            await upstream.send(b"\r\n".join(kept) + b"\r\n\r\n")  # the reader has the rest
             async with anyio.create_task_group() as tg:
                 idle = _Idle(tg.cancel_scope, self.policy.idle_timeout)
                 tg.start_soon(partial(_pipe, eof=True), reader, upstream, idle, None)

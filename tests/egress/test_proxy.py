@@ -228,3 +228,23 @@ async def test_garbage_oversized_heads_and_bad_ports_are_refused(
     assert port.startswith(b"HTTP/1.1 400 bad port")
     assert https.startswith(b"HTTP/1.1 400 the proxy takes CONNECT or absolute http://")
     assert decisions == []  # nothing reached a decision
+
+
+async def test_bytes_sent_right_after_the_head_reach_the_destination_once(
+    destinations: Destinations,
+) -> None:
+    """A client that sends its request right behind CONNECT gets one answer, not two."""
+    head = f"CONNECT {destinations.plain} HTTP/1.1\r\n\r\n".encode()
+    request = b"GET /headers HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with (
+        host_proxy(destinations.policy()) as proxy,
+        await anyio.connect_unix(proxy.socket) as stream,
+    ):
+        await stream.send(head + request)
+        await stream.send_eof()
+        received = b""
+        with anyio.fail_after(30):
+            async for chunk in stream:
+                received += chunk
+    assert received.startswith(b"HTTP/1.1 200 Connection established")
+    assert received.count(b"HTTP/1.1 200 OK") == 1
