@@ -11,6 +11,9 @@ subprocess (stdlib ``http.client``) times each request:
 3. HTTPS intercepted with a header injected, a new connection per request;
 4. HTTPS on a kept-alive connection (direct, tunnel, intercepted).
 
+5. a ``bash_tool`` command under bubblewrap with a policy (the forwarder
+   starts with each command) against one without.
+
 Then memory: TLS server connections held open, asyncio's own TLS
 (``SSLProtocol``) against ``ssl.MemoryBIO`` (anyio's ``TLSStream``, what the
 proxy uses), in this process.
@@ -23,16 +26,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import shutil
 import ssl
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.streams.tls import TLSStream
 
+from conjure_async import EgressPolicy
+from conjure_async._logging import get_logger
+from conjure_async.backends import BackendContext, LocalBackend, ToolCall, ToolContext
 from tests.egress.conftest import TLS_ADDRESS, Destinations, running_destinations
 from tests.egress.helpers import host_proxy
 
@@ -65,40 +73,42 @@ def request(conn, path, host):
     response.read()
     assert response.status == 200, response.status
 
-def new_connections(host, through, context):
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        conn = connection(host, through, context)
-        url = f"http://{plain}/headers" if host is None and through is not None else "/headers"
-        request(conn, url, host)
-        conn.close()
-        times.append(time.perf_counter() - start)
-    return times
-
-def kept_alive(host, through, context):
+def new_connection(host, through, context):
+    start = time.perf_counter()
     conn = connection(host, through, context)
-    request(conn, "/headers", host)
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        request(conn, "/headers", host)
-        times.append(time.perf_counter() - start)
+    url = f"http://{plain}/headers" if host is None and through is not None else "/headers"
+    request(conn, url, host)
     conn.close()
-    return times
+    return time.perf_counter() - start
 
+def kept_request(conn, host):
+    start = time.perf_counter()
+    request(conn, "/headers", host)
+    return time.perf_counter() - start
+
+# Direct and proxied requests alternate, so a machine whose load changes
+# during the run shifts both alike.
 port = int(proxy_port)
-out = {
-    "plain_direct": new_connections(None, None, None),
-    "plain_proxy": new_connections(None, port, None),
-    "tunnel_direct": new_connections("open.test", None, direct_ctx),
-    "tunnel_proxy": new_connections("open.test", port, proxy_ctx),
-    "intercept_direct": new_connections("api.test", None, direct_ctx),
-    "intercept_proxy": new_connections("api.test", port, proxy_ctx),
-    "kept_direct": kept_alive("open.test", None, direct_ctx),
-    "kept_tunnel": kept_alive("open.test", port, proxy_ctx),
-    "kept_intercept": kept_alive("api.test", port, proxy_ctx),
-}
+out = {}
+for name, host, context in (("plain", None, None), ("tunnel", "open.test", None),
+                            ("intercept", "api.test", None)):
+    direct, proxied = [], []
+    for _ in range(n):
+        direct.append(new_connection(host, None, direct_ctx if host else None))
+        proxied.append(new_connection(host, port, proxy_ctx if host else None))
+    out[name + "_direct"], out[name + "_proxy"] = direct, proxied
+kept = {"direct": connection("open.test", None, direct_ctx),
+        "tunnel": connection("open.test", port, proxy_ctx),
+        "intercept": connection("api.test", port, proxy_ctx)}
+hosts = {"direct": "open.test", "tunnel": "open.test", "intercept": "api.test"}
+for key, conn in kept.items():
+    request(conn, "/headers", hosts[key])
+    out["kept_" + key] = []
+for _ in range(n):
+    for key, conn in kept.items():
+        out["kept_" + key].append(kept_request(conn, hosts[key]))
+for conn in kept.values():
+    conn.close()
 print(json.dumps(out))
 """
 
@@ -116,6 +126,34 @@ for _ in range(n):
 print("held", flush=True)
 sys.stdin.read()
 """
+
+
+async def _bwrap_commands(n: int) -> tuple[float, float] | None:
+    """Median ms of ``bash_tool`` ``true`` under bubblewrap without and with a policy,
+    alternating (``None`` without bwrap)."""
+    if shutil.which("bwrap") is None:
+        return None
+    backends = (
+        LocalBackend(sandbox="bwrap"),
+        LocalBackend(sandbox="bwrap", egress=EgressPolicy(["pypi.org"])),
+    )
+    call = ToolCall("call", "bash_tool", {"command": "true"})
+    ctx: ToolContext[None] = ToolContext("bench", "call", "bash_tool", get_logger(), None)
+    times: tuple[list[float], list[float]] = ([], [])
+    async with anyio.create_task_group() as tg:
+        for index, backend in enumerate(backends):
+            await backend.open(BackendContext(f"bench{index}", tg, get_logger()))
+        try:
+            for _ in range(n):
+                for backend, measured in zip(backends, times, strict=True):
+                    start = time.perf_counter()
+                    async for _event in backend.run_tool(call, ctx):
+                        pass
+                    measured.append(time.perf_counter() - start)
+        finally:
+            for backend in backends:
+                await backend.aclose()
+    return statistics.median(times[0]) * 1000, statistics.median(times[1]) * 1000
 
 
 def _ms(values: list[float]) -> float:
@@ -189,6 +227,7 @@ async def run(quick: bool = False) -> list[str]:
     folder = Path(tempfile.mkdtemp(prefix="bench-egress-"))
     with running_destinations(folder) as destinations:
         times = await _latencies(destinations, n)
+        bwrap = await _bwrap_commands(10 if quick else 40)
         memory = {
             mechanism: await _held_memory(destinations, held, mechanism=mechanism)
             for mechanism in ("asyncio", "memorybio")
@@ -210,6 +249,12 @@ async def run(quick: bool = False) -> list[str]:
     for label, direct, proxied in rows:
         d, p = _ms(times[direct]), _ms(times[proxied])
         lines.append(f"| {label} | {d:.2f} ms | {p:.2f} ms | +{p - d:.2f} ms |")
+    if bwrap is not None:
+        bare, behind = bwrap
+        lines.append(
+            f"| bubblewrap `bash_tool` `true`, forwarder started per command | {bare:.2f} ms "
+            f"| {behind:.2f} ms | +{behind - bare:.2f} ms |"
+        )
     lines += [
         "",
         (

@@ -5,7 +5,9 @@ proxy address, not a socket path. :data:`FORWARDER` (stdlib only, run with
 ``python3 -I -S -c``) listens on ``127.0.0.1:PORT`` and relays each
 connection's bytes to the proxy's socket and back, half-closes included,
 with ``TCP_NODELAY`` (without it every HTTPS request waited ~48 ms for
-delayed ACKs). One thread, one ``selectors`` loop.
+delayed ACKs). One thread, one ``epoll`` loop, the C modules ``_socket`` and
+``_signal`` only: it starts with every bubblewrap command, and ``socket``,
+``selectors`` and ``signal`` cost ~20 ms more to import.
 
 argv: ``SOCKET PORT [PROGRAM ARG...]``. Without a program it serves forever
 (the Docker container's main process). With one (a bubblewrap command, whose
@@ -24,127 +26,128 @@ PROXY_PORT: Final = 3128
 """Where the forwarder listens inside the sandbox."""
 
 FORWARDER: Final = r"""
-import os, selectors, signal, socket, sys
+import os, select, sys
+import _signal, _socket  # the C modules: socket, selectors and signal import enum (~20 ms)
 
 def main():
     path, port, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server = _socket.socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    server.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     server.bind(("127.0.0.1", port))
     server.listen(128)
     server.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(server, selectors.EVENT_READ, "accept")
-    child = None
-    if argv:
-        child = os.fork()
-        if child == 0:
-            server.close()
-            os.execvp(argv[0], argv)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        sel.register(os.pidfd_open(child), selectors.EVENT_READ, "child")
-    ends = {}  # socket -> [peer, pending bytes, eof seen, reading]
+    poll = select.epoll()
+    poll.register(server.fileno(), select.EPOLLIN)
+    child = pidfd = None
+    if argv:  # posix_spawn (vfork): a fork of this process costs more; sockets are CLOEXEC
+        child = os.posix_spawnp(argv[0], argv, os.environ)
+        _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+        pidfd = os.pidfd_open(child)
+        poll.register(pidfd, select.EPOLLIN)
+    ends = {}  # fd -> [socket, peer fd, pending bytes, eof state, reading]
+    masks = {}
 
-    def close(sock):
-        for s in (sock, ends[sock][0]):
-            if s in ends:
-                del ends[s]
-                try:
-                    sel.unregister(s)
-                except (KeyError, ValueError):
-                    pass
-                s.close()
+    def close(fd):
+        for f in (fd, ends[fd][1]):
+            if f in ends:
+                sock = ends.pop(f)[0]
+                if masks.pop(f, 0):
+                    poll.unregister(f)
+                sock.close()
 
-    def update(sock):
-        state = ends.get(sock)
+    def update(fd):
+        state = ends.get(fd)
         if state is None:
             return
         events = 0
-        if state[3] and len(ends[state[0]][1]) < 1 << 20:
-            events |= selectors.EVENT_READ
-        if state[1]:
-            events |= selectors.EVENT_WRITE
-        try:
-            key = sel.get_key(sock)
-        except KeyError:
-            key = None
+        if state[4] and len(ends[state[1]][2]) < 1 << 20:
+            events |= select.EPOLLIN
+        if state[2]:
+            events |= select.EPOLLOUT
+        old = masks.get(fd, 0)
+        if events == old:
+            return
         if not events:
-            if key is not None:
-                sel.unregister(sock)
-        elif key is None:
-            sel.register(sock, events)
-        elif key.events != events:
-            sel.modify(sock, events)
+            poll.unregister(fd)
+            del masks[fd]
+        elif old:
+            poll.modify(fd, events)
+            masks[fd] = events
+        else:
+            poll.register(fd, events)
+            masks[fd] = events
 
-    def flush(sock):
-        state = ends[sock]
-        if state[1]:
-            sent = sock.send(state[1])
-            del state[1][:sent]
-        if not state[1] and ends[state[0]][2] == 1:
-            sock.shutdown(socket.SHUT_WR)
-            ends[state[0]][2] = 2
-        if ends[state[0]][2] == 2 and state[2] == 2:
-            close(sock)
+    def flush(fd):
+        state = ends[fd]
+        peer = ends[state[1]]
+        if state[2]:
+            sent = state[0].send(state[2])
+            del state[2][:sent]
+        if not state[2] and peer[3] == 1:  # the peer's end of input, passed on
+            state[0].shutdown(_socket.SHUT_WR)
+            peer[3] = 2
+        if peer[3] == 2 and state[3] == 2:
+            close(fd)
 
     while True:
-        for key, mask in sel.select():
-            what = key.data
-            if what == "child":
+        for fd, mask in poll.poll():
+            if fd == pidfd:
                 _, status = os.waitpid(child, 0)
                 code = os.waitstatus_to_exitcode(status)
-                if code < 0:
-                    signal.signal(-code, signal.SIG_DFL)
+                if code < 0:  # die the way the program died
+                    if -code != _signal.SIGKILL:
+                        _signal.signal(-code, _signal.SIG_DFL)
                     os.kill(os.getpid(), -code)
-                sys.exit(code)
-            if what == "accept":
+                os._exit(code)  # nothing to flush; finalizing the interpreter costs ~10 ms
+            if fd == server.fileno():
                 try:
-                    inside, _ = server.accept()
+                    accepted, _ = server._accept()
                 except OSError:
                     continue
-                inside.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                proxy = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                inside = _socket.socket(fileno=accepted)
+                inside.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+                proxy = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
                 try:
                     proxy.connect(path)
                 except OSError as exc:
                     msg = b"egress proxy unavailable: " + str(exc).encode()
                     try:
-                        inside.sendall(b"HTTP/1.1 502 " + msg + b"\r\nContent-Length: 0\r\n\r\n")
+                        inside.send(b"HTTP/1.1 502 " + msg + b"\r\nContent-Length: 0\r\n\r\n")
                     except OSError:
                         pass
                     inside.close()
                     proxy.close()
                     continue
-                for s in (inside, proxy):
-                    s.setblocking(False)
-                ends[inside] = [proxy, bytearray(), 0, True]
-                ends[proxy] = [inside, bytearray(), 0, True]
-                sel.register(inside, selectors.EVENT_READ)
-                sel.register(proxy, selectors.EVENT_READ)
+                inside.setblocking(False)
+                proxy.setblocking(False)
+                a, b = inside.fileno(), proxy.fileno()
+                ends[a] = [inside, b, bytearray(), 0, True]
+                ends[b] = [proxy, a, bytearray(), 0, True]
+                update(a)
+                update(b)
                 continue
-            sock = key.fileobj
-            if sock not in ends:
+            if fd not in ends:
                 continue
-            state = ends[sock]
-            peer = state[0]
+            state = ends[fd]
+            peer = state[1]
             try:
-                if mask & selectors.EVENT_WRITE:
-                    flush(sock)
-                    if sock not in ends:
+                if mask & (select.EPOLLOUT | select.EPOLLERR):
+                    flush(fd)
+                    if fd not in ends:
                         continue
-                if mask & selectors.EVENT_READ and state[3]:
-                    data = sock.recv(65536)
+                if mask & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR) and state[4]:
+                    data = state[0].recv(65536)
                     if data:
-                        ends[peer][1] += data
+                        ends[peer][2] += data
                         flush(peer)
                     else:
-                        state[3] = False
-                        state[2] = 1
+                        state[4] = False
+                        state[3] = 1
                         flush(peer)
             except OSError:
-                close(sock)
+                close(fd)
                 continue
-            update(sock)
+            update(fd)
             update(peer)
 
 main()

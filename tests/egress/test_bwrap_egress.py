@@ -188,3 +188,17 @@ def test_egress_needs_the_bwrap_sandbox() -> None:
     """Without bubblewrap a policy could not hold: refused at construction."""
     with pytest.raises(ValueError, match="sandbox='bwrap'"):
         LocalBackend(egress=EgressPolicy(["pypi.org"]))
+
+
+async def test_exit_codes_and_timeouts_pass_through_the_forwarder(
+    bwrap: str, destinations: Destinations
+) -> None:
+    """The forwarder exits with the command's status; a timed-out command is stopped whole."""
+    backend = LocalBackend(sandbox="bwrap", egress=destinations.policy())
+    model = _script("exit 3", "kill -KILL $$", "sleep 300 & sleep 300")
+    async with Session(backend, model=model, tool_timeout=2) as session:
+        reply = await session.chat("go")
+        assert not backend._processes
+    codes = [(c.exit_code, c.is_error) for c in reply.tool_calls]
+    assert codes[:2] == [(3, True), (137, True)]
+    assert "[timed out after 2s" in reply.tool_calls[2].output
