@@ -36,14 +36,14 @@ import os
 import socket
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-from anyio.abc import ByteReceiveStream, ByteSendStream, ByteStream, TaskGroup
+from anyio.abc import ByteReceiveStream, ByteSendStream, ByteStream, SocketAttribute, TaskGroup
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSStream
 
@@ -381,8 +381,9 @@ class EgressProxy:
         """
         async with anyio.create_task_group() as tg:
             idle = _Idle(tg.cancel_scope, self.policy.idle_timeout)
-            tg.start_soon(partial(_pipe, eof=True), upstream, client_out, idle, tg.cancel_scope)
-            await _pipe(client_in, upstream, idle, tg.cancel_scope, eof=True)
+            stop = tg.cancel_scope.cancel
+            tg.start_soon(partial(_pipe, eof=True, on_end=stop), upstream, client_out, idle)
+            await _pipe(client_in, upstream, idle, eof=True, on_end=stop)
 
     async def _intercept(
         self,
@@ -401,8 +402,10 @@ class EgressProxy:
         try:
             async with anyio.create_task_group() as tg:
                 idle = _Idle(tg.cancel_scope, self.policy.idle_timeout)
-                # Responses flow back unread; when the server closes, so do we.
-                tg.start_soon(partial(_pipe, eof=False), upstream, secure, idle, tg.cancel_scope)
+                # Responses flow back unread; when the server closes, so do we (the
+                # request loop then reads the end of the client's stream).
+                end = partial(_shutdown, secure)
+                tg.start_soon(partial(_pipe, eof=False, on_end=end), upstream, secure, idle)
                 with contextlib.suppress(*_STREAM_ERRORS):
                     await _requests(BufferedByteReceiveStream(secure), upstream, headers, idle)
                 tg.cancel_scope.cancel()
@@ -445,20 +448,24 @@ class EgressProxy:
             await upstream.send(b"\r\n".join(kept) + b"\r\n\r\n")  # the reader has the rest
             async with anyio.create_task_group() as tg:
                 idle = _Idle(tg.cancel_scope, self.policy.idle_timeout)
-                tg.start_soon(partial(_pipe, eof=True), reader, upstream, idle, None)
-                await _pipe(upstream, client, idle, None, eof=False)
-                tg.cancel_scope.cancel()  # the response is complete: the request body is moot
+                tg.start_soon(partial(_pipe, eof=True, on_end=None), reader, upstream, idle)
+                # The response is complete: end the client's connection, which ends
+                # the request pipe's read too.
+                await _pipe(upstream, client, idle, eof=False, on_end=partial(_shutdown, client))
 
 
 async def _pipe(
     source: ByteReceiveStream,
     sink: ByteSendStream,
     idle: _Idle,
-    scope: anyio.CancelScope | None,
     *,
     eof: bool,
+    on_end: Callable[[], object] | None,
 ) -> None:
-    """Copy ``source`` to ``sink``; at its end pass the half-close on (``eof``), else cancel."""
+    """Copy ``source`` to ``sink``; at its end pass the half-close on (``eof``), else ``on_end``.
+
+    ``on_end`` also runs when either side fails.
+    """
     try:
         async for chunk in source:
             idle.touch()
@@ -468,8 +475,20 @@ async def _pipe(
             return
     except (*_STREAM_ERRORS, NotImplementedError):
         pass
-    if scope is not None:
-        scope.cancel()
+    if on_end is not None:
+        on_end()
+
+
+def _shutdown(stream: ByteStream) -> None:
+    """End a client's connection both ways, so that a pending read returns at once.
+
+    Used instead of cancelling that read: anyio's unix socket streams (asyncio)
+    can log ``InvalidStateError`` when a read is cancelled as data arrives.
+    """
+    raw = stream.extra(SocketAttribute.raw_socket, None)  # noqa: S610 - anyio attributes, not SQL
+    if raw is not None:
+        with contextlib.suppress(OSError):
+            raw.shutdown(socket.SHUT_RDWR)
 
 
 async def _requests(
