@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from conjure_async._decisions import Approve, Defer
 from conjure_async._exceptions import (
     APIConnectionError,
     APIError,
@@ -28,6 +29,7 @@ from conjure_async._exceptions import (
     ConflictError,
     ConjureError,
     ContainerDiedError,
+    ConversationConflictError,
     DockerError,
     DockerUnavailableError,
     ImageNotFoundError,
@@ -38,6 +40,7 @@ from conjure_async._exceptions import (
     ModelError,
     ModelResponseError,
     NotFoundError,
+    OutputValidationError,
     OverloadedError,
     PermissionDeniedError,
     RateLimitError,
@@ -52,6 +55,7 @@ from conjure_async._exceptions import (
     SkillParseError,
     SkillResourceError,
     SkillValidationError,
+    StoreError,
     ToolConflictError,
 )
 from conjure_async._public import publish
@@ -74,6 +78,7 @@ __all__ = [
     "APITimeoutError",
     "AfterToolCall",
     "AnthropicModel",
+    "Approve",
     "AuthenticationError",
     "BackendError",
     "BadRequestError",
@@ -81,7 +86,9 @@ __all__ = [
     "ConflictError",
     "ConjureError",
     "ContainerDiedError",
+    "ConversationConflictError",
     "CreatedFile",
+    "Defer",
     "Deny",
     "DockerError",
     "DockerUnavailableError",
@@ -97,6 +104,7 @@ __all__ = [
     "ModelError",
     "ModelResponseError",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -116,6 +124,7 @@ __all__ = [
     "SkillRegistry",
     "SkillResourceError",
     "SkillValidationError",
+    "StoreError",
     "ToolCall",
     "ToolConflictError",
     "ToolContext",

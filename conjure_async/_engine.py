@@ -5,7 +5,8 @@ files, and the state of the turn in progress. It is fed what happened (the
 user's message, a model response, a tool result) and answers what to do next
 (an *action*). It does no I/O, reads no clock and never imports anyio, so the
 same rules run inside :class:`~conjure_async.Session` and, replayed step by
-step, inside a durable workflow. See ``docs/adr/0007-turn-engine.md``.
+step, inside a durable workflow. See ``docs/adr/0007-turn-engine.md``; the
+rules of approvals that wait are in :mod:`conjure_async._engine_approvals`.
 
 Driving it (what the session does, with the I/O around it)::
 
@@ -20,7 +21,7 @@ Driving it (what the session does, with the I/O around it)::
             action = engine.next_request()
         elif isinstance(action, Continue):             # pause_turn: send the turn back
             action = engine.next_request()
-        elif isinstance(action, Finished):
+        elif isinstance(action, Finished):             # (reply.pending: see resolve())
             return action.reply
         else:                                          # Stopped: a limit was reached
             raise MaxIterationsError(engine.max_iterations)
@@ -47,9 +48,10 @@ The whole state dumps to JSON (:meth:`TurnEngine.dump`) and loads back
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from conjure_async._engine_approvals import ApprovalRules, approval_names
 from conjure_async._exceptions import SessionStateError
 from conjure_async._history import (
     add_assistant,
@@ -145,7 +147,7 @@ _END_OF_TURN_PAUSE = "pause_turn"
 _CUT_OFF = "max_tokens"
 
 
-class TurnEngine:
+class TurnEngine(ApprovalRules):
     """The rules of the conversation loop, fed events and answering actions.
 
     Args:
@@ -158,6 +160,8 @@ class TurnEngine:
             trailing unanswered ``tool_use`` is answered as cancelled.
         usage: Token usage so far.
         files: Files created so far.
+        require_approval: Tool names whose calls wait for a person's decision
+            (see :meth:`resolve`).
     """
 
     __slots__ = (
@@ -171,6 +175,7 @@ class TurnEngine:
         "dropped_ids",
         "max_iterations",
         "max_pause_continuations",
+        "require_approval",
     )
 
     def __init__(
@@ -182,12 +187,14 @@ class TurnEngine:
         messages: Iterable[Message] = (),
         usage: Usage | None = None,
         files: Iterable[CreatedFile] = (),
+        require_approval: Collection[str] = (),
     ) -> None:
         if max_iterations < 1 or max_pause_continuations < 0:
             raise ValueError(
                 "max_iterations must be positive, max_pause_continuations not negative"
             )
         self._specs: dict[str, ToolSpec] = {spec.name: spec for spec in tools}
+        self.require_approval = approval_names(require_approval)
         self._checks: dict[str, Check] = {}
         self.max_iterations = max_iterations
         self.max_pause_continuations = max_pause_continuations
@@ -350,7 +357,7 @@ class TurnEngine:
             return ()
         return [created for created in result.files if self._record_file(turn, created)]
 
-    def next_request(self) -> SendRequest | Stopped:
+    def next_request(self) -> SendRequest | Stopped | Finished:
         """After every result is in (or a pause), send the next request, within the limit.
 
         Raises:
@@ -361,6 +368,8 @@ class TurnEngine:
             if turn.missing:
                 waiting = [c.id for c, r in zip(turn.calls, turn.results, strict=True) if r is None]
                 raise SessionStateError(f"tool calls still waiting for results: {waiting}")
+            if turn.pending:
+                return self._suspend(turn)
             self._append_results(turn)
         elif self._phase is not TurnPhase.CONTINUING or turn is None:
             raise SessionStateError(f"cannot send the next request while {self._phase.value}")
@@ -371,7 +380,7 @@ class TurnEngine:
         self._phase = TurnPhase.AWAITING_RESPONSE
         return SEND
 
-    def on_results(self, results: Mapping[str, ToolResult]) -> SendRequest | Stopped:
+    def on_results(self, results: Mapping[str, ToolResult]) -> SendRequest | Stopped | Finished:
         """Take every result of a :class:`RunTools` at once, then :meth:`next_request`."""
         for call_id, result in results.items():
             self.on_result(call_id, result)
@@ -381,9 +390,11 @@ class TurnEngine:
         """End the turn early (cancelled, or a model call failed), keeping the history valid.
 
         Calls without a result are answered with :data:`NOT_RUN_CANCELLED`;
-        results already in are kept. A no-op when no turn is running.
+        results already in are kept. A no-op when idle or awaiting approval.
         """
         turn = self._turn
+        if self._phase is TurnPhase.AWAITING_APPROVAL:
+            return
         if self._phase is TurnPhase.RUNNING_TOOLS and turn is not None:
             for position, block in enumerate(turn.results):
                 if block is None:
@@ -427,7 +438,7 @@ class TurnEngine:
 
     # -- steps -------------------------------------------------------------
 
-    def _hand_out(self, turn: Turn, uses: list[ToolUseBlock]) -> RunTools:
+    def _hand_out(self, turn: Turn, uses: list[ToolUseBlock]) -> RunTools | Finished:
         calls = tuple([ToolCall(b.id, b.name, b.input) for b in uses])
         refusals: dict[str, str] | None = None
         checks = self._checks
@@ -449,6 +460,10 @@ class TurnEngine:
         )
         turn.missing = count
         self._phase = TurnPhase.RUNNING_TOOLS
+        if self.require_approval:
+            calls = self._defer_marked(turn, refusals or NO_REFUSALS)
+            if not calls:
+                return self._suspend(turn)
         return RunTools(calls, refusals or NO_REFUSALS)
 
     def _refusal(self, call: ToolCall) -> str | None:
@@ -478,6 +493,8 @@ class TurnEngine:
             tool_calls=turn.records,
             files=turn.files,
             iterations=turn.iterations,
+            pending=[],
+            output=None,
         )
         self._end()
         return Finished(reply)
@@ -533,6 +550,7 @@ class TurnEngine:
         *,
         max_iterations: int = 25,
         max_pause_continuations: int = 10,
+        require_approval: Collection[str] = (),
     ) -> TurnEngine:
         """Rebuild an engine from :meth:`dump` output (a dict or its JSON).
 
@@ -553,6 +571,7 @@ class TurnEngine:
                 max_pause_continuations=max_pause_continuations,
                 usage=usage,
                 files=files,
+                require_approval=require_approval,
             )
             engine._history = messages
             if turn_data is None:

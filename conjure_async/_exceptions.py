@@ -21,7 +21,10 @@ raise::
     │   ├── SessionStateError       not open / already closed / bad restored state
     │   ├── ToolConflictError       two backends offer the same tool name
     │   ├── SkillConflictError      two skills of one session share a name
-    │   └── MaxIterationsError      a chat exceeded its iteration cap
+    │   ├── MaxIterationsError      a chat exceeded its iteration cap
+    │   └── OutputValidationError   typed output still invalid after its retries
+    ├── StoreError                  a session store failed (database, bad stored data)
+    │   └── ConversationConflictError  another writer saved the conversation first
     ├── BackendError                an execution backend's infrastructure failed
     │   ├── SandboxUnavailableError the requested sandbox (bwrap, Docker) cannot run
     │   ├── McpError                an MCP server failed (start, protocol, skills); names it
@@ -57,6 +60,7 @@ __all__ = [
     "ConflictError",
     "ConjureError",
     "ContainerDiedError",
+    "ConversationConflictError",
     "DockerError",
     "DockerUnavailableError",
     "ImageNotFoundError",
@@ -67,6 +71,7 @@ __all__ = [
     "ModelError",
     "ModelResponseError",
     "NotFoundError",
+    "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -81,6 +86,7 @@ __all__ = [
     "SkillParseError",
     "SkillResourceError",
     "SkillValidationError",
+    "StoreError",
     "ToolConflictError",
     "redact_key_shapes",
     "status_error_class",
@@ -224,6 +230,67 @@ class MaxIterationsError(SessionError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"the chat exceeded max_iterations={limit} model calls")
+
+
+class OutputValidationError(SessionError):
+    """The model's typed output (``output_type``) stayed invalid after every retry.
+
+    The history keeps the exchange (each invalid answer and the errors sent
+    back), so the conversation can go on.
+
+    Attributes:
+        errors: The validation errors of the last answer, as text.
+        retries: How many times the errors were sent back to the model.
+        output: The last answer as received (JSON text), for diagnostics.
+    """
+
+    def __init__(self, errors: str, *, retries: int, output: str) -> None:
+        self.errors = errors
+        self.retries = retries
+        self.output = output
+        super().__init__(
+            f"the model's output did not validate after {retries} "
+            f"retr{'y' if retries == 1 else 'ies'}: {errors}"
+        )
+
+
+# --- stores -----------------------------------------------------------------
+
+
+class StoreError(ConjureError):
+    """A session store failed: the database could not be reached, or stored data is unusable."""
+
+
+class ConversationConflictError(StoreError):
+    """Another writer saved this conversation since it was loaded (optimistic concurrency).
+
+    Nothing is lost: the store keeps the other writer's state, and this
+    writer's unsaved state is in :attr:`state`. Load the conversation again
+    (a bound session does so at its next chat) and retry.
+
+    Attributes:
+        conversation_id: The conversation.
+        expected_version: The version this writer loaded (0: none).
+        actual_version: The version in the store (0: none, deleted).
+        state: The state that was not saved.
+    """
+
+    def __init__(
+        self,
+        conversation_id: str,
+        *,
+        expected_version: int,
+        actual_version: int,
+        state: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.conversation_id = conversation_id
+        self.expected_version = expected_version
+        self.actual_version = actual_version
+        self.state = dict(state) if state is not None else None
+        super().__init__(
+            f"conversation {conversation_id!r} was saved by another writer: expected "
+            f"version {expected_version}, the store has {actual_version}; load it again and retry"
+        )
 
 
 # --- backends ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from opentelemetry.trace import INVALID_SPAN
@@ -86,6 +86,7 @@ class ModelCaller:
         "_response_backends",
         "_streaming",
         "_telemetry",
+        "amend",
         "engine",
         "system",
         "tool_dicts",
@@ -104,6 +105,8 @@ class ModelCaller:
         self.system: str | None = None
         """The system prompt (set when the session opens)."""
         self.tool_dicts = tool_dicts
+        self.amend: Callable[[MessagesRequest], None] | None = None
+        """Changes each request of the turn in progress (typed output sets it)."""
         self._telemetry = telemetry
         self._joined = JoinedMessages()  # the history's JSON, for HTTP models
         self._model: ApiCallback | None = None
@@ -128,6 +131,8 @@ class ModelCaller:
             betas=[],
         )
         request.join_with(self._joined)
+        if self.amend is not None:
+            self.amend(request)
         for backend in self._request_backends:
             request = backend.prepare_request(request)
         return request

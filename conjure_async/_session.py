@@ -10,18 +10,20 @@ logs. See ``docs/adr/0001-session-task-group-and-turns.md`` and
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Self
+from typing import TYPE_CHECKING, Any, Generic, Self
 
 import anyio
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from conjure_async._conversation import run_chat
 from conjure_async._engine import (
     Action,
     Continue,
@@ -31,15 +33,13 @@ from conjure_async._engine import (
     ToolSpec,
     TurnEngine,
 )
-from conjure_async._exceptions import (
-    MaxIterationsError,
-    SessionStateError,
-    SkillConflictError,
-    ToolConflictError,
-)
+from conjure_async._event_stream import close_elsewhere, event_stream
+from conjure_async._exceptions import MaxIterationsError, SessionStateError
 from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides
-from conjure_async._state import STATE_VERSION, parse_state
+from conjure_async._names import check_skill_names, tool_routes
+from conjure_async._persist import bind, dump_session, load_session
+from conjure_async._state import parse_state
 from conjure_async._stream import EventChannel
 from conjure_async._telemetry import Telemetry, provider_name
 from conjure_async._tool_execution import (
@@ -57,6 +57,7 @@ from conjure_async.events import (
     ErrorEvent,
     Event,
     Paused,
+    PendingCall,
     Reply,
     TurnFinished,
 )
@@ -68,6 +69,9 @@ from conjure_async.messages import (
 from conjure_async.models._base import ApiCallback
 from conjure_async.skills import available_skills_block
 
+if TYPE_CHECKING:
+    from conjure_async.store import SessionStore
+
 __all__ = [
     "AfterToolCall",
     "BeforeToolCall",
@@ -77,6 +81,7 @@ __all__ = [
 ]
 
 DepsT = TypeVar("DepsT", default=None)
+OutputT = TypeVar("OutputT", default=None)
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
@@ -141,6 +146,10 @@ class Session(Generic[DepsT]):
             messages, system prompt and tool definitions on each ``chat``
             span, tool arguments and results on ``execute_tool`` spans.
         skills_instructions: Include usage instructions with the skills block.
+        store: Saves the conversation after every tool result and turn; opening
+            loads it (see ``docs/conversations.md``).
+        conversation_id: The conversation's id in ``store`` (required with it).
+        require_approval: Tool names whose calls wait for a person's decision.
     """
 
     def __init__(
@@ -163,6 +172,9 @@ class Session(Generic[DepsT]):
         meter_provider: Any = None,
         capture_content: bool = False,
         skills_instructions: bool = True,
+        store: SessionStore | None = None,
+        conversation_id: str | None = None,
+        require_approval: Collection[str] = (),
     ) -> None:
         self.backends: tuple[Backend, ...] = (
             (backend,) if isinstance(backend, Backend) else tuple(backend)
@@ -188,12 +200,15 @@ class Session(Generic[DepsT]):
         self._log: Logger = get_logger(session_id=self.session_id)
         self._tg: TaskGroup | None = None
         self._state = SessionState.NEW
+        self._binding = bind(store, conversation_id)
+        self._opener: asyncio.Task[Any] | None = None
         routes = self._check_tool_names()
         self._check_skill_names()
         self._engine = TurnEngine(
             [ToolSpec(name, b.kind, d.input_schema) for name, (b, d) in routes.items()],
             max_iterations=max_iterations,
             max_pause_continuations=max_pause_continuations,
+            require_approval=require_approval,
         )
         self._deadlines = Deadlines()
         self._models = ModelCaller(
@@ -215,37 +230,11 @@ class Session(Generic[DepsT]):
     # -- lifecycle ---------------------------------------------------------
 
     def _check_tool_names(self) -> dict[str, tuple[Backend, ToolDefinition]]:
-        routes: dict[str, tuple[Backend, ToolDefinition]] = {}
-        for backend in self.backends:
-            for definition in backend.tools():
-                other = routes.get(definition.name)
-                if other is not None:
-                    raise ToolConflictError(
-                        f"tool {definition.name!r} is offered by both "
-                        f"{type(other[0]).__name__} ({other[0].kind}) and "
-                        f"{type(backend).__name__} ({backend.kind})"
-                    )
-                routes[definition.name] = (backend, definition)
-        return routes
+        return tool_routes(self.backends)
 
     def _check_skill_names(self) -> None:
         """Refuse two skills of one name: the model could not tell them apart."""
-        owners: dict[str, Backend] = {}
-        for backend in self.backends:
-            for listing in backend.skill_listings():
-                other = owners.get(listing.name)
-                if other is backend:
-                    raise SkillConflictError(
-                        f"skill {listing.name!r} is offered twice by "
-                        f"{type(backend).__name__} ({backend.kind})"
-                    )
-                if other is not None:
-                    raise SkillConflictError(
-                        f"skill {listing.name!r} is offered by both "
-                        f"{type(other).__name__} ({other.kind}) and "
-                        f"{type(backend).__name__} ({backend.kind}); rename one"
-                    )
-                owners[listing.name] = backend
+        check_skill_names(self.backends)
 
     async def __aenter__(self) -> Self:
         if self._state is not SessionState.NEW:
@@ -255,8 +244,11 @@ class Session(Generic[DepsT]):
         await tg.__aenter__()
         self._tg = tg
         self._deadlines.open()
+        self._opener = asyncio.current_task()
         opened: list[Backend] = []
         try:
+            if self._binding is not None:  # backend state loads before the backends open
+                await self._binding.load(self)
             for backend in self.backends:
                 await backend.open(
                     BackendContext(
@@ -285,6 +277,8 @@ class Session(Generic[DepsT]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        if asyncio.current_task() is not self._opener:
+            await close_elsewhere(self)  # frees what it can, then raises SessionStateError
         self._state = SessionState.CLOSING
         assert self._tg is not None
         if _may_have_tasks(self._tg):
@@ -349,6 +343,11 @@ class Session(Generic[DepsT]):
         return self._engine.files
 
     @property
+    def pending(self) -> list[PendingCall]:
+        """Tool calls waiting for a decision (``chat(approvals=...)``), in call order."""
+        return self._engine.pending
+
+    @property
     def system_prompt(self) -> str | None:
         """The system prompt sent with each request (after the session opened)."""
         return self._models.system
@@ -389,6 +388,12 @@ class Session(Generic[DepsT]):
             f"(backends: {[b.kind for b in self.backends]})"
         )
 
+    async def refresh(self) -> None:
+        """Load what another writer saved of this conversation since (each chat does it too)."""
+        if self._binding is not None:
+            async with self._lock:
+                await self._binding.refresh(self)
+
     def reset(self) -> None:
         """Forget the conversation history (usage totals and files stay); not during a chat."""
         self._engine.reset()
@@ -400,16 +405,7 @@ class Session(Generic[DepsT]):
         (e.g. a hosted container id); :meth:`restore` resumes from it, in this
         process or another.
         """
-        engine = self._engine
-        return {
-            "version": STATE_VERSION,
-            "session_id": self.session_id,
-            "model_name": self.model_name,
-            "messages": [m.to_wire() for m in engine.history],
-            "usage": engine.usage.to_wire(),
-            "files": [f.model_dump(mode="json") for f in engine.files],
-            "backends": [{"kind": b.kind, "state": b.dump_state()} for b in self.backends],
-        }
+        return dump_session(self)
 
     @classmethod
     def restore(
@@ -431,47 +427,44 @@ class Session(Generic[DepsT]):
         options.setdefault("session_id", parsed.session_id)
         options.setdefault("model_name", parsed.model_name)
         session: Session[Any] = cls(backend, model=model, **options)
-        kinds = [b.kind for b in session.backends]
-        saved_kinds = [kind for kind, _ in parsed.backends]
-        if kinds != saved_kinds:
-            raise SessionStateError(
-                f"state was saved with backends {saved_kinds}, restored with {kinds}"
-            )
-        for b, (kind, backend_state) in zip(session.backends, parsed.backends, strict=True):
-            try:
-                b.load_state(backend_state)
-            except SessionStateError:
-                raise
-            except (KeyError, TypeError, ValueError) as exc:
-                raise SessionStateError(
-                    f"invalid session state: the {kind} backend state was refused: {exc}"
-                ) from exc
-        old = session._engine
-        session._engine = TurnEngine(
-            old.tools,
-            max_iterations=old.max_iterations,
-            max_pause_continuations=old.max_pause_continuations,
-            messages=parsed.messages,
-            usage=parsed.usage,
-            files=parsed.files,
-        )
-        session._tools.engine = session._models.engine = session._engine
+        load_session(session, parsed)
         return session
 
     # -- chatting ----------------------------------------------------------
 
-    async def chat(self, message: str | list[dict[str, Any]]) -> Reply:
+    async def chat(
+        self,
+        message: str | list[dict[str, Any]] | None = None,
+        *,
+        approvals: Mapping[str, Any] | None = None,
+        output_type: type[OutputT] | None = None,
+        output_retries: int = 2,
+    ) -> Reply[OutputT]:
         """Send ``message`` and run the turn to its end; return the reply.
 
         The same turn as :meth:`stream`, building no events (nobody reads
         them; it runs in the calling task, so cancelling the caller cancels
         the turn). Raises what the stream raises: :class:`MaxIterationsError`,
         :class:`ModelError` subclasses, :class:`BackendError` subclasses.
+
+        Args:
+            message: The user's text or content blocks.
+            approvals: Instead of a message: ``Approve()``, ``Deny(reason)`` or
+                ``Approve(input=...)`` for each of ``reply.pending``; the turn goes on.
+            output_type: Validate the answer as this type into ``reply.output``.
+            output_retries: Invalid answers sent back before :class:`OutputValidationError`.
         """
         self._ensure_open()
         async with self._lock:
             try:
-                return await self._run_turn(message, None)
+                return await run_chat(
+                    self,
+                    message,
+                    None,
+                    approvals=approvals,
+                    output_type=output_type,
+                    output_retries=output_retries,
+                )
             except Exception as exc:
                 error = _unwrap(exc)
                 self._log.error("chat.failed", error_type=type(error).__name__, error=str(error))
@@ -479,14 +472,21 @@ class Session(Generic[DepsT]):
                     raise
                 raise error from None
 
-    async def stream(self, message: str | list[dict[str, Any]]) -> AsyncIterator[Event]:
-        """Send ``message``; yield the turn's events as they happen.
+    @event_stream
+    async def stream(
+        self,
+        message: str | list[dict[str, Any]] | None = None,
+        *,
+        approvals: Mapping[str, Any] | None = None,
+    ) -> AsyncIterator[Event]:
+        """Send ``message`` (or ``approvals``, as in :meth:`chat`); yield the turn's events.
 
         The turn runs in the session's task group; this iterator reads its
         events. Cancelling the iteration (e.g. a client disconnect) cancels the
         turn, kills its running tools and leaves a consistent history; so does
-        closing the iterator early (``contextlib.aclosing``). On failure an
-        :class:`ErrorEvent` is yielded, then the exception is raised.
+        closing it early: ``async with session.stream(text) as events:``
+        closes it at the block's end. On failure an :class:`ErrorEvent` is
+        yielded, then the exception is raised.
         """
         tg = self._ensure_open()
         channel: EventChannel[Event | _Failure] = EventChannel()
@@ -498,7 +498,7 @@ class Session(Generic[DepsT]):
                 with scope:
                     async with self._lock:
                         try:
-                            await self._run_turn(message, channel.put)
+                            await run_chat(self, message, channel.put, approvals=approvals)
                         except Exception as exc:  # noqa: BLE001 - delivered to the reader
                             await self._deliver_failure(channel, exc)
             finally:
@@ -532,14 +532,16 @@ class Session(Generic[DepsT]):
         await channel.put(ErrorEvent(error_type=type(error).__name__, message=str(error)))
         await channel.put(_Failure(error))
 
-    async def _run_turn(self, message: str | list[dict[str, Any]], emit: Emit | None) -> Reply:
-        """Drive the engine through one turn; on any exit but its end, cancel the turn."""
+    async def _run_turn(
+        self, message: str | list[dict[str, Any]], emit: Emit | None, start: Action | None
+    ) -> Reply:
+        """Drive the engine through one turn (from ``start``, or the message); cancel it early."""
         engine = self._engine
         engine.max_iterations = self.max_iterations
         engine.max_pause_continuations = self.max_pause_continuations
         # Decided once per turn: whether spans go anywhere (no provider: no spans).
         tracing = self._telemetry.active
-        action: Action = engine.begin(message)
+        action: Action = engine.begin(message) if start is None else start
         calls = self._tools.settings(self, emit, tracing=tracing)
         try:
             with (

@@ -1,7 +1,9 @@
 """The session's saved state: what :meth:`Session.dump_state` writes and ``restore`` reads.
 
 A state is JSON: ``version``, ``session_id``, ``model_name``, the history
-(``messages``), ``usage``, created ``files`` and each backend's own state.
+(``messages``), ``usage``, created ``files``, each backend's own state, and
+(optional) the ``turn`` in progress or stopped for approvals, as the turn
+engine dumps it.
 :func:`parse_state` checks it field by field; any problem is a
 :class:`SessionStateError` saying where, never a crash deeper in.
 """
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from conjure_async._exceptions import SessionStateError
+from conjure_async._turn import TurnPhase, load_turn
 from conjure_async.events import CreatedFile
 from conjure_async.messages import Message, Usage
 
@@ -33,6 +36,8 @@ class ParsedState:
     usage: Usage
     files: list[CreatedFile]
     backends: list[tuple[str, dict[str, Any]]]
+    turn: dict[str, Any] | None = None
+    """The turn in progress or awaiting approval (the engine's dump), if any."""
 
 
 def parse_state(state: Any) -> ParsedState:
@@ -98,6 +103,15 @@ def parse_state(state: Any) -> ParsedState:
                 f"not {type(backend_state).__name__}"
             )
         backends.append((saved["kind"], backend_state))
+    turn = state.get("turn")
+    if turn is not None:
+        if not isinstance(turn, dict):
+            raise bad(f"turn must be an object, not {type(turn).__name__}")
+        try:
+            load_turn(turn)  # checked now: a bad turn is this error, not a crash later
+            TurnPhase(turn["phase"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad(f"turn: {_first_line(exc)}") from None
     return ParsedState(
         session_id=optional_text["session_id"],
         model_name=optional_text["model_name"],
@@ -105,6 +119,7 @@ def parse_state(state: Any) -> ParsedState:
         usage=usage,
         files=files,
         backends=backends,
+        turn=turn,
     )
 
 

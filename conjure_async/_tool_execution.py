@@ -17,6 +17,7 @@ call churned the event loop's timer heap (measured 14-31 µs a call, see
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 
+from conjure_async._decisions import Defer
 from conjure_async._engine import NO_BACKEND, RunTools, TurnEngine
 from conjure_async._exceptions import BackendError
 from conjure_async._logging import Logger
@@ -86,8 +88,11 @@ class Rewrite:
     input: dict[str, Any]
 
 
-BeforeToolCall = Callable[[ToolCall, ToolContext[Any]], Awaitable[Deny | Rewrite | None]]
-"""``async (call, ctx) -> None | Deny | Rewrite``; ``None`` approves the call."""
+BeforeToolCall = Callable[[ToolCall, ToolContext[Any]], Awaitable[Deny | Rewrite | Defer | None]]
+"""``async (call, ctx) -> None | Deny | Rewrite | Defer``; ``None`` approves the call."""
+
+DEFERRED: Final = ToolResult(output="deferred for approval", is_error=True)
+"""The outcome of a call a hook deferred (it waits for a person; no result yet)."""
 
 AfterToolCall = Callable[[ToolCall, ToolResult], Awaitable[ToolResult | None]]
 """``async (call, result) -> None | ToolResult``; a result replaces the original."""
@@ -245,6 +250,7 @@ class ToolRunner:
         cancelled.
         """
         calls, refusals = batch.calls, batch.refusals
+        how.approved = batch.approved  # approved by a person: no hook asks again
         # Chats on one session run one at a time, so a batch no larger than
         # the limit can never wait for it: the limiter is skipped.
         limited = len(calls) > self._max_concurrent
@@ -272,11 +278,14 @@ class ToolRunner:
             logger=self._log.bind(call_id=call.id, tool=call.name),
             deps=options.deps,
         )
-        before = options.before_tool_call
+        before = None if how.approved else options.before_tool_call
         if refusal is None and before is None:
             ran, decided = call, None  # the common case, without a coroutine
         else:
             ran, decided = await self._approve(call, refusal, ctx, before)
+            if decided is DEFERRED:
+                self.engine.defer(call.id)
+                return
         backend = self._kinds.get(call.name, NO_BACKEND)
         if emit is not None:
             await emit(
@@ -323,6 +332,8 @@ class ToolRunner:
         new_files = self.engine.on_result(
             call.id, result, input=ran.input if ran is not call else None
         )
+        if how.checkpoint is not None:  # a session bound to a store saves each result
+            await how.checkpoint()
         if emit is not None:
             await self._announce(
                 ran, backend=backend, result=result, duration=duration, files=new_files, emit=emit
@@ -350,6 +361,8 @@ class ToolRunner:
         decision = await hook(call, ctx)
         if isinstance(decision, Deny):
             return call, ToolResult(output=decision.message, is_error=True)
+        if isinstance(decision, Defer):
+            return call, DEFERRED
         if isinstance(decision, Rewrite):
             call = ToolCall(id=call.id, name=call.name, input=dict(decision.input))
             problem = self.engine.check_rewrite(call.name, call.input)
@@ -468,13 +481,20 @@ class ToolRunner:
 class CallSettings:
     """What every call of one turn shares: the session's options, the event sink, tracing."""
 
-    __slots__ = ("debug", "emit", "options", "tracing")
+    __slots__ = ("approved", "checkpoint", "debug", "emit", "options", "tracing")
 
     def __init__(self, options: ToolOptions, emit: Emit | None, *, tracing: bool) -> None:
         self.options = options
         self.emit = emit
         self.tracing = tracing
         self.debug = Logger.enabled("debug")  # asked once per turn, not per call
+        self.approved = False
+        """The batch running now was approved by a person (its hook is skipped)."""
+        binding = getattr(options, "_binding", None)
+        self.checkpoint: Callable[[], Awaitable[None]] | None = (
+            None if binding is None else functools.partial(binding.save, options)
+        )
+        """Saves the session after each result when it is bound to a store."""
 
 
 class _Output:

@@ -48,6 +48,8 @@ class TurnPhase(enum.Enum):
     """Calls were handed out; :meth:`TurnEngine.on_result` takes each result."""
     CONTINUING = "continuing"
     """The API paused the turn; :meth:`TurnEngine.next_request` sends it back."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Calls wait for a decision; :meth:`TurnEngine.resolve` continues the turn."""
 
 
 class StopReason(enum.Enum):
@@ -75,6 +77,8 @@ class RunTools:
 
     calls: tuple[ToolCall, ...]
     refusals: Mapping[str, str]
+    approved: bool = False
+    """The calls were approved by a person (:meth:`TurnEngine.resolve`): no hook asks again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +179,9 @@ class Turn:
     """Their records so far, by position (the reply lists calls in call order)."""
     positions: dict[str, int] = field(default_factory=dict)
     missing: int = 0
-    """How many of ``calls`` have no result yet."""
+    """How many of ``calls`` have no result yet (deferred calls not counted)."""
+    pending: list[int] = field(default_factory=list)
+    """Positions of the calls deferred for approval (no result until decided)."""
 
 
 def dump_turn(turn: Turn, phase: TurnPhase) -> dict[str, Any]:
@@ -195,6 +201,7 @@ def dump_turn(turn: Turn, phase: TurnPhase) -> dict[str, Any]:
         "batch_records": [
             None if r is None else r.model_dump(mode="json") for r in turn.batch_records
         ],
+        "pending": list(turn.pending),
     }
 
 
@@ -209,6 +216,9 @@ def load_turn(data: Mapping[str, Any]) -> Turn:
     ]
     if not len(results) == len(batch_records) == len(calls):
         raise ValueError("calls, results and their records differ in length")
+    pending = [int(p) for p in data.get("pending", [])]
+    if any(not 0 <= p < len(calls) or results[p] is not None for p in pending):
+        raise ValueError("a pending call must be a call without a result")
     server_inputs = data.get("server_inputs", {})
     if not isinstance(server_inputs, dict):
         raise TypeError("server_inputs must be an object")
@@ -225,5 +235,6 @@ def load_turn(data: Mapping[str, Any]) -> Turn:
         results=results,
         batch_records=batch_records,
         positions={call.id: position for position, call in enumerate(calls)},
-        missing=sum(r is None for r in results),
+        missing=sum(r is None for r in results) - len(set(pending)),
+        pending=sorted(set(pending)),
     )

@@ -14,9 +14,10 @@ a client reading a server-sent event stream)::
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self, TypeAlias
+from typing import Annotated, Any, Generic, Literal, Self, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypeVar
 
 from conjure_async.messages import Usage, _fast_construct
 
@@ -28,6 +29,7 @@ __all__ = [
     "FileCreated",
     "ModelResponded",
     "Paused",
+    "PendingCall",
     "Reply",
     "TextDelta",
     "ToolCallRecord",
@@ -37,6 +39,9 @@ __all__ = [
     "TurnFinished",
     "event_adapter",
 ]
+
+OutputT = TypeVar("OutputT", default=Any)
+"""The type of :attr:`Reply.output` (``chat(..., output_type=...)``)."""
 
 
 class _Frozen(BaseModel):
@@ -151,8 +156,25 @@ class ToolCallRecord(_Frozen):
     exit_code: int | None = None
 
 
-class Reply(_Frozen):
-    """The outcome of one ``chat``."""
+class PendingCall(_Frozen):
+    """A tool call waiting for a person's decision (see ``Session.chat(approvals=...)``)."""
+
+    call_id: str
+    """The ``tool_use`` id: the key of its decision."""
+    name: str
+    """The tool the model called."""
+    input: dict[str, Any]
+    """The arguments the model gave (an approval may replace them)."""
+    backend: str
+    """Which backend would run it."""
+
+
+class Reply(_Frozen, Generic[OutputT]):
+    """The outcome of one ``chat``.
+
+    Generic in the type of :attr:`output`: ``chat(..., output_type=Invoice)``
+    returns a ``Reply[Invoice]``.
+    """
 
     text: str
     """The final assistant text of the turn."""
@@ -165,6 +187,15 @@ class Reply(_Frozen):
     """Files created during this chat."""
     iterations: int = 0
     """Model calls made."""
+    pending: list[PendingCall] = Field(default_factory=list)
+    """Tool calls waiting for approval: the turn stopped before them (empty when it ended).
+
+    Answer each with ``session.chat(approvals={call_id: Approve() | Deny(reason) |
+    Approve(input=...)})``; the turn continues from there.
+    """
+    output: OutputT | None = None
+    """The validated typed output of ``chat(..., output_type=...)`` (``None`` without
+    one, or while calls are pending)."""
 
 
 class TurnFinished(_Frozen):

@@ -15,9 +15,11 @@ from conjure_async import (
     APIStatusError,
     ConjureError,
     ContainerDiedError,
+    ConversationConflictError,
     MaxIterationsError,
     McpError,
     MissingDependencyError,
+    OutputValidationError,
     SkillPackageError,
     SkillParseError,
     SkillResourceError,
@@ -33,6 +35,12 @@ BUILDERS: dict[type[ConjureError], Callable[[], ConjureError]] = {
     MaxIterationsError: lambda: MaxIterationsError(3),
     ContainerDiedError: lambda: ContainerDiedError("died", oom_killed=True, exit_code=137),
     McpError: lambda: McpError("connection closed", target="mcp-server-time", code=-32000),
+    ConversationConflictError: lambda: ConversationConflictError(
+        "c1", expected_version=1, actual_version=2, state={"messages": []}
+    ),
+    OutputValidationError: lambda: OutputValidationError(
+        "x: field required", retries=2, output="{}"
+    ),
 }
 """Classes whose ``__init__`` is not ``(message)``; the others are built generically below."""
 

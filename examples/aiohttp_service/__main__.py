@@ -1,7 +1,10 @@
-"""``python -m examples.aiohttp_service [--host H] [--port P]``: serve the chat page and API.
+"""``python -m examples.aiohttp_service [--host H] [--port P] [--store FILE]``: serve it.
 
 Offline (a scripted model running real Local-backend tools) unless
 ``ANTHROPIC_API_KEY`` is set, in which case every conversation talks to Claude.
+Conversations are saved in a SQLite file (``--store``, else ``CONJURE_STORE``,
+else ``conversations.db``): a restart continues them, and several processes
+on one file serve the same conversations.
 """
 
 from __future__ import annotations
@@ -11,20 +14,28 @@ import signal
 
 import anyio
 
+from conjure_async.store import SQLiteStore
+
 from ..services import SessionStore
 from ..services.demo import (
     default_backend_factory,
     describe_model,
     model_factory_from_env,
     session_factory,
+    sqlite_store_from_env,
 )
 from .app import create_app, running
 
 
-async def serve(host: str, port: int) -> None:
-    """Open the store, serve until SIGINT or SIGTERM, then close every session."""
-    async with model_factory_from_env() as model_factory:
-        make_session = session_factory(model_factory, default_backend_factory())
+async def serve(host: str, port: int, store_path: str | None = None) -> None:
+    """Open the stores, serve until SIGINT or SIGTERM, then close every session."""
+    async with (
+        model_factory_from_env() as model_factory,
+        SQLiteStore(store_path) if store_path else sqlite_store_from_env() as conversations,
+    ):
+        make_session = session_factory(
+            model_factory, default_backend_factory(), conversation_store=conversations
+        )
         async with (
             SessionStore(make_session, idle_ttl=900) as store,
             running(
@@ -42,8 +53,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m examples.aiohttp_service")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--store", help="the conversations' SQLite file")
     args = parser.parse_args()
-    anyio.run(serve, args.host, args.port)
+    anyio.run(serve, args.host, args.port, args.store)
 
 
 main()

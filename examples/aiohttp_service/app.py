@@ -3,6 +3,7 @@
 * ``POST /conversations/{id}/messages`` -> the reply as JSON;
 * ``POST /conversations/{id}/messages/stream`` -> Server-Sent Events;
 * ``GET /conversations/{id}/files/{name}`` -> a file the conversation's tools created;
+* ``GET /conversations/{id}/messages`` -> the conversation's messages and pending calls;
 * ``GET /model`` -> which model answers, and whether it is scripted;
 * ``GET /`` -> the chat page.
 
@@ -19,6 +20,7 @@ A client disconnect cancels the chat because the server runs with
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,8 +31,9 @@ import anyio
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from conjure_async import ConjureError
+from conjure_async import ConjureError, ConversationConflictError
 
+from ..fastapi_service.app import conversation_json
 from ..services import (
     ConversationNotFoundError,
     FileRefusedError,
@@ -45,6 +48,9 @@ __all__ = ["STORE", "create_app", "running"]
 
 STORE = web.AppKey("conjure_session_store", SessionStore)
 """Where the app keeps its :class:`SessionStore`."""
+
+_SERVED_BY = {"X-Served-By": str(os.getpid())}
+"""Which process answered (the multi-process example shows it)."""
 
 INDEX_HTML = Path(__file__).resolve().parent.parent / "services" / "static" / "index.html"
 
@@ -83,7 +89,13 @@ def create_app(
         text = await _message_text(request)
         async with store.session(request.match_info["cid"], tenant=tenant_of(request)) as session:
             reply = await session.chat(text)  # a disconnect cancels this handler
-        return web.json_response(text=reply.model_dump_json())
+        return web.json_response(text=reply.model_dump_json(), headers=_SERVED_BY)
+
+    async def get_conversation(request: web.Request) -> web.Response:
+        async with store.session(request.match_info["cid"], tenant=tenant_of(request)) as session:
+            await session.refresh()  # another worker may have served a turn since
+            body = conversation_json(session)
+        return web.json_response(body, headers=_SERVED_BY)
 
     async def stream_message(request: web.Request) -> web.StreamResponse:
         text = await _message_text(request)
@@ -111,6 +123,7 @@ def create_app(
 
     app.router.add_get("/", index)
     app.router.add_get("/model", model)
+    app.router.add_get("/conversations/{cid}/messages", get_conversation)
     app.router.add_post("/conversations/{cid}/messages", post_message)
     app.router.add_post("/conversations/{cid}/messages/stream", stream_message)
     app.router.add_get("/conversations/{cid}/files/{name}", get_file)
@@ -140,6 +153,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except TenantBusyError as exc:
         return web.json_response({"detail": str(exc)}, status=429, headers={"Retry-After": "1"})
+    except ConversationConflictError as exc:
+        detail = f"{exc} (another request of this conversation was saved first)"
+        return web.json_response({"detail": detail, "error_type": type(exc).__name__}, status=409)
     except ConjureError as exc:
         return web.json_response({"detail": str(exc), "error_type": type(exc).__name__}, status=502)
 

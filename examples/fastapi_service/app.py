@@ -9,6 +9,8 @@ Endpoints (the tenant comes from the ``X-Tenant`` header, default ``public``):
   (``event: <kind>`` / ``data: <event JSON>``).
 * ``GET /conversations/{id}/files/{name}``: a file that the conversation's
   tools created (only those; anything else is 404).
+* ``GET /conversations/{id}/messages``: the conversation's messages (as the API
+  receives them) and its tool calls waiting for approval.
 * ``GET /model``: which model answers, and whether it is scripted (the page
   says so above the conversation).
 * ``GET /``: a small chat page showing the live event stream.
@@ -20,10 +22,19 @@ chat endpoints watch the ASGI ``receive`` channel for ``http.disconnect``
 quiet tool never causes). A tenant over its limit gets ``429`` with
 ``Retry-After``. Idle conversations are closed by the
 :class:`~examples.services.SessionStore`, which lives in the app's lifespan.
+
+With a ``conversation_store`` (:mod:`conjure_async.store`; ``python -m
+examples.fastapi_service`` uses a SQLite file) every conversation is saved
+after each tool result and turn: a restarted service continues it, and
+several worker processes can serve it (``uvicorn --workers 2 --factory
+examples.fastapi_service.app:app_from_env`` on one SQLite file). Two requests
+of one conversation at the same moment on two workers: the later save gets
+``409 Conflict`` (retry it).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,9 +48,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.types import Receive, Scope, Send
 
-from conjure_async import ConjureError
+from conjure_async import ConjureError, ConversationConflictError, Session
 from conjure_async.backends import Backend
 from conjure_async.events import Reply
+from conjure_async.store import SessionStore as ConversationStore
 
 from ..services import (
     ConversationNotFoundError,
@@ -49,10 +61,16 @@ from ..services import (
     forward_events,
     read_created_file,
 )
-from ..services.demo import describe_model, session_factory
+from ..services.demo import (
+    default_backend_factory,
+    demo_model,
+    describe_model,
+    session_factory,
+    sqlite_store_from_env,
+)
 from ..services.events import SSE_HEADERS
 
-__all__ = ["MessageIn", "create_app"]
+__all__ = ["MessageIn", "app_from_env", "create_app"]
 
 _SSE_RAW_HEADERS = [(k.lower().encode(), v.encode()) for k, v in SSE_HEADERS.items()]
 INDEX_HTML = Path(__file__).resolve().parent.parent / "services" / "static" / "index.html"
@@ -74,6 +92,7 @@ def create_app(
     sweep_interval: float | None = None,
     tenant_header: str = "X-Tenant",
     model_info: Mapping[str, Any] | None = None,
+    conversation_store: ConversationStore | None = None,
     **session_options: Any,
 ) -> FastAPI:
     """Build the FastAPI app.
@@ -91,9 +110,13 @@ def create_app(
         tenant_header: The request header naming the tenant.
         model_info: What ``GET /model`` answers (default: from one model of
             ``model_factory``, see :func:`~examples.services.demo.describe_model`).
+        conversation_store: Where conversations are saved (the app closes it
+            at shutdown); ``None``: in memory, lost at a restart.
         **session_options: Passed to each :class:`~conjure_async.Session`.
     """
-    make_session = session_factory(model_factory, backend_factory, **session_options)
+    make_session = session_factory(
+        model_factory, backend_factory, conversation_store=conversation_store, **session_options
+    )
     about = dict(model_info) if model_info is not None else describe_model(model_factory())
 
     @asynccontextmanager
@@ -106,7 +129,11 @@ def create_app(
             sweep_interval=sweep_interval,
         ) as store:
             app.state.store = store
-            yield
+            try:
+                yield
+            finally:
+                if conversation_store is not None:
+                    await conversation_store.aclose()
 
     app = FastAPI(title="conjure_async service", lifespan=lifespan)
 
@@ -116,6 +143,10 @@ def create_app(
     @app.exception_handler(TenantBusyError)
     async def tenant_busy(request: Request, exc: TenantBusyError) -> Response:
         return _too_many(exc)
+
+    @app.exception_handler(ConversationConflictError)
+    async def conflict(request: Request, exc: ConversationConflictError) -> Response:
+        return _conflict(exc)
 
     @app.exception_handler(ConjureError)
     async def chat_failed(request: Request, exc: ConjureError) -> Response:
@@ -136,7 +167,15 @@ def create_app(
             reply = await _unless_disconnected(request.receive, lambda: session.chat(body.text))
         if reply is None:  # the client left; nobody reads this
             return Response(status_code=499)
-        return JSONResponse(reply.model_dump(mode="json"))
+        return JSONResponse(reply.model_dump(mode="json"), headers=_SERVED_BY)
+
+    @app.get("/conversations/{conversation_id}/messages")
+    async def get_conversation(conversation_id: str, request: Request) -> Response:
+        store: SessionStore = request.app.state.store
+        async with store.session(conversation_id, tenant=tenant_of(request)) as session:
+            await session.refresh()  # another worker may have served a turn since
+            body = conversation_json(session)
+        return JSONResponse(body, headers=_SERVED_BY)
 
     @app.post("/conversations/{conversation_id}/messages/stream", response_model=None)
     async def stream_message(conversation_id: str, body: MessageIn, request: Request) -> Response:
@@ -154,6 +193,37 @@ def create_app(
         return Response(data, media_type=media_type, headers={"Content-Disposition": disposition})
 
     return app
+
+
+_SERVED_BY = {"X-Served-By": str(os.getpid())}
+"""Which worker process answered (the multi-worker example shows it)."""
+
+
+def conversation_json(session: Session[Any]) -> dict[str, Any]:
+    """What ``GET /conversations/{id}/messages`` answers: the messages and the pending calls."""
+    return {
+        "messages": [m.to_wire() for m in session.history],
+        "pending": [call.model_dump(mode="json") for call in session.pending],
+    }
+
+
+def app_from_env() -> FastAPI:
+    """The offline demo app saving to a SQLite file, for ``uvicorn --factory --workers N``.
+
+    ``CONJURE_STORE`` names the file (default ``conversations.db``); every
+    worker process opens it, and each conversation moves between them.
+    """
+    return create_app(
+        lambda: demo_model(delay=0.1),
+        default_backend_factory(),
+        idle_ttl=900,
+        conversation_store=sqlite_store_from_env(),
+    )
+
+
+def _conflict(exc: ConversationConflictError) -> Response:
+    detail = f"{exc} (another request of this conversation was saved first)"
+    return JSONResponse({"detail": detail, "error_type": type(exc).__name__}, status_code=409)
 
 
 def _too_many(exc: TenantBusyError) -> Response:
@@ -237,5 +307,7 @@ class _EventStream(Response):
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
         except TenantBusyError as exc:
             await _too_many(exc)(scope, receive, send)
+        except ConversationConflictError as exc:
+            await _conflict(exc)(scope, receive, send)
         except ConjureError as exc:  # opening the session failed; nothing was sent yet
             await _failed(exc)(scope, receive, send)

@@ -14,6 +14,7 @@ from .store import (
     SessionStore,
     StoreClosedError,
     TenantBusyError,
+    conversation_key,
 )
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "SessionStore",
     "StoreClosedError",
     "TenantBusyError",
+    "conversation_key",
     "encode_event",
     "forward_events",
     "read_created_file",

@@ -20,6 +20,8 @@ from typing import Any
 from conjure_async import Session, load_skills
 from conjure_async.backends import Backend, LocalBackend
 from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock, ToolResultBlock
+from conjure_async.store import SessionStore as ConversationStore
+from conjure_async.store import SQLiteStore
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "describe_model",
     "model_factory_from_env",
     "session_factory",
+    "sqlite_store_from_env",
 ]
 
 SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
@@ -125,20 +128,40 @@ def default_backend_factory() -> Callable[[], Backend]:
 def session_factory(
     model_factory: Callable[[], Any],
     backend_factory: Callable[[], Backend | list[Backend]],
+    *,
+    conversation_store: ConversationStore | None = None,
     **session_options: Any,
 ) -> Callable[[str], Session[Any]]:
-    """Build the store's session factory from a model factory and a backend factory.
+    """Build the live store's session factory from a model factory and a backend factory.
 
     Args:
         model_factory: Returns the api callback of a new conversation.
         backend_factory: Returns the backend(s) of a new conversation (each
             conversation needs its own: a backend serves one session).
+        conversation_store: Where conversations are saved
+            (:mod:`conjure_async.store`); each session is bound to its
+            conversation there, so a restarted service or another worker
+            process continues it. ``None``: conversations live in memory only.
         **session_options: Passed to :class:`Session` (``system``,
             ``tool_timeout``, ...).
     """
 
-    def make(conversation_id: str) -> Session[Any]:
-        del conversation_id  # session ids stay random: ids from URLs are untrusted
-        return Session(backend_factory(), model=model_factory(), **session_options)
+    def make(conversation_key: str) -> Session[Any]:
+        # Session ids stay random (ids from URLs are untrusted); the stored
+        # conversation is keyed by tenant and conversation id.
+        if conversation_store is None:
+            return Session(backend_factory(), model=model_factory(), **session_options)
+        return Session(
+            backend_factory(),
+            model=model_factory(),
+            store=conversation_store,
+            conversation_id=conversation_key,
+            **session_options,
+        )
 
     return make
+
+
+def sqlite_store_from_env(default: str = "conversations.db") -> SQLiteStore:
+    """The conversations' SQLite file: ``CONJURE_STORE``, else ``default`` (in the working dir)."""
+    return SQLiteStore(os.environ.get("CONJURE_STORE") or default)

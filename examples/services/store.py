@@ -34,6 +34,13 @@ queueing keeps a busy tenant from holding open connections without bound.
 Conversations are keyed by ``(tenant, conversation_id)``: one tenant can
 neither read nor continue another tenant's conversation.
 
+This store keeps *live* sessions (open backends, work directories) in one
+process. What survives the process is the conversation itself: the session
+factory binds each session to a :mod:`conjure_async.store` store (SQLite by
+default in the examples), under :func:`conversation_key`. A restarted
+service, or another worker process, opens a new session on the same key and
+the conversation goes on (see ``docs/conversations.md``).
+
 Use the store as an async context manager, entered and exited in one task (a
 FastAPI lifespan, or the coroutine that runs an aiohttp ``AppRunner``)::
 
@@ -43,6 +50,7 @@ FastAPI lifespan, or the coroutine that runs an aiohttp ``AppRunner``)::
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
@@ -62,10 +70,17 @@ __all__ = [
     "SessionStore",
     "StoreClosedError",
     "TenantBusyError",
+    "conversation_key",
 ]
 
 SessionFactory = Callable[[str], Session[Any]]
-"""Builds the (unopened) session of a new conversation, given its id."""
+"""Builds the (unopened) session of a conversation, given its key (:func:`conversation_key`)."""
+
+
+def conversation_key(tenant: str, conversation_id: str) -> str:
+    """The key of a tenant's conversation in a conversation store (no two pairs share one)."""
+    return json.dumps([tenant, conversation_id], ensure_ascii=False, separators=(",", ":"))
+
 
 _log = logging.getLogger("examples.services")
 
@@ -292,7 +307,7 @@ class SessionStore:
         """
         started = False
         try:
-            session = self._factory(entry.key[1])
+            session = self._factory(conversation_key(*entry.key))
             async with session:
                 entry.session = session
                 entry.last_used = anyio.current_time()

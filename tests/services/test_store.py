@@ -15,6 +15,7 @@ from examples.services import (
     SessionStore,
     StoreClosedError,
     TenantBusyError,
+    conversation_key,
 )
 from tests.helpers import FuncBackend
 
@@ -44,7 +45,7 @@ async def test_a_conversation_reuses_its_session_across_uses() -> None:
             await second.chat("two")
 
     assert first is second
-    assert factory.conversations == ["c1"]
+    assert factory.conversations == [conversation_key("default", "c1")]
     assert len(second.history) == 4
 
 
@@ -119,7 +120,7 @@ async def test_an_idle_session_is_closed_after_the_ttl() -> None:
 
         async with store.session("c1") as fresh:  # a later message starts over
             assert fresh.history == []
-    assert factory.conversations == ["c1", "c1"]
+    assert factory.conversations == [conversation_key("default", "c1")] * 2
 
 
 async def test_a_full_tenant_is_refused_at_once_by_default() -> None:
@@ -198,3 +199,9 @@ async def test_a_closed_store_refuses_sessions() -> None:
     with pytest.raises(StoreClosedError):
         async with store.session("c1"):
             pass
+
+
+def test_conversation_keys_of_distinct_pairs_never_collide() -> None:
+    """Tenant and id are kept apart: ("a:b", "c") and ("a", "b:c") are two keys."""
+    pairs = [("a:b", "c"), ("a", "b:c"), ('a"', "b"), ("a", '"b'), ("a", "b")]
+    assert len({conversation_key(*pair) for pair in pairs}) == len(pairs)

@@ -92,6 +92,7 @@ class Messages:
         missing = [k for k in ("model", "max_tokens", "messages") if k not in body]
         if missing:
             raise HTTPError(400, f"{missing[0]}: Field required")
+        _check_output_config(body.get("output_config"))
         container = self._container_for(body)
         answer = await self._next_answer(body)
         answer.setdefault("type", "message")
@@ -202,3 +203,37 @@ class Messages:
                 return
         with contextlib.suppress(Exception):
             await out.chunk(b"", more=False)
+
+
+def _check_output_config(config: Any) -> None:
+    """Refuse an ``output_config`` the API would refuse: 400, like the API.
+
+    Structured outputs (``output_config.format``): ``type`` is
+    ``json_schema``, the ``schema`` an object schema, and every object in it
+    closed (``additionalProperties: false``).
+    """
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        raise HTTPError(400, "output_config: Input should be an object")
+    output_format = config.get("format")
+    if output_format is None:
+        return
+    if not isinstance(output_format, Mapping) or output_format.get("type") != "json_schema":
+        raise HTTPError(400, "output_config.format.type: Input should be 'json_schema'")
+    schema = output_format.get("schema")
+    if not isinstance(schema, Mapping) or schema.get("type") != "object":
+        raise HTTPError(400, "output_config.format.schema: the schema must be an object schema")
+    stack: list[Any] = [schema]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            if item.get("type") == "object" and item.get("additionalProperties") is not False:
+                raise HTTPError(
+                    400,
+                    "output_config.format.schema: every object must set "
+                    "additionalProperties to false",
+                )
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
