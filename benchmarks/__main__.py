@@ -31,6 +31,7 @@ MODULES = (
     ("benchmarks.bench_docker", "Docker backend"),
     ("benchmarks.bench_mcp", "MCP"),
     ("benchmarks.bench_cost", "Long conversations and cost"),
+    ("benchmarks.bench_egress", "Network policy"),
 )
 PACKAGES = (
     "conjure-async",

@@ -413,8 +413,10 @@ class ToolRunner:
                             if output is None:
                                 output = _Output(call, emit)
                             await output.add(item)
-                        else:
+                        elif isinstance(item, ToolResult):
                             result = item
+                        elif emit is not None:  # an event the backend reports (EgressDecision)
+                            await emit(item)
                 except BaseException:
                     # Stopped early (timeout, cancellation, an error): the
                     # generator's finally blocks stop the work it started.

@@ -17,7 +17,9 @@ capped, head and tail kept.
 With ``sandbox="bwrap"`` commands run under bubblewrap: read-only root, a
 writable working directory, a private ``/tmp``, no network, their own PID
 namespace; the interpreter's environment stays visible (read-only) even when
-it lives under ``/tmp``.
+it lives under ``/tmp``. With ``egress=EgressPolicy(...)`` as well, each
+command starts behind a forwarder (``127.0.0.1:3128`` in its own network
+namespace) to the session's proxy socket; see ``docs/network-policy.md``.
 """
 
 from __future__ import annotations
@@ -52,11 +54,20 @@ from conjure_async.backends._base import (
     ToolResult,
 )
 from conjure_async.backends._filetools import serve as serve_file_tool
-from conjure_async.backends._localproc import WRAPPER, Containment
+from conjure_async.backends._localdirs import make_dirs, snapshot
+from conjure_async.backends._localproc import (
+    WRAPPER,
+    CommandRefusedError,
+    Containment,
+    command_bytes,
+)
 from conjure_async.backends._output import OutputCapture
+from conjure_async.egress import _runtime as net
+from conjure_async.egress._policy import EgressPolicy
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import Skill, SkillListing, skill_tool_definitions
+from conjure_async.skills._prompt import network_note
 
 __all__ = ["LocalBackend"]
 
@@ -70,10 +81,6 @@ _STOP_WAIT = 10.0  # seconds to wait for a stopped command's top process to go
 _FILE_TOOLS = ("view", "create_file", "str_replace")
 
 
-class _RefusedError(Exception):
-    """A tool request the backend refuses before running it (becomes an error result)."""
-
-
 def _warn_unsandboxed(log: Logger) -> None:
     global _warned_unsandboxed  # noqa: PLW0603 - a once-per-process warning
     if not _warned_unsandboxed:
@@ -83,28 +90,6 @@ def _warn_unsandboxed(log: Logger) -> None:
             detail="LocalBackend runs skill commands on the host with your user's rights; "
             "use sandbox='bwrap' or DockerBackend to confine them",
         )
-
-
-def _make_dirs(safe_id: str, *, with_workdir: bool) -> tuple[Path | None, Path]:
-    """A new work dir (if wanted) and the private folder (``home``, ``tmp`` inside)."""
-    private = Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-private-")).resolve()
-    (private / "home").mkdir()
-    (private / "tmp").mkdir()
-    workdir = (
-        Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-")).resolve() if with_workdir else None
-    )
-    return workdir, private
-
-
-def _command_bytes(command: str) -> bytes:
-    if not command.strip():
-        raise _RefusedError("bash_tool needs a non-empty command")
-    if "\x00" in command:
-        raise _RefusedError("the command contains a NUL character, which bash cannot run")
-    try:
-        return command.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise _RefusedError("the command is not valid Unicode text") from None
 
 
 class LocalBackend(Backend):
@@ -126,6 +111,14 @@ class LocalBackend(Backend):
             process may create one, else a child subreaper), ``"cgroup"``
             (required; the session fails to open without it) or
             ``"subreaper"``. See ``docs/security.md``.
+        egress: A network policy for ``sandbox="bwrap"``: commands reach only
+            its destinations, through the session's proxy (see
+            :class:`EgressPolicy`). Keep injected secrets out of files this
+            user can read: bubblewrap shows the host's files read-only.
+
+    Raises:
+        ValueError: an unknown ``sandbox`` or ``containment``, or ``egress``
+            without ``sandbox="bwrap"``.
     """
 
     kind: ClassVar[str] = "local"
@@ -143,6 +136,7 @@ class LocalBackend(Backend):
         exclude: Sequence[str] | None = None,
         kill_grace: float = 0.0,
         containment: Literal["auto", "cgroup", "subreaper"] = "auto",
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.skills = list(skills)
         self._given_workdir = Path(workdir) if workdir is not None else None
@@ -155,7 +149,12 @@ class LocalBackend(Backend):
             raise ValueError(
                 f"containment must be 'auto', 'cgroup' or 'subreaper', not {containment!r}"
             )
+        if egress is not None and sandbox != "bwrap":
+            raise ValueError("egress= needs sandbox='bwrap' (unsandboxed commands bypass it)")
         self.sandbox = sandbox
+        self.egress = egress  # the network policy (with sandbox="bwrap"), if any
+        self._egress: net.EgressRuntime | None = None
+        self._egress_socket: Path | None = None
         self.kill_grace = kill_grace
         self._wanted_containment = containment
         self._definitions = skill_tool_definitions(only=only, exclude=exclude)
@@ -207,21 +206,31 @@ class LocalBackend(Backend):
             given = anyio.Path(self._given_workdir)
             await given.mkdir(parents=True, exist_ok=True)
             _, self._private = await anyio.to_thread.run_sync(
-                functools.partial(_make_dirs, safe_id, with_workdir=False)
+                functools.partial(make_dirs, safe_id, with_workdir=False)
             )
             self._workdir = Path(await given.resolve())
         else:
             made, self._private = await anyio.to_thread.run_sync(
-                functools.partial(_make_dirs, safe_id, with_workdir=True)
+                functools.partial(make_dirs, safe_id, with_workdir=True)
             )
             self._workdir = made
             self._created_workdir = True
         try:
             self._containment = await self._choose_containment(safe_id)
+            if self.egress is not None:
+                await self._start_egress(ctx, self.egress)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.aclose()
             raise
+
+    async def _start_egress(self, ctx: BackendContext, policy: EgressPolicy) -> None:
+        """Run the session's proxy; its socket and CA bundle go in the private folder."""
+        folder = Path(str(self._private)) / "egress"
+        await anyio.Path(folder).mkdir(mode=0o700)
+        self._egress = net.EgressRuntime(policy, logger=ctx.logger)
+        await self._egress.start(ctx.task_group)
+        self._egress_socket = await self._egress.serve(folder, net.new_socket_name())
 
     async def _choose_containment(self, safe_id: str) -> Containment:
         if self.sandbox == "bwrap":
@@ -257,9 +266,12 @@ class LocalBackend(Backend):
             self._containment = None
 
     async def aclose(self) -> None:
-        """Stop leftover commands; remove the private folder and a temporary work dir."""
+        """Stop leftover commands and the proxy; remove the private folder and a temp work dir."""
         for proc in list(self._processes):
             await self._stop(proc, None)
+        if self._egress is not None:
+            await self._egress.aclose()
+            self._egress = self._egress_socket = None
         for group in list(self._cgroups):
             await self._remove_cgroup(group)
         if self._cgroup_session is not None:
@@ -296,10 +308,15 @@ class LocalBackend(Backend):
             "there. Background processes are stopped when their command ends."
         )
         if self.sandbox == "bwrap":
+            network = (
+                f"there is no direct network. {network_note(self.egress.destinations())}"
+                if self.egress is not None
+                else "there is no network."
+            )
             return (
                 f"{notes} Commands run in a sandbox: everything outside the working "
-                "directory, skill folders included, is read-only; /tmp is private to each "
-                "command; there is no network."
+                f"directory, skill folders included, is read-only; /tmp is private to each "
+                f"command; {network}"
             )
         return (
             f"{notes} The file tools cannot write in skill folders. Commands are not "
@@ -312,7 +329,10 @@ class LocalBackend(Backend):
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools."""
         if call.name == "bash_tool":
-            async for event in self._bash(str(call.input.get("command", "")), ctx.call_id):
+            events = self._bash(str(call.input.get("command", "")), ctx.call_id)
+            if self._egress is not None:
+                events = net.with_decisions(events, self._egress, ctx.call_id)
+            async for event in events:
                 yield event
             return
         if call.name not in _FILE_TOOLS:
@@ -366,12 +386,20 @@ class LocalBackend(Backend):
                 str(self.kill_grace),
                 *wrapper,
             ]
+        extra: list[Path] = []
+        if self._egress_socket is not None:  # the forwarder binds, then runs the command
+            wrapper = [
+                *net.forwarder_argv(str(self._egress_socket), sys.executable),
+                *wrapper,
+            ]
+            extra.append(self._egress_socket.parent)
         return _localproc.bwrap_argv(
             workdir=self.workdir,
             home=self._home,
             roots=self._roots,
             path_variable=env.get("PATH", ""),
             command=wrapper,
+            readonly=extra,
         )
 
     @property
@@ -391,6 +419,8 @@ class LocalBackend(Backend):
         env["PYTHONIOENCODING"] = "utf-8"
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in skill folders
         env["PIP_USER"] = "1"  # pip installs into $HOME/.local, never the app's environment
+        if self.egress is not None and self._egress_socket is not None:
+            env.update(net.sandbox_environment(self.egress, str(self._egress_socket.parent)))
         env.update(self.extra_env)
         return env
 
@@ -398,8 +428,8 @@ class LocalBackend(Backend):
 
     async def _bash(self, command: str, call_id: str) -> AsyncIterator[ToolEvent]:
         try:
-            data = _command_bytes(command)
-        except _RefusedError as exc:
+            data = command_bytes(command)
+        except CommandRefusedError as exc:
             yield ToolResult(output=str(exc), is_error=True)
             return
         before = await self._scan()
@@ -536,23 +566,10 @@ class LocalBackend(Backend):
     async def _scan(self) -> dict[Path, tuple[int, int]]:
         """Snapshot the working directory (inline when small, else in a thread)."""
         if self._last_scan_size <= _INLINE_SCAN:
-            seen = self._snapshot()
+            seen = snapshot(self.workdir, _SCAN_LIMIT)
         else:
-            seen = await anyio.to_thread.run_sync(self._snapshot)
+            seen = await anyio.to_thread.run_sync(snapshot, self.workdir, _SCAN_LIMIT)
         self._last_scan_size = len(seen)
-        return seen
-
-    def _snapshot(self) -> dict[Path, tuple[int, int]]:
-        seen: dict[Path, tuple[int, int]] = {}
-        stack = [self.workdir]
-        while stack and len(seen) < _SCAN_LIMIT:
-            with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        seen[Path(entry.path)] = (st.st_size, st.st_mtime_ns)
         return seen
 
     # -- files for the application -------------------------------------------

@@ -25,6 +25,13 @@ Inside the container:
 * the backend keeps a small tmpfs of its own at ``/run/conjure`` for its
   marker files (the image's ``/tmp`` does not matter).
 
+With ``egress=EgressPolicy(...)`` the container keeps network ``none`` and
+reaches the allowed destinations through the session's proxy: a host folder
+is bind-mounted read-only at ``/run/egress`` holding the proxy's unix socket
+(and the CA bundle when headers are injected), and the container's main
+process is a forwarder from ``127.0.0.1:3128`` to that socket, where
+``HTTP_PROXY``/``HTTPS_PROXY`` point (see ``docs/network-policy.md``).
+
 Secure defaults (each an option): no network, 512 MiB memory, one CPU,
 256 processes, read-only root filesystem with a tmpfs ``/tmp``, user
 65534:65534, every capability dropped, ``no-new-privileges``, an init process.
@@ -34,7 +41,6 @@ See ``docs/backends/docker.md`` and ``docs/adr/0005-docker-exec-and-kill.md``.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -47,6 +53,7 @@ from conjure_async._exceptions import (
     ContainerDiedError,
     DockerError,
     ImageNotFoundError,
+    SandboxUnavailableError,
 )
 from conjure_async._logging import get_logger
 from conjure_async.backends._base import (
@@ -63,18 +70,21 @@ from conjure_async.backends.docker._api import (
     describe_host,
     docker_client,
     import_aiodocker,
+    resolve_host,
     translate,
 )
 from conjure_async.backends.docker._bash import run_command
 from conjure_async.backends.docker._config import ContainerConfig, parse_size
 from conjure_async.backends.docker._container import Sandbox, create_container, remove_container
-from conjure_async.backends.docker._files import download
+from conjure_async.backends.docker._files import download, file_request
 from conjure_async.backends.docker._image import DEFAULT_IMAGE
 from conjure_async.backends.docker._pool import WarmPool
-from conjure_async.backends.docker._scripts import FILE_HELPER
+from conjure_async.egress._policy import EgressPolicy
+from conjure_async.egress._runtime import EgressRuntime, with_decisions
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import Skill, SkillListing, skill_tool_definitions
+from conjure_async.skills._prompt import network_note
 
 __all__ = ["DockerBackend"]
 
@@ -102,6 +112,10 @@ class DockerBackend(Backend):
         workdir: Where the workspace is mounted in the container.
         skills_dir: Where the skills are mounted in the container.
         network: Docker network mode; ``"none"`` (default) leaves only loopback.
+        egress: A network policy: the container keeps network ``"none"`` and
+            reaches only the policy's destinations, through the session's
+            proxy (needs the engine on this machine, and ``python3`` in the
+            image for the forwarder). See :class:`EgressPolicy`.
         memory: Memory limit (``"512m"``, bytes, or ``None`` for none); swap is
             not allowed beyond it.
         cpus: CPU limit (``1.0`` = one core; ``None`` for none).
@@ -129,8 +143,8 @@ class DockerBackend(Backend):
     read it.
 
     Raises:
-        ValueError: ``memory`` or ``download_limit`` is not a size, or
-            ``pool`` uses another engine.
+        ValueError: ``memory`` or ``download_limit`` is not a size,
+            ``pool`` uses another engine, or ``egress`` comes with a network.
         TypeError: ``host_config`` holds a value JSON cannot carry.
     """
 
@@ -148,6 +162,7 @@ class DockerBackend(Backend):
         workdir: str = "/workspace",
         skills_dir: str = "/mnt/skills",
         network: str = "none",
+        egress: EgressPolicy | None = None,
         memory: int | str | None = "512m",
         cpus: float | None = 1.0,
         pids_limit: int | None = 256,
@@ -189,6 +204,7 @@ class DockerBackend(Backend):
             env=env,
             host_config=host_config,
             labels=labels,
+            egress=egress,
         )
         """The container configuration, one frozen value (what a warm pool matches on)."""
         if pool is not None and pool.docker_host != docker_host:
@@ -209,6 +225,7 @@ class DockerBackend(Backend):
         self.from_pool = False
         """Whether the session's container came ready from the warm pool."""
         self._last_container_id: str | None = None
+        self._egress: EgressRuntime | None = None
 
     def __repr__(self) -> str:
         return (
@@ -247,6 +264,11 @@ class DockerBackend(Backend):
     def network(self) -> str:
         """The Docker network mode."""
         return self.config.network
+
+    @property
+    def egress(self) -> EgressPolicy | None:
+        """The network policy (``None``: the ``network`` mode alone)."""
+        return self.config.egress
 
     @property
     def memory(self) -> int | None:
@@ -291,23 +313,46 @@ class DockerBackend(Backend):
         The container, and with it the workspace, is checked when the first
         tool call starts it (or when a warm pool does).
 
+        With an egress policy the session's proxy starts here (in the
+        session's task group); the engine must be on this machine.
+
         Raises:
             DockerUnavailableError: the engine cannot be reached.
             ImageNotFoundError: the image is not on the engine.
+            SandboxUnavailableError: an egress policy with an engine on
+                another machine (it could not see the proxy's socket).
         """
         if self._stack is not None:
             raise BackendError("this DockerBackend is already in use by another session")
         self._log = ctx.logger
         self._session_id = ctx.session_id
+        policy = self.config.egress
+        if policy is not None:
+            engine = resolve_host(self.docker_host) or ""
+            if not engine.startswith("unix://"):
+                raise SandboxUnavailableError(
+                    f"an egress policy needs the Docker engine on this machine (the proxy's "
+                    f"unix socket is bind-mounted into the container), but the engine is "
+                    f"{describe_host(self.docker_host)}; the network stays closed. For a "
+                    "remote engine see 'Remote engines' in the network policy documentation "
+                    "(a sidecar proxy container)"
+                )
         stack = contextlib.AsyncExitStack()
         try:
             self._client = await stack.enter_async_context(
                 docker_client(self.docker_host, ssl_context=self.ssl_context)
             )
             await self._check_image()
+            if policy is not None:
+                runtime = EgressRuntime(policy, logger=ctx.logger)
+                stack.push_async_callback(runtime.aclose)
+                await runtime.start(ctx.task_group)
+                self._egress = runtime
         except BaseException:
-            await stack.aclose()
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
             self._client = None
+            self._egress = None
             raise
         self._stack = stack
 
@@ -327,13 +372,19 @@ class DockerBackend(Backend):
         """Remove the session's container (and its volumes) and close the client."""
         with anyio.CancelScope(shield=True):
             if self._sandbox is not None and self._client is not None:
-                await remove_container(self._client, self._sandbox.id, self._log)
+                await remove_container(
+                    self._client,
+                    self._sandbox.id,
+                    self._log,
+                    egress_folder=self._sandbox.egress_folder,
+                )
             self._last_container_id = self.container_id
             self._sandbox = None
             if self._stack is not None:
-                await self._stack.aclose()
+                await self._stack.aclose()  # the egress proxy too
             self._stack = None
             self._client = None
+            self._egress = None
 
     async def _container(self) -> Sandbox:
         """The session's container, created (or taken from the pool) on first use."""
@@ -348,6 +399,8 @@ class DockerBackend(Backend):
                         self._client, self.config, self._session_id or ""
                     )
                 self._sandbox = taken
+                if self._egress is not None and taken.egress_folder and taken.egress_socket:
+                    await self._egress.serve(Path(taken.egress_folder), taken.egress_socket)
                 self._log.debug("docker.container", container=taken.id, from_pool=self.from_pool)
             return self._sandbox
 
@@ -365,13 +418,21 @@ class DockerBackend(Backend):
         return self._definitions
 
     def prompt_notes(self) -> str | None:
-        """Where commands run, as the container sees it."""
-        network = "no network access" if self.network == "none" else f"network {self.network!r}"
-        return (
+        """Where commands run, as the container sees it; which hosts it may reach."""
+        if self.egress is not None:
+            network = "no direct network access"
+        elif self.network == "none":
+            network = "no network access"
+        else:
+            network = f"network {self.network!r}"
+        notes = (
             f"Your tools run inside a Linux container ({network}). Your working directory is "
             f"{self.workdir}: commands run there; create files there. Skill folders under "
             f"{self.skills_dir} are read-only."
         )
+        if self.egress is not None:
+            notes = f"{notes} {network_note(self.egress.destinations())}"
+        return notes
 
     def dump_state(self) -> dict[str, Any]:
         """The image and the last container id, for diagnostics only.
@@ -436,7 +497,10 @@ class DockerBackend(Backend):
         """Run one of the four skill tools in the session's container."""
         del ctx
         if call.name == "bash_tool":
-            async for event in self._bash(call.input.get("command", ""), call.id):
+            events = self._bash(call.input.get("command", ""), call.id)
+            if self._egress is not None:
+                events = with_decisions(events, self._egress, call.id)
+            async for event in events:
                 yield event
             return
         if call.name not in ("view", "create_file", "str_replace"):
@@ -515,41 +579,4 @@ class DockerBackend(Backend):
 
     async def _helper(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """Run the file helper with one request; return its JSON reply."""
-        request = json.dumps(
-            {
-                "op": op,
-                "args": args,
-                "workspace": self.workdir,
-                "readonly_roots": self._readonly_roots,
-                "limit": self.output_limit,
-            }
-        ).encode()
-        sandbox = await self._container()
-        execution = await self._exec(sandbox, ["python3", "-c", FILE_HELPER], stdin=True)
-        out = bytearray()
-        err = bytearray()
-        try:
-            async with execution.start(detach=False) as stream:
-                await stream.write_in(b"%d\n" % len(request) + request)
-                while (message := await stream.read_out()) is not None:
-                    (err if message.stream == 2 else out).extend(message.data)
-            info = await execution.inspect()
-        except DockerError:
-            raise
-        except Exception as exc:
-            raise translate(exc, host=self.docker_host, action=f"running {op}") from exc
-        try:
-            reply = json.loads(out.decode("utf-8", "replace"))
-        except ValueError:
-            code = info.get("ExitCode")
-            if code == 127:
-                raise DockerError(
-                    f"the image {self.image!r} has no python3, which the file tools need"
-                ) from None
-            if code is None:
-                raise await self._died(sandbox.id) from None
-            detail = err.decode("utf-8", "replace")[-2000:]
-            raise DockerError(f"the file helper failed (exit code {code}): {detail}") from None
-        if not isinstance(reply, dict):
-            raise DockerError("the file helper answered something unusable")
-        return reply
+        return await file_request(self, await self._container(), op, args)

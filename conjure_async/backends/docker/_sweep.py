@@ -27,6 +27,8 @@ from conjure_async.backends.docker._api import (
     docker_client,
     translate,
 )
+from conjure_async.backends.docker._config import LABEL_EGRESS_FOLDER
+from conjure_async.egress._runtime import remove_folder
 
 __all__ = ["sweep_orphans"]
 
@@ -108,4 +110,8 @@ async def sweep_orphans(
                 raise translate(exc, host=docker_host, action="removing an orphan") from exc
             removed.append(str(container.id))
             log.info("docker.orphan_removed", container=container.id, labels=container_labels)
+            owner_host = container_labels.get(LABEL_OWNER, "").rpartition(":")[0]
+            folder = container_labels.get(LABEL_EGRESS_FOLDER, "")
+            if owner_host == hostname and folder.rsplit("/", 1)[-1].startswith("conjure-egress-"):
+                remove_folder(folder)  # the egress folder a crashed process left on this host
     return removed
