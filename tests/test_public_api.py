@@ -100,6 +100,14 @@ EXPECTED = {
         "SessionStore",
         "StoredConversation",
     ],
+    "conjure_async.temporal": [
+        "BackendFactory",
+        "BackendSpec",
+        "DurableConfig",
+        "DurableSession",
+        "SessionWorkflow",
+        "conjure_worker",
+    ],
     "conjure_async.testing": [
         "DEFAULT_IGNORED",
         "Delay",
