@@ -54,6 +54,7 @@ from conjure_async.backends._base import (
 from conjure_async.backends._filetools import serve as serve_file_tool
 from conjure_async.backends._localproc import WRAPPER, Containment
 from conjure_async.backends._output import OutputCapture
+from conjure_async.backends._records import RECORDS_DIR, read_record, write_record
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import Skill, SkillListing, skill_tool_definitions
@@ -312,7 +313,13 @@ class LocalBackend(Backend):
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools."""
         if call.name == "bash_tool":
+            key = ctx.idempotency_key  # a retried durable call: the first attempt's result
+            if key is not None and (done := read_record(self.workdir, key)) is not None:
+                yield done
+                return
             async for event in self._bash(str(call.input.get("command", "")), ctx.call_id):
+                if key is not None and isinstance(event, ToolResult):
+                    write_record(self.workdir, key, event)
                 yield event
             return
         if call.name not in _FILE_TOOLS:
@@ -549,7 +556,8 @@ class LocalBackend(Backend):
             with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
+                        if entry.name != RECORDS_DIR:  # call records: not created files
+                            stack.append(Path(entry.path))
                     elif entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
                         seen[Path(entry.path)] = (st.st_size, st.st_mtime_ns)

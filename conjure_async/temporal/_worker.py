@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from conjure_async.models._base import ApiCallback
@@ -37,6 +37,7 @@ async def conjure_worker(
     host: str | None = None,
     deps: Any = None,
     sticky_timeout: float = 10.0,
+    interceptors: Sequence[Interceptor] = (),
     **worker_options: Any,
 ) -> AsyncIterator[Worker]:
     """Run a worker for durable sessions while the block runs.
@@ -54,6 +55,7 @@ async def conjure_worker(
         models: Model callbacks by the key ``DurableConfig.model`` names.
         host: This machine's id for host-bound backends (default: the host name).
         deps: Passed to tools as ``ctx.deps``.
+        interceptors: Temporal worker interceptors (on both workers).
         sticky_timeout: Seconds a workflow task waits for this worker's sticky
             queue before any worker takes it (lower: faster takeover after a crash).
         **worker_options: More ``temporalio.worker.Worker`` options.
@@ -70,12 +72,14 @@ async def conjure_worker(
             activities=activities.activities(),
             workflow_runner=workflow_runner(),
             sticky_queue_schedule_to_start_timeout=timedelta(seconds=sticky_timeout),
+            interceptors=interceptors,
             **worker_options,
         )
         local = Worker(
             client,
             task_queue=host_queue(task_queue, host_id),
             activities=activities.activities(),
+            interceptors=interceptors,
         )
         async with main, local:
             yield main
