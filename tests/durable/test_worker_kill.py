@@ -75,7 +75,7 @@ async def test_killed_worker_mid_call_a_second_worker_finishes_without_running_i
 
             tg.start_soon(chat)
             with anyio.fail_after(60):
-                while not marker.exists():  # a file another process writes: polled
+                while not marker.exists():  # noqa: ASYNC110 - a file another process writes
                     await anyio.sleep(0.05)
             os.kill(first.pid, signal.SIGKILL)  # step 2 ran and was recorded, never reported
             first.wait()
