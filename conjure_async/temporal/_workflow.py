@@ -228,6 +228,10 @@ class SessionWorkflow:
             raise ValueError("the durable session is closing")
         if self._engine is not None and request.message is not None:
             self._refuse_message_while_pending(self._engine)
+        if self._engine is not None and decided and not self._engine.pending:
+            raise ApplicationError(
+                "no tool call awaits approval", type="SessionStateError", non_retryable=True
+            )
 
     @staticmethod
     def _refuse_message_while_pending(engine: TurnEngine) -> None:
