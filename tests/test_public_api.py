@@ -107,6 +107,7 @@ EXPECTED = {
         "DurableSession",
         "SessionWorkflow",
         "conjure_worker",
+        "session_alive",
     ],
     "conjure_async.testing": [
         "DEFAULT_IGNORED",

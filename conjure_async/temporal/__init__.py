@@ -19,6 +19,7 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 from conjure_async._public import publish
 from conjure_async.temporal._activities import BackendFactory
 from conjure_async.temporal._client import DurableSession
+from conjure_async.temporal._liveness import session_alive
 from conjure_async.temporal._spec import BackendSpec, DurableConfig
 from conjure_async.temporal._worker import conjure_worker
 from conjure_async.temporal._workflow import SessionWorkflow
@@ -30,6 +31,7 @@ __all__ = [
     "DurableSession",
     "SessionWorkflow",
     "conjure_worker",
+    "session_alive",
 ]
 
 publish(__name__, {name: globals()[name] for name in __all__})

@@ -16,6 +16,8 @@ call carries a stable idempotency key (workflow id + ``tool_use`` id) in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -124,6 +126,13 @@ class SessionActivities:
             raise _fatal(
                 BackendError(f"the factory for {spec.kind!r} built a {backend.kind!r} backend")
             )
+        if getattr(backend, "keep_container", None) is False:
+            raise _fatal(
+                BackendError(
+                    f"a {backend.kind} backend in a durable session needs keep_container=True "
+                    "(its container must outlive the worker that created it)"
+                )
+            )
         for hook in _REQUEST_HOOKS:
             if overrides(backend, hook):
                 raise _fatal(
@@ -226,14 +235,16 @@ class SessionActivities:
         )
         info = activity.info()
         beat = (info.heartbeat_timeout.total_seconds() / 3) if info.heartbeat_timeout else 5.0
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_heartbeat, beat)
-            try:
-                result = await _execute(backend, call, ctx, request.timeout)
-            except ConjureError as exc:
-                raise _failure(exc) from exc
-            finally:
-                tg.cancel_scope.cancel()
+        # A plain task, not a task group: the tool's own errors stay unwrapped.
+        beating = asyncio.get_running_loop().create_task(_heartbeat(beat))
+        try:
+            result = await _execute(backend, call, ctx, request.timeout)
+        except ConjureError as exc:
+            raise _failure(exc) from exc
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
         return ToolOutput(result=result_to_wire(result), state=backend.dump_state())
 
     @activity.defn(name=ACTIVITY_CLOSE)
@@ -245,6 +256,10 @@ class SessionActivities:
             backend = self._build(request.spec)
             backend.load_state(dict(request.state))
             await self._open_backend(backend, request.session_id)
+        remove = getattr(backend, "remove_container", None)  # a kept container goes now
+        if remove is not None:
+            with anyio.CancelScope(shield=True):
+                await remove()
         await _close_quietly(backend)
 
 

@@ -43,6 +43,7 @@ _SIMPLE_ERRORS: dict[str, type[errors.ConjureError]] = {
         errors.DockerError,
         errors.DockerUnavailableError,
         errors.ImageNotFoundError,
+        errors.ContainerDiedError,
         errors.ModelError,
         errors.ModelResponseError,
         errors.StoreError,
@@ -197,7 +198,7 @@ def _error_of(exc: WorkflowUpdateFailedError) -> Exception:
     """The package's exception for a failed turn (the Temporal failure chained to it)."""
     cause: BaseException | None = exc.cause
     failure: ApplicationError | None = None
-    while cause is not None:
+    while cause is not None and failure is None:  # the outermost: its causes are details
         if isinstance(cause, ApplicationError):
             failure = cause
         cause = cause.__cause__

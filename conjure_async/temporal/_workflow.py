@@ -444,6 +444,7 @@ _NOT_RETRIED = [
     "SessionStateError",
     "ToolConflictError",
     "MissingDependencyError",
+    "ContainerDiedError",
 ]
 """Failures a retry cannot fix (exception class names of the package's tree)."""
 

@@ -28,4 +28,11 @@ def factories() -> dict[str, Any]:
     def local(config: dict[str, Any]) -> Backend:
         return LocalBackend(workdir=config["workdir"], containment="subreaper")
 
-    return {"native": native, "local": local}
+    def docker(config: dict[str, Any]) -> Backend:
+        from conjure_async.backends import DockerBackend
+
+        return DockerBackend(
+            image=config["image"], docker_host=config["docker_host"], keep_container=True
+        )
+
+    return {"native": native, "local": local, "docker": docker}

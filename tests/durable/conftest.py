@@ -8,8 +8,11 @@ from collections.abc import Iterator
 import pytest
 from temporalio.client import Client
 
+from tests.docker.conftest import docker_engine
 from tests.durable.temporal_server import TemporalServer, start_server, stop_server
 from tests.support.system import in_ci
+
+__all__ = ["docker_engine", "task_queue", "temporal_client", "temporal_server"]
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,7 @@ from conjure_async.backends.docker._api import (
 from conjure_async.backends.docker._bash import run_command
 from conjure_async.backends.docker._config import ContainerConfig, parse_size
 from conjure_async.backends.docker._container import Sandbox, create_container, remove_container
+from conjure_async.backends.docker._durable import SESSION_OWNER, reattach
 from conjure_async.backends.docker._files import download
 from conjure_async.backends.docker._image import DEFAULT_IMAGE
 from conjure_async.backends.docker._pool import WarmPool
@@ -123,6 +124,10 @@ class DockerBackend(Backend):
             (``"1g"``, bytes).
         only: Offer only these skill tools.
         exclude: Offer every skill tool but these.
+        keep_container: The container outlives this instance (durable
+            sessions): closing leaves it running, :meth:`dump_state` holds its
+            id and :meth:`load_state` reattaches to it; :meth:`remove_container`
+            removes it. It is labelled with its session, not its process.
 
     The container options are checked once and kept as one frozen value,
     :attr:`config`; the option attributes (:attr:`memory`, :attr:`workdir`...)
@@ -166,6 +171,7 @@ class DockerBackend(Backend):
         download_limit: int | str = "1g",
         only: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
+        keep_container: bool = False,
     ) -> None:
         self.skills = list(skills)
         self.config = ContainerConfig.from_options(
@@ -209,6 +215,8 @@ class DockerBackend(Backend):
         self.from_pool = False
         """Whether the session's container came ready from the warm pool."""
         self._last_container_id: str | None = None
+        self.keep_container = keep_container
+        self._kept: dict[str, Any] | None = None  # a kept container to reattach to
 
     def __repr__(self) -> str:
         return (
@@ -326,7 +334,7 @@ class DockerBackend(Backend):
     async def aclose(self) -> None:
         """Remove the session's container (and its volumes) and close the client."""
         with anyio.CancelScope(shield=True):
-            if self._sandbox is not None and self._client is not None:
+            if self._sandbox is not None and self._client is not None and not self.keep_container:
                 await remove_container(self._client, self._sandbox.id, self._log)
             self._last_container_id = self.container_id
             self._sandbox = None
@@ -340,12 +348,17 @@ class DockerBackend(Backend):
         if self._client is None:
             raise BackendError("DockerBackend is not open")
         async with self._container_lock:
+            if self._sandbox is None and self._kept is not None:
+                self._sandbox = await reattach(self._client, self._kept, self.docker_host)
             if self._sandbox is None:
                 taken = await self.pool.acquire(self) if self.pool is not None else None
                 self.from_pool = taken is not None
                 if taken is None:
                     taken = await create_container(
-                        self._client, self.config, self._session_id or ""
+                        self._client,
+                        self.config,
+                        self._session_id or "",
+                        owner=f"{SESSION_OWNER}{self._session_id}" if self.keep_container else None,
                     )
                 self._sandbox = taken
                 self._log.debug("docker.container", container=taken.id, from_pool=self.from_pool)
@@ -374,18 +387,34 @@ class DockerBackend(Backend):
         )
 
     def dump_state(self) -> dict[str, Any]:
-        """The image and the last container id, for diagnostics only.
+        """The image, the engine and the container id (the last one, for diagnostics).
 
-        A restored session never reattaches to that container: containers are
-        removed when their session closes, so the restored session starts a
-        fresh one on its first tool call (a host-directory workspace keeps the
-        files).
+        A restored session reattaches to that container only with
+        ``keep_container=True``; otherwise containers are removed when their
+        session closes, and a restored session starts a fresh one on its first
+        tool call (a host-directory workspace keeps the files).
         """
-        return {"image": self.image, "container_id": self.container_id or self._last_container_id}
+        state = {"image": self.image, "container_id": self.container_id or self._last_container_id}
+        if self.keep_container:
+            kept = self._sandbox
+            state["docker_host"] = self.docker_host
+            state["spare"] = kept.spare if kept is not None else (self._kept or {}).get("spare")
+            if kept is None and self._kept is not None:
+                state["container_id"] = self._kept["container_id"]
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Accept a dumped state; nothing is reattached (see :meth:`dump_state`)."""
-        del state
+        """With ``keep_container``, reattach to the state's container on first use."""
+        if self.keep_container and state.get("container_id"):
+            self._kept = dict(state)
+
+    async def remove_container(self) -> None:
+        """Remove the session's container now (with ``keep_container``, the only way)."""
+        container_id = self.container_id or (self._kept or {}).get("container_id")
+        if container_id is not None and self._client is not None:
+            await remove_container(self._client, str(container_id), self._log)
+        self._sandbox = None
+        self._kept = None
 
     # -- files ---------------------------------------------------------------
 

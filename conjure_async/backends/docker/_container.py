@@ -55,14 +55,16 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def create_body(config: ContainerConfig, session_id: str, *, pool: bool) -> dict[str, Any]:
+def create_body(
+    config: ContainerConfig, session_id: str, *, pool: bool, owner: str | None = None
+) -> dict[str, Any]:
     """The create request of ``config`` with the labels that let a sweep find the container."""
     body = config.create_request()
     body["Labels"] = {
         **body.get("Labels", {}),
         LABEL_CREATED_BY: CREATED_BY,
         LABEL_SESSION: session_id,
-        LABEL_OWNER: _owner(),
+        LABEL_OWNER: owner or _owner(),
     }
     if pool:
         body["Labels"][LABEL_POOL] = config.key
@@ -148,7 +150,12 @@ async def _prepare(client: Any, container_id: str, config: ContainerConfig) -> S
 
 
 async def create_container(
-    client: Any, config: ContainerConfig, session_id: str, *, pool: bool = False
+    client: Any,
+    config: ContainerConfig,
+    session_id: str,
+    *,
+    pool: bool = False,
+    owner: str | None = None,
 ) -> Sandbox:
     """Create, start and prepare a container; remove it again if any step fails. Shielded.
 
@@ -159,7 +166,9 @@ async def create_container(
     """
     with anyio.CancelScope(shield=True):
         try:
-            container = await client.containers.create(create_body(config, session_id, pool=pool))
+            container = await client.containers.create(
+                create_body(config, session_id, pool=pool, owner=owner)
+            )
         except Exception as exc:
             raise translate(
                 exc, host=config.docker_host, image=config.image, action="creating the container"
