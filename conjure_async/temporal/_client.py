@@ -10,11 +10,13 @@ from typing import Any
 import anyio
 from temporalio.client import (
     Client,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from conjure_async import _exceptions as errors
 from conjure_async._decisions import split_decisions
@@ -117,6 +119,8 @@ class DurableSession:
             raw = await self._handle.execute_update("chat", request, id=request.turn_id)
         except WorkflowUpdateFailedError as exc:
             raise _error_of(exc) from exc
+        except RPCError as exc:
+            raise await self._ended(exc) from exc
         return Reply.model_validate(raw)
 
     async def stream(
@@ -139,6 +143,8 @@ class DurableSession:
             )
         except WorkflowUpdateFailedError as exc:
             raise _error_of(exc) from exc
+        except RPCError as exc:
+            raise await self._ended(exc) from exc
         position = 0
         while True:
             page = await self._handle.query("events", EventsQuery(request.turn_id, position))
@@ -152,6 +158,16 @@ class DurableSession:
             await update.result()
         except WorkflowUpdateFailedError as exc:
             raise _error_of(exc) from exc
+
+    async def _ended(self, exc: RPCError) -> Exception:
+        """Why a turn could not be sent: the session's failure when its workflow ended."""
+        try:
+            await self._handle.result()
+        except WorkflowFailureError as failed:
+            return _error_of(failed)
+        except RPCError:
+            return exc
+        return errors.SessionStateError(f"the durable session {self.session_id} is closed")
 
     async def state(self) -> dict[str, Any]:
         """The session's whole state (history, usage, files, backends' state), JSON-able."""
@@ -194,7 +210,7 @@ def _request(
     return ChatRequest(turn_id=turn_id, approve=approve, deny=deny)
 
 
-def _error_of(exc: WorkflowUpdateFailedError) -> Exception:
+def _error_of(exc: WorkflowUpdateFailedError | WorkflowFailureError) -> Exception:
     """The package's exception for a failed turn (the Temporal failure chained to it)."""
     cause: BaseException | None = exc.cause
     failure: ApplicationError | None = None

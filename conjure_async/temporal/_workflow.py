@@ -27,7 +27,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, TimeoutError, TimeoutType
 
 with workflow.unsafe.imports_passed_through():
     from conjure_async._engine import (
@@ -101,6 +101,7 @@ class SessionWorkflow:
         self._turns_this_run = 0
         self._closing = False
         self._continuing = False
+        self._open_failure: ApplicationError | None = None
         self._events: dict[str, list[dict[str, Any]]] = {}
         self._finished_turns: set[str] = set()
         if input.snapshot is not None:
@@ -112,13 +113,19 @@ class SessionWorkflow:
     async def run(self, input: SessionInput) -> dict[str, Any]:
         """Open the backends (first run only), serve turns, then close or continue as new."""
         if self._engine is None:
-            opened: OpenOutput = await workflow.execute_activity(
-                ACTIVITY_OPEN,
-                OpenInput(session_id=self._session_id, config=self._config),
-                result_type=OpenOutput,
-                start_to_close_timeout=timedelta(minutes=5),
-                retry_policy=RetryPolicy(maximum_attempts=self._config.model_attempts),
-            )
+            try:
+                opened: OpenOutput = await workflow.execute_activity(
+                    ACTIVITY_OPEN,
+                    OpenInput(session_id=self._session_id, config=self._config),
+                    result_type=OpenOutput,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=RetryPolicy(maximum_attempts=self._config.model_attempts),
+                )
+            except ActivityError as exc:
+                # The session cannot open: turns waiting for it get the reason, then it fails.
+                self._open_failure = _reason(exc)
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                raise self._open_failure from exc
             self._tools, self._kinds, self._system = opened.tools, opened.kinds, opened.system
             self._states, self._host = opened.states, opened.host
             self._engine = self._new_engine(None)
@@ -188,7 +195,11 @@ class SessionWorkflow:
     @workflow.update(name="chat")
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
         """Run one turn (a message, or decisions for the pending calls); return its reply."""
-        await workflow.wait_condition(lambda: self._engine is not None)
+        await workflow.wait_condition(
+            lambda: self._engine is not None or self._open_failure is not None
+        )
+        if self._open_failure is not None:
+            raise self._open_failure
         async with self._lock:
             engine = self._engine
             assert engine is not None
@@ -357,6 +368,29 @@ class SessionWorkflow:
 
     async def _tool_activity(self, index: int, call: ToolCall) -> ToolResult:
         config = self._config
+        try:
+            out = await self._call_tool(index, call)
+        except ActivityError as exc:
+            cause = exc.cause
+            queue = self._queue_of(index)
+            if (
+                queue is not None
+                and isinstance(cause, TimeoutError)
+                and cause.type is TimeoutType.SCHEDULE_TO_START
+            ):
+                raise ApplicationError(
+                    f"no worker on host {self._host!r} took the {config.backends[index].kind} "
+                    f"call within {config.host_timeout:g}s (its workspace lives there; "
+                    "run conjure_worker on that host)",
+                    type="BackendError",
+                    non_retryable=True,
+                ) from exc
+            raise
+        self._states[index] = out.state
+        return result_from_wire(out.result)
+
+    async def _call_tool(self, index: int, call: ToolCall) -> ToolOutput:
+        config = self._config
         out: ToolOutput = await workflow.execute_activity(
             ACTIVITY_TOOL,
             ToolInput(
@@ -380,8 +414,7 @@ class SessionWorkflow:
                 non_retryable_error_types=_NOT_RETRIED,
             ),
         )
-        self._states[index] = out.state
-        return result_from_wire(out.result)
+        return out
 
     # -- helpers -------------------------------------------------------------
 
@@ -447,6 +480,14 @@ _NOT_RETRIED = [
     "ContainerDiedError",
 ]
 """Failures a retry cannot fix (exception class names of the package's tree)."""
+
+
+def _reason(exc: ActivityError) -> ApplicationError:
+    """The activity's own failure (type and message kept), non-retryable."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return ApplicationError(cause.message, type=cause.type, non_retryable=True)
+    return ApplicationError(str(cause or exc), type="SessionError", non_retryable=True)
 
 
 def _event(event: Event) -> dict[str, Any]:
