@@ -236,7 +236,10 @@ class SessionActivities:
         info = activity.info()
         beat = (info.heartbeat_timeout.total_seconds() / 3) if info.heartbeat_timeout else 5.0
         # A plain task, not a task group: the tool's own errors stay unwrapped.
-        beating = asyncio.get_running_loop().create_task(_heartbeat(beat))
+        # (A local activity has no heartbeat.)
+        beating = asyncio.get_running_loop().create_task(
+            _heartbeat(beat) if not info.is_local else anyio.sleep_forever()
+        )
         try:
             result = await _execute(backend, call, ctx, request.timeout)
         except ConjureError as exc:
@@ -280,7 +283,8 @@ async def _execute(
         try:
             async for item in agen:
                 if isinstance(item, ToolChunk):
-                    activity.heartbeat()
+                    if not activity.info().is_local:
+                        activity.heartbeat()
                     tail.append(item.text)
                     if sum(map(len, tail)) > 2 * TIMEOUT_TAIL:
                         tail = ["".join(tail)[-TIMEOUT_TAIL:]]

@@ -84,6 +84,11 @@ class DurableConfig:
         model_attempts: Attempts per model call.
         host_timeout: Seconds a host-bound tool call (Local) may wait for a
             worker on its host before it fails.
+        local_activities: Run model calls and the tool calls of backends any
+            worker reaches as Temporal *local* activities (in the worker that
+            runs the workflow task): much less overhead per step, but no
+            heartbeat (a worker that dies mid-call is noticed only when the
+            call's ``start_to_close`` timeout passes).
     """
 
     backends: list[BackendSpec] = field(default_factory=list)
@@ -100,6 +105,7 @@ class DurableConfig:
     tool_attempts: int = 5
     model_attempts: int = 5
     host_timeout: float = 60.0
+    local_activities: bool = False
 
     def __post_init__(self) -> None:
         if self.max_iterations < 1 or self.max_tokens < 1 or self.tool_timeout <= 0:

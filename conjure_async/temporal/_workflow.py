@@ -308,7 +308,12 @@ class SessionWorkflow:
             stream=None,
             betas=[],
         )
-        raw: dict[str, Any] = await workflow.execute_activity(
+        run = (
+            workflow.execute_local_activity
+            if config.local_activities
+            else workflow.execute_activity
+        )
+        raw: dict[str, Any] = await run(
             ACTIVITY_MODEL,
             ModelInput(model=config.model, request=request.body()),
             result_type=dict,
@@ -391,28 +396,38 @@ class SessionWorkflow:
 
     async def _call_tool(self, index: int, call: ToolCall) -> ToolOutput:
         config = self._config
+        request = ToolInput(
+            session_id=self._session_id,
+            index=index,
+            spec=config.backends[index],
+            state=self._states[index],
+            call_id=call.id,
+            name=call.name,
+            input=call.input,
+            idempotency_key=idempotency_key(workflow.info().workflow_id, call.id),
+            timeout=config.tool_timeout,
+        )
+        retry = RetryPolicy(
+            maximum_attempts=config.tool_attempts, non_retryable_error_types=_NOT_RETRIED
+        )
+        if config.local_activities and self._queue_of(index) is None:
+            local: ToolOutput = await workflow.execute_local_activity(
+                ACTIVITY_TOOL,
+                request,
+                result_type=ToolOutput,
+                start_to_close_timeout=timedelta(seconds=config.tool_timeout + 60),
+                retry_policy=retry,
+            )
+            return local
         out: ToolOutput = await workflow.execute_activity(
             ACTIVITY_TOOL,
-            ToolInput(
-                session_id=self._session_id,
-                index=index,
-                spec=config.backends[index],
-                state=self._states[index],
-                call_id=call.id,
-                name=call.name,
-                input=call.input,
-                idempotency_key=idempotency_key(workflow.info().workflow_id, call.id),
-                timeout=config.tool_timeout,
-            ),
+            request,
             result_type=ToolOutput,
             task_queue=self._queue_of(index),
             schedule_to_start_timeout=self._host_timeout(index),
             start_to_close_timeout=timedelta(seconds=config.tool_timeout + 60),
             heartbeat_timeout=timedelta(seconds=config.heartbeat_timeout),
-            retry_policy=RetryPolicy(
-                maximum_attempts=config.tool_attempts,
-                non_retryable_error_types=_NOT_RETRIED,
-            ),
+            retry_policy=retry,
         )
         return out
 

@@ -92,3 +92,26 @@ async def test_continue_as_new_keeps_the_history(
         assert len(history) == 12
         assert [m.content for m in history[::4]] == ["add: 0 1", "add: 1 1", "add: 2 1"]
         await session.close()
+
+
+async def test_local_activities_run_model_and_tool_calls_in_the_workflow_worker(
+    temporal_client: Client, task_queue: str
+) -> None:
+    """With local_activities, no activity task is scheduled: each step is a marker."""
+    async with conjure_worker(
+        temporal_client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
+    ):
+        config = DurableConfig(backends=[BackendSpec("native")], local_activities=True)
+        session = await DurableSession.start(temporal_client, config, task_queue=task_queue)
+        reply = await session.chat("add: 20 22")
+        assert reply.text == "got: 42"
+        history = await temporal_client.get_workflow_handle(session.session_id).fetch_history()
+        await session.close()
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert scheduled == ["conjure.open"]  # model and tool calls ran as local activities
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert len(markers) == 3  # two model calls, one tool call
