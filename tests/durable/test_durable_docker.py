@@ -98,3 +98,47 @@ async def test_a_gone_container_is_a_clear_error_and_a_closed_sessions_container
         session_alive=session_alive(temporal_client),
     )
     assert removed == [kept]
+
+
+async def test_a_kept_containers_bash_call_with_a_repeated_key_runs_once(
+    docker_engine: Engine,
+) -> None:
+    """A finished call retried returns its record (kept in the container, not the workspace)."""
+    import anyio
+
+    from conjure_async._logging import get_logger
+    from conjure_async.backends import (
+        BackendContext,
+        DockerBackend,
+        ToolCall,
+        ToolContext,
+        ToolResult,
+    )
+
+    backend = DockerBackend(
+        image=docker_engine.image, docker_host=docker_engine.host, keep_container=True
+    )
+    call = ToolCall("toolu_1", "bash_tool", {"command": "echo ran >> log.txt; wc -l < log.txt"})
+
+    async def run(key: str | None) -> ToolResult:
+        ctx: ToolContext[None] = ToolContext("s1", call.id, call.name, get_logger(), None, key)
+        found = [e async for e in backend.run_tool(call, ctx) if isinstance(e, ToolResult)]
+        return found[0]
+
+    async with anyio.create_task_group() as tg:
+        await backend.open(BackendContext("kept-records", tg, get_logger()))
+        try:
+            once = await run("wf/toolu_1")
+            again = await run("wf/toolu_1")
+            other = await run("wf/toolu_2")
+            plain = await run(None)
+            call = ToolCall("toolu_3", "bash_tool", {"command": "ls -A"})
+            listing = await run(None)
+        finally:
+            await backend.remove_container()
+            await backend.aclose()
+    assert once.output.strip() == again.output.strip() == "1"
+    assert other.output.strip() == "2"
+    assert plain.output.strip() == "3"
+    assert [f.name for f in once.files] == ["log.txt"]
+    assert listing.output.split() == ["log.txt"]  # the records never entered the workspace

@@ -68,7 +68,7 @@ from conjure_async.backends.docker._api import (
 from conjure_async.backends.docker._bash import run_command
 from conjure_async.backends.docker._config import ContainerConfig, parse_size
 from conjure_async.backends.docker._container import Sandbox, create_container, remove_container
-from conjure_async.backends.docker._durable import SESSION_OWNER, reattach
+from conjure_async.backends.docker._durable import SESSION_OWNER, reattach, recorded
 from conjure_async.backends.docker._files import download
 from conjure_async.backends.docker._image import DEFAULT_IMAGE
 from conjure_async.backends.docker._pool import WarmPool
@@ -463,9 +463,11 @@ class DockerBackend(Backend):
 
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools in the session's container."""
-        del ctx
         if call.name == "bash_tool":
-            async for event in self._bash(call.input.get("command", ""), call.id):
+            events = self._bash(call.input.get("command", ""), call.id)
+            if self.keep_container and ctx.idempotency_key is not None:  # durable: at most once
+                events = recorded(events, ctx.idempotency_key, self._client, self._container)
+            async for event in events:
                 yield event
             return
         if call.name not in ("view", "create_file", "str_replace"):
