@@ -337,6 +337,8 @@ class DockerBackend(Backend):
             if self._sandbox is not None and self._client is not None and not self.keep_container:
                 await remove_container(self._client, self._sandbox.id, self._log)
             self._last_container_id = self.container_id
+            if self.keep_container and self._sandbox is not None:  # still reattachable
+                self._kept = {"container_id": self._sandbox.id, "spare": self._sandbox.spare}
             self._sandbox = None
             if self._stack is not None:
                 await self._stack.aclose()
@@ -349,7 +351,9 @@ class DockerBackend(Backend):
             raise BackendError("DockerBackend is not open")
         async with self._container_lock:
             if self._sandbox is None and self._kept is not None:
-                self._sandbox = await reattach(self._client, self._kept, self.docker_host)
+                self._sandbox = await reattach(
+                    self._client, self._kept, self.config, self.docker_host
+                )
             if self._sandbox is None:
                 taken = await self.pool.acquire(self) if self.pool is not None else None
                 self.from_pool = taken is not None

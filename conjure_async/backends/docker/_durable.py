@@ -30,7 +30,9 @@ from conjure_async._exceptions import ContainerDiedError
 from conjure_async.backends._base import ToolEvent, ToolResult
 from conjure_async.backends._records import parse_record, record_name, record_result
 from conjure_async.backends.docker._api import import_aiodocker, translate
+from conjure_async.backends.docker._config import ContainerConfig
 from conjure_async.backends.docker._container import Sandbox, run_exec
+from conjure_async.backends.docker._container import _prepare as prepare
 from conjure_async.backends.docker._scripts import CONTROL_DIR
 
 __all__ = ["SESSION_OWNER", "read_call", "reattach", "recorded", "session_of", "write_call"]
@@ -48,7 +50,9 @@ def session_of(owner: str) -> str | None:
     return owner[len(SESSION_OWNER) :] if owner.startswith(SESSION_OWNER) else None
 
 
-async def reattach(client: Any, state: dict[str, Any], host: str | None) -> Sandbox:
+async def reattach(
+    client: Any, state: dict[str, Any], config: ContainerConfig, host: str | None
+) -> Sandbox:
     """The kept container of ``state``, checked to be running.
 
     Raises:
@@ -72,7 +76,10 @@ async def reattach(client: Any, state: dict[str, Any], host: str | None) -> Sand
             f"the session's container {container_id[:12]} is not running "
             f"(status {(info.get('State') or {}).get('Status')!r}); its workspace cannot be used"
         )
-    return Sandbox(container_id, str(state.get("spare", "")))
+    spare = state.get("spare")
+    if not isinstance(spare, str) or not spare:  # a state without the image's processes
+        return await prepare(client, container_id, config)
+    return Sandbox(container_id, spare)
 
 
 async def read_call(client: Any, sandbox: Sandbox, key: str, host: str | None) -> ToolResult | None:
