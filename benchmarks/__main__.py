@@ -29,6 +29,7 @@ MODULES = (
     ("benchmarks.bench_concurrency", "Concurrent sessions"),
     ("benchmarks.bench_peers", "Against peer runtimes"),
     ("benchmarks.bench_docker", "Docker backend"),
+    ("benchmarks.bench_cost", "Long conversations and cost"),
     ("benchmarks.bench_durable", "Durable sessions on Temporal"),
 )
 PACKAGES = (

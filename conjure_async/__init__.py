@@ -17,6 +17,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from conjure_async._caching import PromptCaching
+from conjure_async._context import Compaction, ContextEditing
 from conjure_async._decisions import Approve, Defer
 from conjure_async._exceptions import (
     APIConnectionError,
@@ -57,12 +59,15 @@ from conjure_async._exceptions import (
     SkillValidationError,
     StoreError,
     ToolConflictError,
+    UsageLimitError,
 )
+from conjure_async._limits import UsageLimits
 from conjure_async._public import publish
 from conjure_async._session import AfterToolCall, BeforeToolCall, Deny, Rewrite, Session
 from conjure_async.backends._base import ToolCall, ToolContext, ToolResult
 from conjure_async.events import CreatedFile, Event, Reply
 from conjure_async.messages import MessagesRequest, MessagesResponse
+from conjure_async.pricing import Cost
 from conjure_async.skills import Skill, SkillRegistry, load_skills
 
 if TYPE_CHECKING:
@@ -82,10 +87,13 @@ __all__ = [
     "BackendError",
     "BadRequestError",
     "BeforeToolCall",
+    "Compaction",
     "ConflictError",
     "ConjureError",
     "ContainerDiedError",
+    "ContextEditing",
     "ConversationConflictError",
+    "Cost",
     "CreatedFile",
     "Defer",
     "Deny",
@@ -105,6 +113,7 @@ __all__ = [
     "OutputValidationError",
     "OverloadedError",
     "PermissionDeniedError",
+    "PromptCaching",
     "RateLimitError",
     "Reply",
     "RequestTooLargeError",
@@ -127,6 +136,8 @@ __all__ = [
     "ToolConflictError",
     "ToolContext",
     "ToolResult",
+    "UsageLimitError",
+    "UsageLimits",
     "load_skills",
 ]
 

@@ -61,6 +61,7 @@ async def run_chat(
     if approvals is not None:
         approve, deny = split_decisions(approvals)
         start = engine.resolve(approve, deny)
+    session._meter.begin_chat()  # the chat's own usage and limits (all its turns)
     error: BaseException | None = None
     try:
         if output is None:

@@ -1,4 +1,8 @@
-"""Safe names and atomic placement for the files every backend hands to the application."""
+"""Safe names and atomic placement for the files every backend hands to the application.
+
+Also :func:`session_download`, the body of ``Session.download`` (the session
+assigns it as its method; the session module is near its size limit).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,17 @@ import os
 import shutil
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["copy_confined", "finish_download", "safe_filename"]
+import anyio
+
+from conjure_async._exceptions import SessionStateError
+
+if TYPE_CHECKING:
+    from conjure_async._session import Session
+    from conjure_async.events import CreatedFile
+
+__all__ = ["copy_confined", "finish_download", "safe_filename", "session_download"]
 
 _FORBIDDEN = set('<>:"|?*\\/')
 _MAX_NAME = 255
@@ -82,3 +95,35 @@ def copy_confined(root: Path, relpath: str, name: str, directory: Path, *, overw
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
     return target
+
+
+async def session_download(
+    self: Session[Any],
+    file: CreatedFile,
+    directory: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Fetch a file a tool reported (``reply.files``, ``session.files``) into ``directory``.
+
+    The same call whatever ran the tool: a Local file is copied from the
+    work dir, a Docker file out of the container, a hosted file through
+    the Files API. Returns the local path (the file's name made safe).
+
+    Raises:
+        SessionStateError: No backend of this session reports files from
+            ``file.source`` (or the session is not open).
+        FileExistsError: The target exists and ``overwrite`` is false.
+        FileNotFoundError: The file is gone.
+        BackendError: The backend failed while copying.
+    """
+    self._ensure_open()
+    for backend in self.backends:
+        if backend.kind == file.source:
+            folder = Path(directory)
+            await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+            return await backend.download(file, folder, overwrite=overwrite)
+    raise SessionStateError(
+        f"no backend of this session serves files from {file.source!r} "
+        f"(backends: {[b.kind for b in self.backends]})"
+    )

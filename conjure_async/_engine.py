@@ -143,7 +143,7 @@ INVALID_REWRITE: Final = (
 NO_BACKEND: Final = "none"
 """The backend named in events and records for a call of an unknown tool."""
 
-_END_OF_TURN_PAUSE = "pause_turn"
+_PAUSES = frozenset({"pause_turn", "compaction"})  # continued: a long turn, a compaction
 _CUT_OFF = "max_tokens"
 
 
@@ -301,7 +301,7 @@ class TurnEngine(ApprovalRules):
                 answer(self._history, uses, NOT_RUN_MAX_TOKENS)
                 return self._finish(stop)
             return self._hand_out(turn, uses)
-        if stop == _END_OF_TURN_PAUSE and turn.pauses < self.max_pause_continuations:
+        if stop in _PAUSES and turn.pauses < self.max_pause_continuations:
             turn.pauses += 1
             turn.continuation = True
             self._phase = TurnPhase.CONTINUING

@@ -22,6 +22,7 @@ raise::
     │   ├── ToolConflictError       two backends offer the same tool name
     │   ├── SkillConflictError      two skills of one session share a name
     │   ├── MaxIterationsError      a chat exceeded its iteration cap
+    │   ├── UsageLimitError         a request would go over a usage limit (not sent)
     │   └── OutputValidationError   typed output still invalid after its retries
     ├── StoreError                  a session store failed (database, bad stored data)
     │   └── ConversationConflictError  another writer saved the conversation first
@@ -88,6 +89,7 @@ __all__ = [
     "SkillValidationError",
     "StoreError",
     "ToolConflictError",
+    "UsageLimitError",
     "redact_key_shapes",
     "status_error_class",
 ]
@@ -230,6 +232,32 @@ class MaxIterationsError(SessionError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"the chat exceeded max_iterations={limit} model calls")
+
+
+class UsageLimitError(SessionError):
+    """A model request would go over a usage limit; it was not sent.
+
+    Raised before the request (see :class:`~conjure_async.UsageLimits`); the
+    history stays consistent, as after any failed model call.
+
+    Attributes:
+        limit: ``"requests"``, ``"input_tokens"`` or ``"output_tokens"``.
+        scope: ``"chat"`` or ``"session"``.
+        maximum: The limit's value.
+        used: What the chat or session used before this request.
+        needed: What the request would add (at least).
+    """
+
+    def __init__(self, limit: str, scope: str, *, maximum: int, used: int, needed: int) -> None:
+        self.limit = limit
+        self.scope = scope
+        self.maximum = maximum
+        self.used = used
+        self.needed = needed
+        super().__init__(
+            f"the {scope}'s {limit} limit of {maximum} would be exceeded: {used} used, "
+            f"the next request needs {needed} more; it was not sent"
+        )
 
 
 class OutputValidationError(SessionError):

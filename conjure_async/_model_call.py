@@ -33,6 +33,7 @@ from conjure_async.messages import _fast_construct as _build
 from conjure_async.models._base import ApiCallback, accepts_on_block, call_model, coerce_response
 
 if TYPE_CHECKING:
+    from conjure_async._meter import Meter
     from conjure_async._telemetry import Telemetry
     from conjure_async._tool_execution import Emit
 
@@ -88,6 +89,7 @@ class ModelCaller:
         "_telemetry",
         "amend",
         "engine",
+        "meter",
         "system",
         "tool_dicts",
     )
@@ -111,6 +113,8 @@ class ModelCaller:
         self._joined = JoinedMessages()  # the history's JSON, for HTTP models
         self._model: ApiCallback | None = None
         self._streaming: tuple[bool, bool] = (False, False)
+        self.meter: Meter | None = None
+        """Caching, context management, limits and cost around each call (set by the session)."""
         self._request_backends = [b for b in backends if overrides(b, "prepare_request")]
         self._block_backends = [b for b in backends if overrides(b, "handle_block")]
         self._response_backends = [
@@ -149,6 +153,9 @@ class ModelCaller:
             ModelResponseError: The response is empty and has no stop reason.
         """
         request = self.request(options)
+        meter = self.meter
+        if meter is not None:
+            request = await meter.before_request(request, options)
         model = options.model
         if tracing:
             response = await self._traced_call(model, request, emit, options)
@@ -173,6 +180,8 @@ class ModelCaller:
                     },
                 )
             )
+        if meter is not None:
+            await meter.after_response(response, options, emit)
         for backend in self._response_backends:
             for event in backend.handle_response(response):
                 await self._backend_event(event, emit)

@@ -49,6 +49,7 @@ def dump_session(session: Session[Any]) -> dict[str, Any]:
         "usage": dumped["usage"],
         "files": dumped["files"],
         "backends": [{"kind": b.kind, "state": b.dump_state()} for b in session.backends],
+        "meter": session._meter.dump(),  # cost, requests: a restored session keeps counting
     }
     if dumped["turn"] is not None:
         state["turn"] = dumped["turn"]
@@ -77,6 +78,7 @@ def load_session(session: Session[Any], state: ParsedState | dict[str, Any] | st
             raise SessionStateError(
                 f"invalid session state: the {kind} backend state was refused: {exc}"
             ) from exc
+    session._meter.load(parsed.meter)
     old = session._engine
     engine = TurnEngine(
         old.tools,

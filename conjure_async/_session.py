@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 import uuid
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self
 
@@ -23,7 +21,9 @@ import anyio
 from anyio.abc import TaskGroup
 from typing_extensions import TypeVar
 
+from conjure_async import _meter
 from conjure_async._conversation import run_chat
+from conjure_async._download import session_download
 from conjure_async._engine import (
     Action,
     Continue,
@@ -61,11 +61,7 @@ from conjure_async.events import (
     Reply,
     TurnFinished,
 )
-from conjure_async.messages import (
-    Message,
-    ToolDefinition,
-    Usage,
-)
+from conjure_async.messages import Message, Usage
 from conjure_async.models._base import ApiCallback
 from conjure_async.skills import available_skills_block
 
@@ -150,6 +146,12 @@ class Session(Generic[DepsT]):
             loads it (see ``docs/conversations.md``).
         conversation_id: The conversation's id in ``store`` (required with it).
         require_approval: Tool names whose calls wait for a person's decision.
+        prompt_caching: Cache breakpoints (``"auto"``: the model's default; ``None``: off).
+        compaction: Server-side compaction of long conversations.
+        context_editing: Server-side clearing of old tool results and thinking.
+        usage_limits: Limits for the whole session.
+        chat_usage_limits: Limits for each chat.
+        prices: Prices for cost estimates (default ``conjure_async.pricing.PRICES``).
     """
 
     def __init__(
@@ -175,6 +177,12 @@ class Session(Generic[DepsT]):
         store: SessionStore | None = None,
         conversation_id: str | None = None,
         require_approval: Collection[str] = (),
+        prompt_caching: _meter.CachingOption = _meter.AUTO,
+        compaction: _meter.Compaction | None = None,
+        context_editing: _meter.ContextEditing | None = None,
+        usage_limits: _meter.UsageLimits | None = None,
+        chat_usage_limits: _meter.UsageLimits | None = None,
+        prices: _meter.Prices | None = None,
     ) -> None:
         self.backends: tuple[Backend, ...] = (
             (backend,) if isinstance(backend, Backend) else tuple(backend)
@@ -202,8 +210,8 @@ class Session(Generic[DepsT]):
         self._state = SessionState.NEW
         self._binding = bind(store, conversation_id)
         self._opener: asyncio.Task[Any] | None = None
-        routes = self._check_tool_names()
-        self._check_skill_names()
+        routes = tool_routes(self.backends)
+        check_skill_names(self.backends)
         self._engine = TurnEngine(
             [ToolSpec(name, b.kind, d.input_schema) for name, (b, d) in routes.items()],
             max_iterations=max_iterations,
@@ -217,6 +225,10 @@ class Session(Generic[DepsT]):
             [d.to_wire() for _, d in routes.values()],
             telemetry=self._telemetry,
         )
+        m = _meter.Meter(
+            prompt_caching, compaction, context_editing, usage_limits, chat_usage_limits, prices
+        )
+        self._models.meter = self._meter = m
         self._tools = ToolRunner(
             self._engine,
             {name: b for name, (b, _) in routes.items()},
@@ -228,13 +240,6 @@ class Session(Generic[DepsT]):
         )
 
     # -- lifecycle ---------------------------------------------------------
-
-    def _check_tool_names(self) -> dict[str, tuple[Backend, ToolDefinition]]:
-        return tool_routes(self.backends)
-
-    def _check_skill_names(self) -> None:
-        """Refuse two skills of one name: the model could not tell them apart."""
-        check_skill_names(self.backends)
 
     async def __aenter__(self) -> Self:
         if self._state is not SessionState.NEW:
@@ -258,7 +263,7 @@ class Session(Generic[DepsT]):
                     )
                 )
                 opened.append(backend)
-            self._check_skill_names()
+            check_skill_names(self.backends)
             self._models.system = self._build_system_prompt()
         except BaseException:
             self._deadlines.close()
@@ -342,6 +347,8 @@ class Session(Generic[DepsT]):
         """Every file created by tools in this session, tagged with its backend."""
         return self._engine.files
 
+    cost, context_edits, count_tokens, usage_limits, chat_usage_limits = _meter.MEMBERS
+
     @property
     def pending(self) -> list[PendingCall]:
         """Tool calls waiting for a decision (``chat(approvals=...)``), in call order."""
@@ -357,36 +364,7 @@ class Session(Generic[DepsT]):
         """The client tool definitions sent to the model."""
         return list(self._models.tool_dicts)
 
-    async def download(
-        self,
-        file: CreatedFile,
-        directory: str | os.PathLike[str],
-        *,
-        overwrite: bool = False,
-    ) -> Path:
-        """Fetch a file a tool reported (``reply.files``, ``session.files``) into ``directory``.
-
-        The same call whatever ran the tool: a Local file is copied from the
-        work dir, a Docker file out of the container, a hosted file through
-        the Files API. Returns the local path (the file's name made safe).
-
-        Raises:
-            SessionStateError: No backend of this session reports files from
-                ``file.source`` (or the session is not open).
-            FileExistsError: The target exists and ``overwrite`` is false.
-            FileNotFoundError: The file is gone.
-            BackendError: The backend failed while copying.
-        """
-        self._ensure_open()
-        for backend in self.backends:
-            if backend.kind == file.source:
-                folder = Path(directory)
-                await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
-                return await backend.download(file, folder, overwrite=overwrite)
-        raise SessionStateError(
-            f"no backend of this session serves files from {file.source!r} "
-            f"(backends: {[b.kind for b in self.backends]})"
-        )
+    download = session_download
 
     async def refresh(self) -> None:
         """Load what another writer saved of this conversation since (each chat does it too)."""
@@ -568,7 +546,7 @@ class Session(Generic[DepsT]):
                         break
                     else:
                         raise MaxIterationsError(action.limit)
-                reply = action.reply
+                reply = self._meter.finish_chat(action.reply)
                 if tracing:
                     self._telemetry.record_usage(span, reply.usage, [reply.stop_reason or ""])
                 self._log.debug(

@@ -36,6 +36,8 @@ class ParsedState:
     usage: Usage
     files: list[CreatedFile]
     backends: list[tuple[str, dict[str, Any]]]
+    meter: Any = None
+    """The usage meter's totals (cost, requests), as ``Meter.dump`` wrote them."""
     turn: dict[str, Any] | None = None
     """The turn in progress or awaiting approval (the engine's dump), if any."""
 
@@ -119,6 +121,7 @@ def parse_state(state: Any) -> ParsedState:
         usage=usage,
         files=files,
         backends=backends,
+        meter=state.get("meter"),
         turn=turn,
     )
 

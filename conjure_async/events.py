@@ -20,8 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypeVar
 
 from conjure_async.messages import Usage, _fast_construct
+from conjure_async.pricing import Cost
 
 __all__ = [
+    "Compacted",
+    "ContextEdited",
     "CreatedFile",
     "ErrorEvent",
     "Event",
@@ -143,6 +146,26 @@ class ModelResponded(_Frozen):
     model: str = ""
 
 
+class Compacted(_Frozen):
+    """The API compacted the conversation (server-side compaction).
+
+    The response began with a ``compaction`` block, now in the history;
+    later requests are read from it on.
+    """
+
+    kind: Literal["compacted"] = "compacted"
+    summary: str | None
+    """The summary the API wrote (``None``: the compaction failed and changed nothing)."""
+
+
+class ContextEdited(_Frozen):
+    """The API cleared old context before the model read the request (context editing)."""
+
+    kind: Literal["context_edited"] = "context_edited"
+    edits: list[dict[str, Any]]
+    """The applied edits as the API reports them (``type``, ``cleared_tool_uses``, ...)."""
+
+
 class ToolCallRecord(_Frozen):
     """A tool call made during a chat, as listed in :class:`Reply`."""
 
@@ -186,6 +209,8 @@ class Reply(_Frozen, Generic[OutputT]):
     """Files created during this chat."""
     iterations: int = 0
     """Model calls made."""
+    cost: Cost | None = None
+    """Estimated cost of this chat's model calls (``None`` when no price is known for the model)."""
     pending: list[PendingCall] = Field(default_factory=list)
     """Tool calls waiting for approval: the turn stopped before them (empty when it ended).
 
@@ -221,6 +246,8 @@ Event: TypeAlias = Annotated[
     | FileCreated
     | Paused
     | ModelResponded
+    | Compacted
+    | ContextEdited
     | TurnFinished
     | ErrorEvent,
     Field(discriminator="kind"),

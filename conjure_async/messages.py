@@ -321,13 +321,18 @@ class MessagesRequest(_Wire):
         return b"".join((b'{"messages":[', messages, b"]", tail))
 
 
+_REPLACED_TAIL = 4
+"""How far back :class:`JoinedMessages` looks for the first message that changed."""
+
+
 class JoinedMessages:
     """The JSON of a growing message list, joined once: an append-only prefix.
 
     :meth:`join` returns the comma-joined wire JSON of a list. The messages
     joined so far are remembered; a list that starts with them costs only
-    the JSON of its new messages. A history only grows or replaces its last
-    message (a continuation merged into it); anything else is joined again.
+    the JSON of its new messages. A history only grows or replaces one of
+    its last few messages (a continuation merged into the last; a prompt-caching
+    breakpoint moved on); anything else is joined again.
     One instance serves one conversation (a session keeps one).
     """
 
@@ -344,8 +349,16 @@ class JoinedMessages:
         keep = min(len(known), len(messages))
         # List equality tests identity first, element by element, in C: a
         # few nanoseconds per message; the same messages are the common case.
-        if known[:keep] != messages[:keep]:
-            keep = keep - 1 if known[: keep - 1] == messages[: keep - 1] else 0
+        # The last few may have been replaced (a continuation merged into the
+        # last message; prompt-caching breakpoints moved on): they are compared
+        # one by one, after one pass over what precedes them.
+        base = max(keep - _REPLACED_TAIL, 0)
+        if known[:base] == messages[:base]:
+            while base < keep and (known[base] is messages[base] or known[base] == messages[base]):
+                base += 1
+        else:
+            base = 0
+        keep = base
         if keep < len(known):
             del known[keep:]
             del self._ends[keep:]

@@ -90,3 +90,17 @@ async def test_concurrency_benchmark_measures_the_hand_loop_and_the_session() ->
     rows = [line for line in lines if line.startswith("| 4 | ")]
     assert [row.split(" | ")[1] for row in rows] == ["hand loop", "conjure_async"]
     assert all("KB" in row for row in rows), rows
+
+
+@pytest.mark.anyio
+async def test_cost_benchmark_measures_caching_and_compaction() -> None:
+    """The cost benchmark with a short conversation: both tables, both verdicts met."""
+    from benchmarks import bench_cost
+
+    lines = await bench_cost.run(config=bench_cost.Config(calls=14, result_chars=20_000))
+
+    text = "\n".join(lines)
+    assert "| default (`PromptCaching()`) | 15 |" in text
+    assert "| `Compaction(trigger=50_000)` | 15 | 1 |" in text
+    assert re.search(r"Caching bills \d+\.\d% less input \((meets|MISSES) the target", text)
+    assert "(50,000 + 10,000 tokens): yes" in text

@@ -32,7 +32,9 @@ async def test_chat_streams_a_reply_through_the_chosen_backend(
     assert "Hello from the fake API." in output
     assert "turn finished: end_turn" in output
     assert body["model"] == "claude-sonnet-5-5"
-    assert body["messages"][0]["content"] == "hi"
+    assert body["messages"][0]["content"] == [  # marked for prompt caching, by default
+        {"type": "text", "text": "hi", "cache_control": {"type": "ephemeral", "ttl": "5m"}}
+    ]
     if backend == "anthropic":
         assert body["container"]["skills"] == [
             {"type": "anthropic", "skill_id": "xlsx", "version": "latest"}

@@ -28,6 +28,7 @@ PUBLIC_MODULES = [
     "conjure_async.mcp",
     "conjure_async.messages",
     "conjure_async.models",
+    "conjure_async.pricing",
     "conjure_async.skills",
     "conjure_async.store",
     "conjure_async.temporal",

@@ -24,6 +24,7 @@ from conjure_async import (
     SkillParseError,
     SkillResourceError,
     SkillValidationError,
+    UsageLimitError,
 )
 
 BUILDERS: dict[type[ConjureError], Callable[[], ConjureError]] = {
@@ -35,6 +36,9 @@ BUILDERS: dict[type[ConjureError], Callable[[], ConjureError]] = {
     MaxIterationsError: lambda: MaxIterationsError(3),
     ContainerDiedError: lambda: ContainerDiedError("died", oom_killed=True, exit_code=137),
     McpError: lambda: McpError("connection closed", target="mcp-server-time", code=-32000),
+    UsageLimitError: lambda: UsageLimitError(
+        "input_tokens", "session", maximum=1000, used=990, needed=120
+    ),
     ConversationConflictError: lambda: ConversationConflictError(
         "c1", expected_version=1, actual_version=2, state={"messages": []}
     ),

@@ -10,6 +10,7 @@ import anyio
 import httpx2
 from pydantic import TypeAdapter
 
+from conjure_async._caching import PromptCaching
 from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import APIConnectionError, APITimeoutError, ModelResponseError
 from conjure_async._redact import validation_summary
@@ -24,6 +25,23 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 """The model used when none is given."""
 
 _MESSAGES = "/v1/messages"
+_COUNT_TOKENS = "/v1/messages/count_tokens"
+COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "tools",
+        "tool_choice",
+        "thinking",
+        "output_config",
+        "cache_control",
+        "context_management",
+        "mcp_servers",
+        "speed",
+    }
+)
+"""The request fields ``count_tokens`` takes (no ``max_tokens``, ``stream`` or ``container``)."""
 
 
 class AnthropicModel(AsyncCloseable):
@@ -46,6 +64,11 @@ class AnthropicModel(AsyncCloseable):
 
     The ``anthropic-beta`` header is the union of ``betas`` given here and the
     request's own ``betas`` (added by backends, e.g. the hosted one).
+
+    A session over this model caches its prompt: ``prompt_caching`` says
+    where the breakpoints go (see :class:`~conjure_async.PromptCaching`;
+    ``None``: no caching unless the session asks). :meth:`count_tokens`
+    counts a request's input tokens.
 
     Failures raise typed exceptions after the retries
     (:class:`~conjure_async.RateLimitError`, ``OverloadedError``,
@@ -77,6 +100,7 @@ class AnthropicModel(AsyncCloseable):
         api: Use this :class:`~conjure_async.anthropic.AnthropicAPI` (its
             options apply; :meth:`aclose` then leaves it open).
         http_client: Use this ``httpx2.AsyncClient`` (not closed by us).
+        prompt_caching: The caching sessions use with this model by default.
 
     Raises:
         ModelError: No API key was given and ``ANTHROPIC_API_KEY`` is unset.
@@ -102,8 +126,11 @@ class AnthropicModel(AsyncCloseable):
         default_headers: Mapping[str, str] | None = None,
         api: AnthropicAPI | None = None,
         http_client: httpx2.AsyncClient | None = None,
+        prompt_caching: PromptCaching | None = PromptCaching(),  # noqa: B008 - frozen, shared
     ) -> None:
         self.model_name = model
+        self.prompt_caching = prompt_caching
+        """The caching sessions use with this model (``Session(prompt_caching="auto")``)."""
         self.streaming = stream
         self.betas = list(betas)
         self._owns_api = api is None
@@ -160,6 +187,31 @@ class AnthropicModel(AsyncCloseable):
             "POST", _MESSAGES, json=self._body(request, stream=False), betas=self._betas(request)
         )
         return self._message(response, "the Messages API returned")
+
+    async def count_tokens(self, request: MessagesRequest) -> int:
+        """Count ``request``'s input tokens (``POST /v1/messages/count_tokens``).
+
+        Only the fields the endpoint takes are sent (not ``max_tokens``,
+        ``stream`` or ``container``); the betas are sent as for a message.
+
+        Raises:
+            APIStatusError: An error status after the retries.
+            APIConnectionError: No response after the retries.
+            ModelResponseError: The answer has no ``input_tokens`` count.
+        """
+        body = {k: v for k, v in request.body().items() if k in COUNT_FIELDS}
+        body["model"] = request.model or self.model_name
+        with self.api.redactor.guard():
+            response = await self.api.request(
+                "POST", _COUNT_TOKENS, json=body, betas=self._betas(request)
+            )
+        try:
+            count = json.loads(response.content)["input_tokens"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ModelResponseError("the token count has no input_tokens") from exc
+        if not isinstance(count, int):
+            raise ModelResponseError("the token count has no input_tokens")
+        return count
 
     def _deadline_exceeded(self) -> APITimeoutError:
         return APITimeoutError(

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from conjure_async._caching import PromptCaching
 from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import (
     APIConnectionError,
@@ -20,6 +21,7 @@ from conjure_async._exceptions import (
 from conjure_async._redact import Redactor, validation_summary
 from conjure_async.anthropic._api import merge_betas
 from conjure_async.messages import MessagesRequest, MessagesResponse, TextBlock
+from conjure_async.models._anthropic import COUNT_FIELDS
 from conjure_async.models._base import TextHandler
 
 __all__ = ["AnthropicSDKModel"]
@@ -60,6 +62,9 @@ class AnthropicSDKModel(AsyncCloseable):
         model: The model name (also :attr:`model_name`, which the session sends).
         stream: Stream responses (``text_delta`` events as text arrives).
         betas: ``anthropic-beta`` values added to every request.
+        prompt_caching: The caching sessions use with this model by default
+            (see :class:`~conjure_async.PromptCaching`; ``None``: none unless
+            the session asks).
 
     Raises:
         MissingDependencyError: The ``anthropic`` package is not installed.
@@ -75,8 +80,11 @@ class AnthropicSDKModel(AsyncCloseable):
         model: str = _DEFAULT_MODEL,
         stream: bool = True,
         betas: Sequence[str] = (),
+        prompt_caching: PromptCaching | None = PromptCaching(),  # noqa: B008 - frozen, shared
     ) -> None:
         self._sdk = _anthropic()
+        self.prompt_caching = prompt_caching
+        """The caching sessions use with this model (``Session(prompt_caching="auto")``)."""
         self._owns_client = client is None
         self.client: Any = client if client is not None else self._sdk.AsyncAnthropic()
         self.model_name = model
@@ -97,14 +105,20 @@ class AnthropicSDKModel(AsyncCloseable):
         if self._owns_client:
             await self.client.close()
 
-    def _prepare(self, request: MessagesRequest, *, streaming: bool) -> tuple[Any, dict[str, Any]]:
+    def _prepare(
+        self, request: MessagesRequest, *, streaming: bool, count: bool = False
+    ) -> tuple[Any, dict[str, Any]]:
         body = request.body()
         body.pop("stream", None)
+        if count:
+            body = {k: v for k, v in body.items() if k in COUNT_FIELDS}
         if not body.get("model"):
             body["model"] = self.model_name
         betas = merge_betas(self.betas, request.betas or [])
         resource = self.client.beta.messages if betas else self.client.messages
-        method: Callable[..., Any] = resource.stream if streaming else resource.create
+        method: Callable[..., Any] = (
+            resource.count_tokens if count else resource.stream if streaming else resource.create
+        )
         accepted = set(inspect.signature(method).parameters)
         kwargs = {k: v for k, v in body.items() if k in accepted}
         extra = {k: v for k, v in body.items() if k not in accepted}
@@ -168,6 +182,24 @@ class AnthropicSDKModel(AsyncCloseable):
                     raise
                 raise translated from exc
             return self._response(message)
+
+    async def count_tokens(self, request: MessagesRequest) -> int:
+        """Count ``request``'s input tokens with the client's ``messages.count_tokens``.
+
+        Raises:
+            APIStatusError: (a subclass per status) the API answered an error.
+            APIConnectionError: no response.
+        """
+        with self._redactor.guard():
+            resource, kwargs = self._prepare(request, streaming=False, count=True)
+            try:
+                counted = await resource.count_tokens(**kwargs)
+            except Exception as exc:
+                translated = self._translate(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            return int(counted.input_tokens)
 
     async def stream(self, request: MessagesRequest, on_text: TextHandler) -> MessagesResponse:
         """Stream ``request``; await ``on_text`` per text delta; return the full message.

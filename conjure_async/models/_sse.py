@@ -235,6 +235,12 @@ class MessageAssembler:
             block["signature"] = delta["signature"]
         elif kind == "citations_delta":
             block.setdefault("citations", []).append(delta["citation"])
+        elif kind == "compaction_delta":  # the whole summary, in one delta as a rule
+            content = delta.get("content")
+            if content is not None:
+                block["content"] = str(block.get("content") or "") + str(content)
+            if delta.get("encrypted_content") is not None:
+                block["encrypted_content"] = delta["encrypted_content"]
         return None
 
     def _on_content_block_stop(self, data: dict[str, Any]) -> None:
@@ -265,6 +271,8 @@ class MessageAssembler:
             if key == "container" and value is None:
                 continue
             message[key] = value
+        if data.get("context_management") is not None:  # the applied context edits
+            message["context_management"] = data["context_management"]
         usage = data.get("usage")
         if isinstance(usage, dict):
             merged = dict(message.get("usage") or {})

@@ -186,6 +186,8 @@ def hosted_report_answer(server: FakeAnthropicServer) -> Callable[[dict[str, Any
 
     def answer(body: dict[str, Any]) -> dict[str, Any]:
         findings = body["messages"][0]["content"]
+        if isinstance(findings, list):  # text blocks (a prompt-caching breakpoint makes them)
+            findings = "".join(b.get("text", "") for b in findings if b.get("type") == "text")
         content = _report_markdown(findings if isinstance(findings, str) else "")
         file_id = server.add_file(content.encode(), "report.md", mime_type="text/markdown")
         command = "cat > /mnt/outputs/report.md <<'EOF'\n" + content + "EOF"

@@ -38,6 +38,14 @@ async def test_serves_on_loopback_and_stops_on_exit() -> None:
     assert not _port_open(port)
 
 
+async def test_the_listening_socket_says_tcp_so_answers_are_not_delayed() -> None:
+    """The socket names IPPROTO_TCP: asyncio then sets TCP_NODELAY (no ~40 ms delayed-ACK stall)."""
+    async with FakeAnthropicServer() as server:
+        (sock,) = server._sockets
+
+        assert sock.proto == socket.IPPROTO_TCP
+
+
 async def test_base_url_before_start_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="async with"):
         _ = FakeAnthropicServer().base_url

@@ -91,7 +91,13 @@ async def test_request_carries_code_execution_container_skills_and_betas(
         await session.chat("Make a sheet")
 
     sent = server.message_requests[0]
-    assert sent.json["tools"] == [{"type": "code_execution_20250825", "name": "code_execution"}]
+    assert sent.json["tools"] == [  # the last tool carries the default prompt-caching breakpoint
+        {
+            "type": "code_execution_20250825",
+            "name": "code_execution",
+            "cache_control": {"type": "ephemeral", "ttl": "5m"},
+        }
+    ]
     assert sent.json["container"] == {
         "skills": [{"type": "anthropic", "skill_id": "xlsx", "version": "latest"}]
     }
@@ -130,7 +136,8 @@ async def test_skills_are_listed_without_location_in_the_system_prompt(
     async with Session(_backend(server), model=model_factory()) as session:
         await session.chat("Hi")
 
-    system = server.message_bodies[0]["system"]
+    blocks = server.message_bodies[0]["system"]  # text blocks: the last one is a breakpoint
+    system = "".join(block["text"] for block in blocks)
     assert "<name>xlsx</name>" in system
     assert "<location>" not in system
 

@@ -13,6 +13,18 @@ from typing import Any, TypeAlias
 import anyio
 
 from conjure_async.messages import MessagesResponse
+from conjure_async.testing._fake._accounting import (
+    PromptCache,
+    block_tokens,
+    minimum_cacheable,
+    render,
+)
+from conjure_async.testing._fake._context import (
+    COMPACTION_BETA,
+    Prepared,
+    compaction_block,
+    prepare,
+)
 from conjure_async.testing._fake._faults import (
     MidStreamFault,
     PlainJSON,
@@ -48,6 +60,8 @@ class Messages:
         skills: The Skills store (a request's container may name its skills).
         ids: The server's counter, shared by every id it makes.
         closing: Set when the server closes (ends a never-finishing stream).
+        cache: The server's prompt cache.
+        accounting: Report usage as the API computes it (else the answer's own).
     """
 
     def __init__(
@@ -57,6 +71,8 @@ class Messages:
         skills: SkillStore,
         ids: itertools.count[int],
         closing: anyio.Event,
+        cache: PromptCache,
+        accounting: bool = False,
     ) -> None:
         self._queue: list[MessagesStep] = []
         self._responder: Callable[[dict[str, Any]], Any] | None = None
@@ -67,6 +83,8 @@ class Messages:
         self._skills = skills
         self._ids = ids
         self._closing = closing
+        self._cache = cache
+        self.accounting = accounting
 
     def queue(self, *steps: MessagesStep) -> None:
         """Add answers for the next calls."""
@@ -85,6 +103,7 @@ class Messages:
         *,
         text_chunk_size: int,
         json_chunk_size: int,
+        betas: list[str] = [],  # noqa: B006 - read only
     ) -> None:
         """Answer one request: whole JSON, or the event stream (with ``stream_fault`` in it)."""
         if body is None:
@@ -94,7 +113,20 @@ class Messages:
             raise HTTPError(400, f"{missing[0]}: Field required")
         _check_output_config(body.get("output_config"))
         container = self._container_for(body)
-        answer = await self._next_answer(body)
+        prepared = prepare(body, betas)
+        plan = prepared.plan
+        compaction: dict[str, Any] | None = None
+        if plan is not None and plan.compact is not None:
+            compacts = prepared.rendered.total >= plan.compact_trigger
+            compaction = compaction_block(prepared) if compacts else None
+        if compaction is not None and plan is not None and plan.compact is not None:
+            if plan.compact.get("pause_after_compaction"):
+                answer: dict[str, Any] = {"content": [compaction], "stop_reason": "compaction"}
+            else:
+                answer = await self._next_answer(body)
+                answer["content"] = [compaction, *(answer.get("content") or [])]
+        else:
+            answer = await self._next_answer(body)
         answer.setdefault("type", "message")
         answer.setdefault("role", "assistant")
         if not answer.get("id"):
@@ -105,6 +137,10 @@ class Messages:
             answer["container"] = container
         answer.setdefault("stop_sequence", None)
         answer.setdefault("usage", {"input_tokens": 10, "output_tokens": 5})
+        if self.accounting:
+            answer["usage"] = self._usage(body, prepared, compaction, answer, betas)
+        if plan is not None:
+            answer["context_management"] = {"applied_edits": prepared.applied}
         if body.get("stream") is not True or isinstance(stream_fault, PlainJSON):
             await out.json(answer)
             return
@@ -112,6 +148,75 @@ class Messages:
             answer, text_chunk_size=text_chunk_size, json_chunk_size=json_chunk_size
         )
         await self._stream(events, out, stream_fault)
+
+    async def count(self, body: dict[str, Any] | None, out: Responder, betas: list[str]) -> None:
+        """``POST /v1/messages/count_tokens``: the prompt's tokens, no caching, no compaction."""
+        if body is None:
+            raise HTTPError(400, "the body must be a JSON object")
+        for key in ("model", "messages"):
+            if key not in body:
+                raise HTTPError(400, f"{key}: Field required")
+        for key in ("max_tokens", "stream", "container"):
+            if key in body:
+                raise HTTPError(400, f"{key}: Extra inputs are not permitted")
+        prepared = prepare(body, betas)
+        result: dict[str, Any] = {"input_tokens": prepared.rendered.total}
+        if prepared.plan is not None:
+            result["context_management"] = {"original_input_tokens": prepared.original_tokens}
+        await out.json(result)
+
+    def _usage(
+        self,
+        body: dict[str, Any],
+        prepared: Prepared,
+        compaction: dict[str, Any] | None,
+        answer: dict[str, Any],
+        betas: list[str],
+    ) -> dict[str, Any]:
+        """The usage the API reports: cache reads and writes from this request's breakpoints."""
+        model = str(body.get("model", ""))
+        minimum = minimum_cacheable(model)
+        output = sum(
+            block_tokens(b) for b in answer.get("content") or () if b.get("type") != "compaction"
+        )
+        iterations: list[dict[str, Any]] = []
+        if compaction is not None:
+            closed = _iteration(
+                "compaction",
+                prepared.rendered.total,
+                self._cache.account(prepared.rendered, minimum),
+                block_tokens(compaction),
+            )
+            iterations.append(closed)
+            if answer.get("stop_reason") == "compaction":
+                usage = _iteration("message", 0, None, 0)
+                usage.pop("type")
+                usage["iterations"] = iterations
+                return usage
+            summary_prompt = render(
+                model,
+                body.get("tools"),
+                body.get("system"),
+                [{"role": "assistant", "content": [compaction]}],
+            )
+            message = _iteration(
+                "message",
+                summary_prompt.total,
+                self._cache.account(summary_prompt, minimum),
+                output,
+            )
+        else:
+            message = _iteration(
+                "message",
+                prepared.rendered.total,
+                self._cache.account(prepared.rendered, minimum),
+                output,
+            )
+        iterations.append(message)
+        usage = {k: v for k, v in message.items() if k != "type"}
+        if COMPACTION_BETA in betas:
+            usage["iterations"] = iterations
+        return usage
 
     async def _next_answer(self, body: dict[str, Any]) -> dict[str, Any]:
         if self._responder is not None:
@@ -203,6 +308,24 @@ class Messages:
                 return
         with contextlib.suppress(Exception):
             await out.chunk(b"", more=False)
+
+
+def _iteration(kind: str, total: int, cache: Any, output: int) -> dict[str, Any]:
+    """One sampling pass's usage: ``total`` input tokens, split by what the cache did."""
+    read = cache.read if cache is not None else 0
+    write_5m = cache.write_5m if cache is not None else 0
+    write_1h = cache.write_1h if cache is not None else 0
+    return {
+        "type": kind,
+        "input_tokens": total - read - write_5m - write_1h,
+        "output_tokens": output,
+        "cache_creation_input_tokens": write_5m + write_1h,
+        "cache_read_input_tokens": read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": write_5m,
+            "ephemeral_1h_input_tokens": write_1h,
+        },
+    }
 
 
 def _check_output_config(config: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Self
 
@@ -11,6 +12,7 @@ import anyio
 
 from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import MissingDependencyError
+from conjure_async.testing._fake._accounting import PromptCache
 from conjure_async.testing._fake._faults import STREAM_FAULTS, Fault, Faults, StreamFault, play
 from conjure_async.testing._fake._files import FileStore
 from conjure_async.testing._fake._http import (
@@ -42,6 +44,13 @@ class FakeAnthropicServer(AsyncCloseable):
             ``Authorization: Bearer``), or none, get 401 ``authentication_error``.
         text_chunk_size: Characters per ``text_delta`` when streaming.
         json_chunk_size: Characters per ``input_json_delta`` when streaming.
+        accounting: Report each response's ``usage`` as the API computes it
+            (input tokens at one per 4 bytes of each block's JSON; cache reads
+            and writes from the request's breakpoints against the prefixes
+            earlier requests wrote; output tokens from the answer's content;
+            ``iterations`` with the compaction beta) instead of the scripted
+            answer's own. Compaction, context edits and ``count_tokens``
+            count tokens the same way either way.
 
     Attributes:
         requests: Every request received, in order.
@@ -56,6 +65,7 @@ class FakeAnthropicServer(AsyncCloseable):
         api_key: str | None = None,
         text_chunk_size: int = 8,
         json_chunk_size: int = 16,
+        accounting: bool = False,
     ) -> None:
         self.api_key = api_key
         self.text_chunk_size = text_chunk_size
@@ -66,7 +76,16 @@ class FakeAnthropicServer(AsyncCloseable):
         self._faults = Faults()
         self._skills = SkillStore(ids)
         self._files = FileStore(ids)
-        self._messages = Messages(responses, skills=self._skills, ids=ids, closing=self._closing)
+        self._clock_offset = 0.0
+        self._cache = PromptCache(self._now)
+        self._messages = Messages(
+            responses,
+            skills=self._skills,
+            ids=ids,
+            closing=self._closing,
+            cache=self._cache,
+            accounting=accounting,
+        )
         self._server: Any = None
         self._sockets: list[socket.socket] = []
         self._port: int | None = None
@@ -89,6 +108,27 @@ class FakeAnthropicServer(AsyncCloseable):
         ``api_error`` with ``x-should-retry: false``.
         """
         self._messages.queue(*steps)
+
+    def _now(self) -> float:
+        return time.monotonic() + self._clock_offset
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move the server's clock forward: prompt-cache entries expire as if time passed."""
+        self._clock_offset += seconds
+
+    @property
+    def cache_entries(self) -> int:
+        """Prompt-cache entries alive now."""
+        return len(self._cache)
+
+    @property
+    def accounting(self) -> bool:
+        """Whether responses report usage as the API computes it (see the constructor)."""
+        return self._messages.accounting
+
+    @accounting.setter
+    def accounting(self, value: bool) -> None:
+        self._messages.accounting = value
 
     @property
     def remaining(self) -> int:
@@ -177,7 +217,9 @@ class FakeAnthropicServer(AsyncCloseable):
             import uvicorn  # noqa: PLC0415 - optional test dependency
         except ImportError as exc:
             raise MissingDependencyError("uvicorn", "test") from exc
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP
+        # (without it every answer waits ~40 ms for a delayed ACK).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(128)
@@ -259,6 +301,7 @@ class FakeAnthropicServer(AsyncCloseable):
         if "anthropic-version" not in request.headers:
             raise HTTPError(400, "anthropic-version: header is required")
         method, path = request.method, request.path.rstrip("/")
+        betas = request.betas
         if path == "/v1/messages" and method == "POST":
             await self._messages.answer(
                 body,
@@ -266,7 +309,10 @@ class FakeAnthropicServer(AsyncCloseable):
                 stream_fault,
                 text_chunk_size=self.text_chunk_size,
                 json_chunk_size=self.json_chunk_size,
+                betas=betas,
             )
+        elif path == "/v1/messages/count_tokens" and method == "POST":
+            await self._messages.count(body, out, betas)
         elif path == "/v1/skills" or path.startswith("/v1/skills/"):
             await self._skills.route(request, out)
         elif path == "/v1/files" or path.startswith("/v1/files/"):

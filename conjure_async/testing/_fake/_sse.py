@@ -56,7 +56,7 @@ def message_stream_events(
 def _message_start(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """``message_start``: the message without content, stop reason or output tokens."""
     usage = dict(message.get("usage") or {})
-    start = {
+    start: dict[str, Any] = {
         "id": message.get("id", ""),
         "type": "message",
         "role": "assistant",
@@ -71,6 +71,8 @@ def _message_start(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             "cache_read_input_tokens": usage.get("cache_read_input_tokens", 0),
         },
     }
+    if "cache_creation" in usage:
+        start["usage"]["cache_creation"] = usage["cache_creation"]
     return "message_start", {"type": "message_start", "message": start}
 
 
@@ -88,6 +90,13 @@ def _block_and_deltas(
         if block.get("signature"):
             deltas.append({"type": "signature_delta", "signature": block["signature"]})
         return {**block, "thinking": "", "signature": ""}, deltas
+    if kind == "compaction":  # the whole summary in one delta
+        delta = {
+            "type": "compaction_delta",
+            "content": block.get("content"),
+            "encrypted_content": block.get("encrypted_content"),
+        }
+        return {**block, "content": None, "encrypted_content": None}, [delta]
     if kind in _JSON_INPUT_BLOCKS:
         pieces = ["", *_chunks(json.dumps(block.get("input") or {}), json_chunk_size)]
         return {**block, "input": {}}, [
@@ -97,7 +106,7 @@ def _block_and_deltas(
 
 
 def _message_delta(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``message_delta``: the stop reason, the container, the output tokens."""
+    """``message_delta``: the stop reason, the container, the output tokens, the applied edits."""
     delta: dict[str, Any] = {
         "stop_reason": message.get("stop_reason"),
         "stop_sequence": message.get("stop_sequence"),
@@ -105,11 +114,16 @@ def _message_delta(message: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if message.get("container") is not None:
         delta["container"] = message["container"]
     usage = dict(message.get("usage") or {})
-    return "message_delta", {
+    final: dict[str, Any] = {
         "type": "message_delta",
         "delta": delta,
         "usage": {"output_tokens": usage.get("output_tokens", 0)},
     }
+    if "iterations" in usage:
+        final["usage"]["iterations"] = usage["iterations"]
+    if message.get("context_management") is not None:
+        final["context_management"] = message["context_management"]
+    return "message_delta", final
 
 
 def frame(event: str, data: Mapping[str, Any]) -> bytes:
