@@ -32,6 +32,7 @@ MODULES = (
     ("benchmarks.bench_mcp", "MCP"),
     ("benchmarks.bench_cost", "Long conversations and cost"),
     ("benchmarks.bench_egress", "Network policy"),
+    ("benchmarks.bench_durable", "Durable sessions on Temporal"),
 )
 PACKAGES = (
     "conjure-async",

@@ -117,6 +117,15 @@ EXPECTED = {
         "SessionStore",
         "StoredConversation",
     ],
+    "conjure_async.temporal": [
+        "BackendFactory",
+        "BackendSpec",
+        "DurableConfig",
+        "DurableSession",
+        "SessionWorkflow",
+        "conjure_worker",
+        "session_alive",
+    ],
     "conjure_async.testing": [
         "DEFAULT_IGNORED",
         "Delay",

@@ -131,6 +131,12 @@ class ToolContext(Generic[DepsT]):
     """A logger bound to ``session_id`` and ``call_id``."""
     deps: DepsT
     """The application's own dependencies, as passed to ``Session(deps=...)``."""
+    idempotency_key: str | None = None
+    """Stable across retries of this call (durable sessions: workflow id + ``tool_use`` id).
+
+    ``None`` in an in-process session. A backend may record a finished call's
+    result under it and return the record when the call is retried.
+    """
 
 
 @dataclass(slots=True)

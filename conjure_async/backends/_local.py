@@ -1,25 +1,20 @@
 """The Local backend: the four skill tools on the host.
 
 ``bash_tool`` runs each command through ``asyncio.create_subprocess_exec`` in a
-per-session working directory, in a new session of its own; the command text
-goes in through a file (its length does not matter), and what stops it -- at
-its end, on a timeout or a cancellation -- is a per-command cgroup, a child
-subreaper or bubblewrap's PID namespace (see :mod:`._localproc`), so nothing it
-started outlives it. The environment is an allowlist plus what the user
-passes, never the parent's (so ``ANTHROPIC_API_KEY`` and friends stay out);
-``HOME`` and ``TMPDIR`` point into a private per-session folder outside the
-working directory, so tools' housekeeping is never reported as created files.
-The file tools (:mod:`._filetools`, shared with the Docker backend) are
-confined to the skill folders (read-only) and the working directory, after
-resolving symlinks; they touch only regular files and never block. Output is
-capped, head and tail kept.
+per-session working directory and a new session of its own; the command text
+goes in on stdin (any length), and a per-command cgroup, a child subreaper or
+bubblewrap's PID namespace (:mod:`._localproc`) stops everything it started
+at its end, timeout or cancellation. The environment is an allowlist plus
+what the user passes, never the parent's (API keys stay out); ``HOME`` and
+``TMPDIR`` are private, outside the working directory. The file tools
+(:mod:`._filetools`, shared with Docker) are confined to the skill folders
+(read-only) and the working directory after resolving symlinks, touch only
+regular files and never block. Output is capped, head and tail kept.
 
-With ``sandbox="bwrap"`` commands run under bubblewrap: read-only root, a
-writable working directory, a private ``/tmp``, no network, their own PID
-namespace; the interpreter's environment stays visible (read-only) even when
-it lives under ``/tmp``. With ``egress=EgressPolicy(...)`` as well, each
-command starts behind a forwarder (``127.0.0.1:3128`` in its own network
-namespace) to the session's proxy socket; see ``docs/network-policy.md``.
+``sandbox="bwrap"``: read-only root, writable working directory, private
+``/tmp``, no network, own PID namespace; with ``egress=EgressPolicy(...)``
+each command starts behind a forwarder (``127.0.0.1:3128`` in its own network
+namespace) to the session's proxy socket (``docs/network-policy.md``).
 """
 
 from __future__ import annotations
@@ -42,7 +37,7 @@ import anyio
 
 from conjure_async._download import copy_confined
 from conjure_async._exceptions import BackendError, SandboxUnavailableError
-from conjure_async._logging import Logger, get_logger
+from conjure_async._logging import get_logger
 from conjure_async.backends import _localproc
 from conjure_async.backends._base import (
     Backend,
@@ -54,7 +49,7 @@ from conjure_async.backends._base import (
     ToolResult,
 )
 from conjure_async.backends._filetools import serve as serve_file_tool
-from conjure_async.backends._localdirs import make_dirs, snapshot
+from conjure_async.backends._localdirs import make_dirs, snapshot, warn_unsandboxed
 from conjure_async.backends._localproc import (
     WRAPPER,
     CommandRefusedError,
@@ -62,6 +57,7 @@ from conjure_async.backends._localproc import (
     command_bytes,
 )
 from conjure_async.backends._output import OutputCapture
+from conjure_async.backends._records import read_record, write_record
 from conjure_async.egress import _runtime as net
 from conjure_async.egress._policy import EgressPolicy
 from conjure_async.events import CreatedFile
@@ -74,22 +70,10 @@ __all__ = ["LocalBackend"]
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 """Variables copied from the parent environment (nothing else is)."""
 
-_warned_unsandboxed = False
 _SCAN_LIMIT = 5000
 _INLINE_SCAN = 200  # a working dir this small is scanned in well under a millisecond
 _STOP_WAIT = 10.0  # seconds to wait for a stopped command's top process to go
 _FILE_TOOLS = ("view", "create_file", "str_replace")
-
-
-def _warn_unsandboxed(log: Logger) -> None:
-    global _warned_unsandboxed  # noqa: PLW0603 - a once-per-process warning
-    if not _warned_unsandboxed:
-        _warned_unsandboxed = True
-        log.warning(
-            "local.unsandboxed",
-            detail="LocalBackend runs skill commands on the host with your user's rights; "
-            "use sandbox='bwrap' or DockerBackend to confine them",
-        )
 
 
 class LocalBackend(Backend):
@@ -200,7 +184,7 @@ class LocalBackend(Backend):
                 "sandbox='bwrap' needs bubblewrap: apt-get install bubblewrap"
             )
         if self.sandbox == "none":
-            _warn_unsandboxed(self._log)
+            warn_unsandboxed(self._log)
         safe_id = "".join(c for c in ctx.session_id if c.isalnum())[:12]
         if self._given_workdir is not None:
             given = anyio.Path(self._given_workdir)
@@ -329,10 +313,16 @@ class LocalBackend(Backend):
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools."""
         if call.name == "bash_tool":
+            key = ctx.idempotency_key  # a retried durable call: the first attempt's result
+            if key is not None and (done := read_record(self.workdir, key)) is not None:
+                yield done
+                return
             events = self._bash(str(call.input.get("command", "")), ctx.call_id)
             if self._egress is not None:
                 events = net.with_decisions(events, self._egress, ctx.call_id)
             async for event in events:
+                if key is not None and isinstance(event, ToolResult):
+                    write_record(self.workdir, key, event)
                 yield event
             return
         if call.name not in _FILE_TOOLS:

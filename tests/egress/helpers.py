@@ -77,6 +77,9 @@ async def host_proxy(policy: EgressPolicy) -> AsyncIterator[HostProxy]:
             process = await anyio.open_process(argv)
             try:
                 await wait_listening(port, process)
+                with anyio.fail_after(20):  # the probe's relayed connection has ended too
+                    while runtime.proxy.open_connections:
+                        await anyio.sleep(0.01)
                 env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
                 env.update(
                     {

@@ -105,3 +105,11 @@ def test_destinations_list_entries_then_injected_hosts() -> None:
         inject={"api.x.com": {"A": "1"}, "b.x.com:8443": {"A": "1"}},
     )
     assert policy.destinations() == ["pypi.org", "api.x.com:443", "b.x.com:8443"]
+
+
+def test_a_kept_container_cannot_take_an_egress_policy() -> None:
+    """A durable (kept) container would outlive the session proxy its policy needs: refused."""
+    from conjure_async.backends import DockerBackend
+
+    with pytest.raises(ValueError, match="keep_container"):
+        DockerBackend(keep_container=True, egress=EgressPolicy(allow=["example.com"]))

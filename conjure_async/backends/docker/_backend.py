@@ -1,41 +1,26 @@
 """The Docker backend: the four skill tools inside one sandbox container per session.
 
 The container is created on the first tool call (or taken from a
-:class:`WarmPool`), reused by every turn of the session, and removed (with its
-anonymous volumes) when the session closes, also on error or cancellation.
-It carries labels (``created-by=conjure_async``, the session id, the owning
-``host:pid``) so :func:`~conjure_async.backends.docker._sweep.sweep_orphans`
-can remove containers a crashed process left behind.
+:class:`WarmPool`), reused by every turn, and removed with its anonymous
+volumes when the session closes, also on error or cancellation (unless
+``keep_container``: durable sessions reattach by id, :mod:`._durable`). Its
+labels let :func:`~conjure_async.backends.docker._sweep.sweep_orphans` remove
+what a crashed process left behind.
 
-Inside the container:
+Inside: skills bind-mounted read-only at ``/mnt/skills/<name>``; a writable,
+checked ``/workspace`` as the working directory (see :mod:`._container`);
+``bash_tool`` runs each command in a ``bash`` and process group of its own
+whose every process is killed, verified, when it ends, times out or is
+cancelled (see :mod:`._scripts`); the file tools run a small Python helper
+with the Local backend's confinement; a tmpfs ``/run/conjure`` holds the
+backend's markers. With ``egress=EgressPolicy(...)`` the network stays
+``none``: the main process forwards ``127.0.0.1:3128`` (``HTTP(S)_PROXY``) to
+the session proxy's unix socket in a folder mounted at ``/run/egress`` (see
+``docs/network-policy.md``).
 
-* skills are bind-mounted read-only at ``/mnt/skills/<name>``; the prompt
-  shows these paths;
-* ``/workspace`` is writable by the container's user on any image (an
-  anonymous volume by default, or a host directory, or a tmpfs), checked when
-  the container starts (see :mod:`._container`), and is the working
-  directory;
-* ``bash_tool`` sends the command on an exec's stdin to a wrapper that runs
-  it in a ``bash`` of its own, in a process group of its own; when the
-  command's shell exits, or on a timeout or cancellation (from a second
-  exec), every process the command started is killed, however it detached,
-  and the kill is verified (see :mod:`._scripts`);
-* ``view``/``create_file``/``str_replace`` run a small Python helper fed JSON
-  on stdin, with the Local backend's confinement and error results;
-* the backend keeps a small tmpfs of its own at ``/run/conjure`` for its
-  marker files (the image's ``/tmp`` does not matter).
-
-With ``egress=EgressPolicy(...)`` the container keeps network ``none`` and
-reaches the allowed destinations through the session's proxy: a host folder
-is bind-mounted read-only at ``/run/egress`` holding the proxy's unix socket
-(and the CA bundle when headers are injected), and the container's main
-process is a forwarder from ``127.0.0.1:3128`` to that socket, where
-``HTTP_PROXY``/``HTTPS_PROXY`` point (see ``docs/network-policy.md``).
-
-Secure defaults (each an option): no network, 512 MiB memory, one CPU,
-256 processes, read-only root filesystem with a tmpfs ``/tmp``, user
-65534:65534, every capability dropped, ``no-new-privileges``, an init process.
-See ``docs/backends/docker.md`` and ``docs/adr/0005-docker-exec-and-kill.md``.
+Secure defaults (each an option; ``docs/backends/docker.md``): no network,
+512 MiB memory, one CPU, 256 processes, read-only root with a tmpfs ``/tmp``,
+user 65534:65534, no capabilities, ``no-new-privileges``, an init process.
 """
 
 from __future__ import annotations
@@ -76,6 +61,7 @@ from conjure_async.backends.docker._api import (
 from conjure_async.backends.docker._bash import run_command
 from conjure_async.backends.docker._config import ContainerConfig, parse_size
 from conjure_async.backends.docker._container import Sandbox, create_container, remove_container
+from conjure_async.backends.docker._durable import SESSION_OWNER, reattach, recorded
 from conjure_async.backends.docker._files import download, file_request
 from conjure_async.backends.docker._image import DEFAULT_IMAGE
 from conjure_async.backends.docker._pool import WarmPool
@@ -137,6 +123,10 @@ class DockerBackend(Backend):
             (``"1g"``, bytes).
         only: Offer only these skill tools.
         exclude: Offer every skill tool but these.
+        keep_container: The container outlives this instance (durable
+            sessions): closing leaves it running, :meth:`dump_state` holds its
+            id and :meth:`load_state` reattaches to it; :meth:`remove_container`
+            removes it. It is labelled with its session, not its process.
 
     The container options are checked once and kept as one frozen value,
     :attr:`config`; the option attributes (:attr:`memory`, :attr:`workdir`...)
@@ -144,7 +134,8 @@ class DockerBackend(Backend):
 
     Raises:
         ValueError: ``memory`` or ``download_limit`` is not a size,
-            ``pool`` uses another engine, or ``egress`` comes with a network.
+            ``pool`` uses another engine, ``egress`` comes with a network
+            or with ``keep_container``.
         TypeError: ``host_config`` holds a value JSON cannot carry.
     """
 
@@ -181,6 +172,7 @@ class DockerBackend(Backend):
         download_limit: int | str = "1g",
         only: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
+        keep_container: bool = False,
     ) -> None:
         self.skills = list(skills)
         self.config = ContainerConfig.from_options(
@@ -209,6 +201,8 @@ class DockerBackend(Backend):
         """The container configuration, one frozen value (what a warm pool matches on)."""
         if pool is not None and pool.docker_host != docker_host:
             raise ValueError("the pool and the backend must use the same docker_host")
+        if keep_container and egress is not None:  # the proxy lives with one process
+            raise ValueError("keep_container cannot be combined with an egress policy")
         self.ssl_context = ssl_context
         self.pool = pool
         self.output_limit = output_limit
@@ -226,6 +220,8 @@ class DockerBackend(Backend):
         """Whether the session's container came ready from the warm pool."""
         self._last_container_id: str | None = None
         self._egress: EgressRuntime | None = None
+        self.keep_container = keep_container
+        self._kept: dict[str, Any] | None = None  # a kept container to reattach to
 
     def __repr__(self) -> str:
         return (
@@ -371,7 +367,7 @@ class DockerBackend(Backend):
     async def aclose(self) -> None:
         """Remove the session's container (and its volumes) and close the client."""
         with anyio.CancelScope(shield=True):
-            if self._sandbox is not None and self._client is not None:
+            if self._sandbox is not None and self._client is not None and not self.keep_container:
                 await remove_container(
                     self._client,
                     self._sandbox.id,
@@ -379,6 +375,8 @@ class DockerBackend(Backend):
                     egress_folder=self._sandbox.egress_folder,
                 )
             self._last_container_id = self.container_id
+            if self.keep_container and self._sandbox is not None:  # still reattachable
+                self._kept = {"container_id": self._sandbox.id, "spare": self._sandbox.spare}
             self._sandbox = None
             if self._stack is not None:
                 await self._stack.aclose()  # the egress proxy too
@@ -391,12 +389,19 @@ class DockerBackend(Backend):
         if self._client is None:
             raise BackendError("DockerBackend is not open")
         async with self._container_lock:
+            if self._sandbox is None and self._kept is not None:
+                self._sandbox = await reattach(
+                    self._client, self._kept, self.config, self.docker_host
+                )
             if self._sandbox is None:
                 taken = await self.pool.acquire(self) if self.pool is not None else None
                 self.from_pool = taken is not None
                 if taken is None:
                     taken = await create_container(
-                        self._client, self.config, self._session_id or ""
+                        self._client,
+                        self.config,
+                        self._session_id or "",
+                        owner=f"{SESSION_OWNER}{self._session_id}" if self.keep_container else None,
                     )
                 self._sandbox = taken
                 if self._egress is not None and taken.egress_folder and taken.egress_socket:
@@ -419,12 +424,9 @@ class DockerBackend(Backend):
 
     def prompt_notes(self) -> str | None:
         """Where commands run, as the container sees it; which hosts it may reach."""
+        network = "no network access" if self.network == "none" else f"network {self.network!r}"
         if self.egress is not None:
             network = "no direct network access"
-        elif self.network == "none":
-            network = "no network access"
-        else:
-            network = f"network {self.network!r}"
         notes = (
             f"Your tools run inside a Linux container ({network}). Your working directory is "
             f"{self.workdir}: commands run there; create files there. Skill folders under "
@@ -435,18 +437,32 @@ class DockerBackend(Backend):
         return notes
 
     def dump_state(self) -> dict[str, Any]:
-        """The image and the last container id, for diagnostics only.
+        """The image, the engine and the container id: reattached only with ``keep_container``.
 
-        A restored session never reattaches to that container: containers are
-        removed when their session closes, so the restored session starts a
-        fresh one on its first tool call (a host-directory workspace keeps the
-        files).
+        Otherwise the id is for diagnostics: a restored session starts a fresh
+        container on its first tool call (a host-directory workspace keeps the files).
         """
-        return {"image": self.image, "container_id": self.container_id or self._last_container_id}
+        state = {"image": self.image, "container_id": self.container_id or self._last_container_id}
+        if self.keep_container:
+            kept = self._sandbox
+            state["docker_host"] = self.docker_host
+            state["spare"] = kept.spare if kept is not None else (self._kept or {}).get("spare")
+            if kept is None and self._kept is not None:
+                state["container_id"] = self._kept["container_id"]
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Accept a dumped state; nothing is reattached (see :meth:`dump_state`)."""
-        del state
+        """With ``keep_container``, reattach to the state's container on first use."""
+        if self.keep_container and state.get("container_id"):
+            self._kept = dict(state)
+
+    async def remove_container(self) -> None:
+        """Remove the session's container now (with ``keep_container``, the only way)."""
+        container_id = self.container_id or (self._kept or {}).get("container_id")
+        if container_id is not None and self._client is not None:
+            await remove_container(self._client, str(container_id), self._log)
+        self._sandbox = None
+        self._kept = None
 
     # -- files ---------------------------------------------------------------
 
@@ -495,11 +511,12 @@ class DockerBackend(Backend):
 
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools in the session's container."""
-        del ctx
         if call.name == "bash_tool":
             events = self._bash(call.input.get("command", ""), call.id)
             if self._egress is not None:
                 events = with_decisions(events, self._egress, call.id)
+            if self.keep_container and ctx.idempotency_key is not None:  # durable: at most once
+                events = recorded(events, ctx.idempotency_key, self._client, self._container)
             async for event in events:
                 yield event
             return

@@ -70,6 +70,7 @@ def create_body(
     *,
     pool: bool,
     egress: tuple[str, str] | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """The create request of ``config`` with the labels that let a sweep find the container.
 
@@ -82,7 +83,7 @@ def create_body(
         **body.get("Labels", {}),
         LABEL_CREATED_BY: CREATED_BY,
         LABEL_SESSION: session_id,
-        LABEL_OWNER: _owner(),
+        LABEL_OWNER: owner or _owner(),
     }
     if pool:
         body["Labels"][LABEL_POOL] = config.key
@@ -201,7 +202,12 @@ async def _prepare(
 
 
 async def create_container(
-    client: Any, config: ContainerConfig, session_id: str, *, pool: bool = False
+    client: Any,
+    config: ContainerConfig,
+    session_id: str,
+    *,
+    pool: bool = False,
+    owner: str | None = None,
 ) -> Sandbox:
     """Create, start and prepare a container; remove it again if any step fails. Shielded.
 
@@ -216,7 +222,7 @@ async def create_container(
             folder = await anyio.to_thread.run_sync(make_folder)
             egress = (str(folder), new_socket_name())
         try:
-            body = create_body(config, session_id, pool=pool, egress=egress)
+            body = create_body(config, session_id, pool=pool, egress=egress, owner=owner)
             container = await client.containers.create(body)
         except Exception as exc:
             remove_folder(egress[0] if egress else None)
