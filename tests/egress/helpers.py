@@ -78,7 +78,7 @@ async def host_proxy(policy: EgressPolicy) -> AsyncIterator[HostProxy]:
             try:
                 await wait_listening(port, process)
                 with anyio.fail_after(20):  # the probe's relayed connection has ended too
-                    while runtime.proxy.open_connections:
+                    while runtime.proxy.open_connections:  # noqa: ASYNC110 - the proxy has no event for this
                         await anyio.sleep(0.01)
                 env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
                 env.update(
