@@ -32,8 +32,10 @@ MODULES = (
     ("benchmarks.bench_local", "Local backend"),
     ("benchmarks.bench_peers", "Against peer runtimes"),
     ("benchmarks.bench_docker", "Docker backend"),
-    ("benchmarks.bench_mcp", "MCP backend"),
+    ("benchmarks.bench_mcp", "MCP"),
     ("benchmarks.bench_cost", "Long conversations and cost"),
+    ("benchmarks.bench_egress", "Network policy"),
+    ("benchmarks.bench_durable", "Durable sessions on Temporal"),
 )
 PACKAGES = (
     "conjure-async",

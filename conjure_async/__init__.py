@@ -65,6 +65,7 @@ from conjure_async._limits import UsageLimits
 from conjure_async._public import publish
 from conjure_async._session import AfterToolCall, BeforeToolCall, Deny, Rewrite, Session
 from conjure_async.backends._base import ToolCall, ToolContext, ToolResult
+from conjure_async.egress._policy import EgressPolicy
 from conjure_async.events import CreatedFile, Event, Reply
 from conjure_async.messages import MessagesRequest, MessagesResponse
 from conjure_async.pricing import Cost
@@ -99,6 +100,7 @@ __all__ = [
     "Deny",
     "DockerError",
     "DockerUnavailableError",
+    "EgressPolicy",
     "Event",
     "ImageNotFoundError",
     "InternalServerError",

@@ -39,6 +39,7 @@ from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides, tool_wire
 from conjure_async._names import check_skill_names, tool_routes
 from conjure_async._persist import bind, dump_session, load_session
+from conjure_async._rerouting import check_opened
 from conjure_async._state import parse_state
 from conjure_async._stream import EventChannel
 from conjure_async._telemetry import provider_name, session_telemetry
@@ -209,7 +210,7 @@ class Session(Generic[DepsT]):
         self._state = SessionState.NEW
         self._binding = bind(store, conversation_id)
         self._opener: asyncio.Task[Any] | None = None
-        routes = tool_routes(self.backends)
+        routes = self._routes = tool_routes(self.backends)
         check_skill_names(self.backends)
         self._engine = TurnEngine(
             [ToolSpec(name, b.kind, d.input_schema) for name, (b, d) in routes.items()],
@@ -262,7 +263,7 @@ class Session(Generic[DepsT]):
                     )
                 )
                 opened.append(backend)
-            check_skill_names(self.backends)
+            check_opened(self)  # skill names again; tools re-routed if a backend learned new ones
             self._models.system = self._build_system_prompt()
         except BaseException:
             self._deadlines.close()

@@ -17,6 +17,7 @@ call churned the event loop's timer heap (measured 14-31 µs a call, see
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import math
 import time
@@ -417,8 +418,10 @@ class ToolRunner:
                             if output is None:
                                 output = _Output(call, emit)
                             await output.add(item)
-                        else:
+                        elif isinstance(item, ToolResult):
                             result = item
+                        elif emit is not None:  # an event the backend reports (EgressDecision)
+                            await emit(item)
                 except BaseException:
                     # Stopped early (timeout, cancellation, an error): the
                     # generator's finally blocks stop the work it started.
@@ -480,18 +483,28 @@ class ToolRunner:
         return events
 
 
-_SET_CONTEXT: Final = tuple(
-    ToolContext.__dict__[name].__set__
-    for name in ("session_id", "call_id", "tool_name", "logger", "deps")
-)
+_GIVEN: Final = ("session_id", "call_id", "tool_name", "logger", "deps")
+_SET_CONTEXT: Final = tuple(ToolContext.__dict__[name].__set__ for name in _GIVEN)
 """The slots of the frozen :class:`ToolContext`, written directly (its ``__init__`` goes
 through ``object.__setattr__`` per field: four times slower, paid per call)."""
+_CONTEXT_DEFAULTS: Final = tuple(
+    (ToolContext.__dict__[f.name].__set__, f.default)
+    for f in dataclasses.fields(ToolContext)
+    if f.name not in _GIVEN
+)
+"""The other fields, each set to its default (a field without a plain default: see below)."""
+_FAST_CONTEXT: Final = all(
+    f.name in _GIVEN or f.default is not dataclasses.MISSING
+    for f in dataclasses.fields(ToolContext)
+)
 
 
 def _context(
     session_id: str, call_id: str, tool_name: str, logger: Logger, deps: Any
 ) -> ToolContext[Any]:
     """``ToolContext(session_id, call_id, tool_name, logger, deps)``, built for the hot path."""
+    if not _FAST_CONTEXT:  # a field with a default factory or none: the real constructor
+        return ToolContext(session_id, call_id, tool_name, logger, deps)
     ctx: ToolContext[Any] = object.__new__(ToolContext)
     set_session, set_call, set_tool, set_logger, set_deps = _SET_CONTEXT
     set_session(ctx, session_id)
@@ -499,6 +512,8 @@ def _context(
     set_tool(ctx, tool_name)
     set_logger(ctx, logger)
     set_deps(ctx, deps)
+    for set_field, default in _CONTEXT_DEFAULTS:
+        set_field(ctx, default)
     return ctx
 
 

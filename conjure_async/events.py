@@ -26,6 +26,7 @@ __all__ = [
     "Compacted",
     "ContextEdited",
     "CreatedFile",
+    "EgressDecision",
     "ErrorEvent",
     "Event",
     "FileCreated",
@@ -229,6 +230,30 @@ class TurnFinished(_Frozen):
     reply: Reply
 
 
+class EgressDecision(_Frozen):
+    """A sandbox's program asked the session's egress proxy for a destination.
+
+    One per tunnel (``CONNECT``) or plain-HTTP request, allowed or not; see
+    ``docs/network-policy.md``. Carries header *names* only, never values.
+    """
+
+    kind: Literal["egress"] = "egress"
+    host: str
+    """The destination's host name or address, as the program asked for it."""
+    port: int
+    method: str
+    """``CONNECT`` for a tunnel (HTTPS), else the plain-HTTP method."""
+    allowed: bool
+    intercepted: bool = False
+    """The proxy ended TLS (or read the plain request) to inject headers."""
+    headers: list[str] = Field(default_factory=list)
+    """Names of the headers the proxy injects into each request."""
+    reason: str | None = None
+    """Why it was refused (what the program received as the status line)."""
+    call_id: str | None = None
+    """The tool call that was running when the decision was reported."""
+
+
 class ErrorEvent(_Frozen):
     """The chat failed; the stream raises the matching exception right after."""
 
@@ -249,6 +274,7 @@ Event: TypeAlias = Annotated[
     | Compacted
     | ContextEdited
     | TurnFinished
+    | EgressDecision
     | ErrorEvent,
     Field(discriminator="kind"),
 ]

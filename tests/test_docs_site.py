@@ -31,6 +31,7 @@ PUBLIC_MODULES = [
     "conjure_async.pricing",
     "conjure_async.skills",
     "conjure_async.store",
+    "conjure_async.temporal",
     "conjure_async.testing",
 ]
 """Every public package and module: the names in their ``__all__`` are the public API."""

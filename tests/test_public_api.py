@@ -33,6 +33,7 @@ EXPECTED = {
         "Deny",
         "DockerError",
         "DockerUnavailableError",
+        "EgressPolicy",
         "Event",
         "ImageNotFoundError",
         "InternalServerError",
@@ -80,6 +81,7 @@ EXPECTED = {
         "Backend",
         "BackendContext",
         "DockerBackend",
+        "EgressPolicy",
         "LocalBackend",
         "NativeBackend",
         "NativeSkill",
@@ -105,6 +107,7 @@ EXPECTED = {
     ],
     "conjure_async.mcp": [
         "McpBackend",
+        "McpSkillsBackend",
         "SkillsServer",
     ],
     "conjure_async.store": [
@@ -113,6 +116,15 @@ EXPECTED = {
         "SQLiteStore",
         "SessionStore",
         "StoredConversation",
+    ],
+    "conjure_async.temporal": [
+        "BackendFactory",
+        "BackendSpec",
+        "DurableConfig",
+        "DurableSession",
+        "SessionWorkflow",
+        "conjure_worker",
+        "session_alive",
     ],
     "conjure_async.testing": [
         "DEFAULT_IGNORED",

@@ -21,6 +21,7 @@ PUBLIC_PACKAGES = [
     "conjure_async.models",
     "conjure_async.skills",
     "conjure_async.store",
+    "conjure_async.temporal",
     "conjure_async.testing",
 ]
 """The packages whose ``__init__`` rewrites ``__module__``."""

@@ -7,6 +7,9 @@
 ``NativeBackend``  skills written as async Python callables
 =================  ==========================================================
 
+``EgressPolicy`` (also ``conjure_async.EgressPolicy``) gives the Docker and
+bubblewrap sandboxes an allow-list of destinations instead of no network.
+
 Every backend subclasses :class:`Backend`; see its docstring for the contract.
 """
 
@@ -26,6 +29,7 @@ from conjure_async.backends._base import (
     ToolResult,
 )
 from conjure_async.backends._local import LocalBackend
+from conjure_async.egress._policy import EgressPolicy
 
 if TYPE_CHECKING:
     from conjure_async.backends._hosted import AnthropicBackend, AnthropicSkill
@@ -43,6 +47,7 @@ __all__ = [
     "Backend",
     "BackendContext",
     "DockerBackend",
+    "EgressPolicy",
     "LocalBackend",
     "NativeBackend",
     "NativeSkill",

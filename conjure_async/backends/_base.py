@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from conjure_async._exceptions import BackendError
-from conjure_async.events import CreatedFile
+from conjure_async.events import CreatedFile, EgressDecision
 from conjure_async.messages import (
     ContentBlock,
     MessagesRequest,
@@ -109,8 +109,8 @@ class ToolResult:
         return "\n".join(str(b.get("text", "")) for b in self.output if b.get("type") == "text")
 
 
-ToolEvent = ToolChunk | ToolResult
-"""What :meth:`Backend.run_tool` yields."""
+ToolEvent = ToolChunk | ToolResult | EgressDecision
+"""What :meth:`Backend.run_tool` yields (an :class:`EgressDecision` goes to the event stream)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +131,12 @@ class ToolContext(Generic[DepsT]):
     """A logger bound to ``session_id`` and ``call_id``."""
     deps: DepsT
     """The application's own dependencies, as passed to ``Session(deps=...)``."""
+    idempotency_key: str | None = None
+    """Stable across retries of this call (durable sessions: workflow id + ``tool_use`` id).
+
+    ``None`` in an in-process session. A backend may record a finished call's
+    result under it and return the record when the call is retried.
+    """
 
 
 @dataclass(slots=True)
@@ -215,7 +221,9 @@ class Backend(abc.ABC):  # noqa: B024 - every hook has a default; run_tool raise
         """Run one client tool call.
 
         An async generator: yields :class:`ToolChunk` while the tool runs and
-        exactly one :class:`ToolResult` last. The session consumes it inside a
+        exactly one :class:`ToolResult` last; a sandbox with an egress policy
+        also yields the :class:`EgressDecision` events its proxy made
+        meanwhile (they go to the session's event stream). The session consumes it inside a
         cancel scope with a deadline (``Session(tool_timeout=...)``) and closes
         it (``aclose``) when it is cancelled or the deadline passes; the
         generator must then stop the work it started (kill processes, execs)

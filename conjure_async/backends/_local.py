@@ -1,23 +1,20 @@
 """The Local backend: the four skill tools on the host.
 
 ``bash_tool`` runs each command through ``asyncio.create_subprocess_exec`` in a
-per-session working directory, in a new session of its own; the command text
-goes in through a file (its length does not matter), and what stops it -- at
-its end, on a timeout or a cancellation -- is a per-command cgroup, a child
-subreaper or bubblewrap's PID namespace (see :mod:`._localproc`), so nothing it
-started outlives it. The environment is an allowlist plus what the user
-passes, never the parent's (so ``ANTHROPIC_API_KEY`` and friends stay out);
-``HOME`` and ``TMPDIR`` point into a private per-session folder outside the
-working directory, so tools' housekeeping is never reported as created files.
-The file tools (:mod:`._filetools`, shared with the Docker backend) are
-confined to the skill folders (read-only) and the working directory, after
-resolving symlinks; they touch only regular files and never block. Output is
-capped, head and tail kept.
+per-session working directory and a new session of its own; the command text
+goes in on stdin (any length), and a per-command cgroup, a child subreaper or
+bubblewrap's PID namespace (:mod:`._localproc`) stops everything it started
+at its end, timeout or cancellation. The environment is an allowlist plus
+what the user passes, never the parent's (API keys stay out); ``HOME`` and
+``TMPDIR`` are private, outside the working directory. The file tools
+(:mod:`._filetools`, shared with Docker) are confined to the skill folders
+(read-only) and the working directory after resolving symlinks, touch only
+regular files and never block. Output is capped, head and tail kept.
 
-With ``sandbox="bwrap"`` commands run under bubblewrap: read-only root, a
-writable working directory, a private ``/tmp``, no network, their own PID
-namespace; the interpreter's environment stays visible (read-only) even when
-it lives under ``/tmp``.
+``sandbox="bwrap"``: read-only root, writable working directory, private
+``/tmp``, no network, own PID namespace; with ``egress=EgressPolicy(...)``
+each command starts behind a forwarder (``127.0.0.1:3128`` in its own network
+namespace) to the session's proxy socket (``docs/network-policy.md``).
 """
 
 from __future__ import annotations
@@ -40,7 +37,7 @@ import anyio
 
 from conjure_async._download import copy_confined
 from conjure_async._exceptions import BackendError, SandboxUnavailableError
-from conjure_async._logging import Logger, get_logger
+from conjure_async._logging import get_logger
 from conjure_async.backends import _localproc
 from conjure_async.backends._base import (
     Backend,
@@ -52,59 +49,31 @@ from conjure_async.backends._base import (
     ToolResult,
 )
 from conjure_async.backends._filetools import serve as serve_file_tool
-from conjure_async.backends._localproc import WRAPPER, Containment
+from conjure_async.backends._localdirs import make_dirs, snapshot, warn_unsandboxed
+from conjure_async.backends._localproc import (
+    WRAPPER,
+    CommandRefusedError,
+    Containment,
+    command_bytes,
+)
 from conjure_async.backends._output import OutputCapture
+from conjure_async.backends._records import read_record, write_record
+from conjure_async.egress import _runtime as net
+from conjure_async.egress._policy import EgressPolicy
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import Skill, SkillListing, skill_tool_definitions
+from conjure_async.skills._prompt import network_note
 
 __all__ = ["LocalBackend"]
 
 ENV_ALLOWLIST = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
 """Variables copied from the parent environment (nothing else is)."""
 
-_warned_unsandboxed = False
 _SCAN_LIMIT = 5000
 _INLINE_SCAN = 200  # a working dir this small is scanned in well under a millisecond
 _STOP_WAIT = 10.0  # seconds to wait for a stopped command's top process to go
 _FILE_TOOLS = ("view", "create_file", "str_replace")
-
-
-class _RefusedError(Exception):
-    """A tool request the backend refuses before running it (becomes an error result)."""
-
-
-def _warn_unsandboxed(log: Logger) -> None:
-    global _warned_unsandboxed  # noqa: PLW0603 - a once-per-process warning
-    if not _warned_unsandboxed:
-        _warned_unsandboxed = True
-        log.warning(
-            "local.unsandboxed",
-            detail="LocalBackend runs skill commands on the host with your user's rights; "
-            "use sandbox='bwrap' or DockerBackend to confine them",
-        )
-
-
-def _make_dirs(safe_id: str, *, with_workdir: bool) -> tuple[Path | None, Path]:
-    """A new work dir (if wanted) and the private folder (``home``, ``tmp`` inside)."""
-    private = Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-private-")).resolve()
-    (private / "home").mkdir()
-    (private / "tmp").mkdir()
-    workdir = (
-        Path(tempfile.mkdtemp(prefix=f"conjure-{safe_id}-")).resolve() if with_workdir else None
-    )
-    return workdir, private
-
-
-def _command_bytes(command: str) -> bytes:
-    if not command.strip():
-        raise _RefusedError("bash_tool needs a non-empty command")
-    if "\x00" in command:
-        raise _RefusedError("the command contains a NUL character, which bash cannot run")
-    try:
-        return command.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raise _RefusedError("the command is not valid Unicode text") from None
 
 
 class LocalBackend(Backend):
@@ -126,6 +95,14 @@ class LocalBackend(Backend):
             process may create one, else a child subreaper), ``"cgroup"``
             (required; the session fails to open without it) or
             ``"subreaper"``. See ``docs/security.md``.
+        egress: A network policy for ``sandbox="bwrap"``: commands reach only
+            its destinations, through the session's proxy (see
+            :class:`EgressPolicy`). Keep injected secrets out of files this
+            user can read: bubblewrap shows the host's files read-only.
+
+    Raises:
+        ValueError: an unknown ``sandbox`` or ``containment``, or ``egress``
+            without ``sandbox="bwrap"``.
     """
 
     kind: ClassVar[str] = "local"
@@ -143,6 +120,7 @@ class LocalBackend(Backend):
         exclude: Sequence[str] | None = None,
         kill_grace: float = 0.0,
         containment: Literal["auto", "cgroup", "subreaper"] = "auto",
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.skills = list(skills)
         self._given_workdir = Path(workdir) if workdir is not None else None
@@ -155,7 +133,12 @@ class LocalBackend(Backend):
             raise ValueError(
                 f"containment must be 'auto', 'cgroup' or 'subreaper', not {containment!r}"
             )
+        if egress is not None and sandbox != "bwrap":
+            raise ValueError("egress= needs sandbox='bwrap' (unsandboxed commands bypass it)")
         self.sandbox = sandbox
+        self.egress = egress  # the network policy (with sandbox="bwrap"), if any
+        self._egress: net.EgressRuntime | None = None
+        self._egress_socket: Path | None = None
         self.kill_grace = kill_grace
         self._wanted_containment = containment
         self._definitions = skill_tool_definitions(only=only, exclude=exclude)
@@ -201,27 +184,37 @@ class LocalBackend(Backend):
                 "sandbox='bwrap' needs bubblewrap: apt-get install bubblewrap"
             )
         if self.sandbox == "none":
-            _warn_unsandboxed(self._log)
+            warn_unsandboxed(self._log)
         safe_id = "".join(c for c in ctx.session_id if c.isalnum())[:12]
         if self._given_workdir is not None:
             given = anyio.Path(self._given_workdir)
             await given.mkdir(parents=True, exist_ok=True)
             _, self._private = await anyio.to_thread.run_sync(
-                functools.partial(_make_dirs, safe_id, with_workdir=False)
+                functools.partial(make_dirs, safe_id, with_workdir=False)
             )
             self._workdir = Path(await given.resolve())
         else:
             made, self._private = await anyio.to_thread.run_sync(
-                functools.partial(_make_dirs, safe_id, with_workdir=True)
+                functools.partial(make_dirs, safe_id, with_workdir=True)
             )
             self._workdir = made
             self._created_workdir = True
         try:
             self._containment = await self._choose_containment(safe_id)
+            if self.egress is not None:
+                await self._start_egress(ctx, self.egress)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.aclose()
             raise
+
+    async def _start_egress(self, ctx: BackendContext, policy: EgressPolicy) -> None:
+        """Run the session's proxy; its socket and CA bundle go in the private folder."""
+        folder = Path(str(self._private)) / "egress"
+        await anyio.Path(folder).mkdir(mode=0o700)
+        self._egress = net.EgressRuntime(policy, logger=ctx.logger)
+        await self._egress.start(ctx.task_group)
+        self._egress_socket = await self._egress.serve(folder, net.new_socket_name())
 
     async def _choose_containment(self, safe_id: str) -> Containment:
         if self.sandbox == "bwrap":
@@ -257,9 +250,12 @@ class LocalBackend(Backend):
             self._containment = None
 
     async def aclose(self) -> None:
-        """Stop leftover commands; remove the private folder and a temporary work dir."""
+        """Stop leftover commands and the proxy; remove the private folder and a temp work dir."""
         for proc in list(self._processes):
             await self._stop(proc, None)
+        if self._egress is not None:
+            await self._egress.aclose()
+            self._egress = self._egress_socket = None
         for group in list(self._cgroups):
             await self._remove_cgroup(group)
         if self._cgroup_session is not None:
@@ -296,10 +292,15 @@ class LocalBackend(Backend):
             "there. Background processes are stopped when their command ends."
         )
         if self.sandbox == "bwrap":
+            network = (
+                f"there is no direct network. {network_note(self.egress.destinations())}"
+                if self.egress is not None
+                else "there is no network."
+            )
             return (
                 f"{notes} Commands run in a sandbox: everything outside the working "
-                "directory, skill folders included, is read-only; /tmp is private to each "
-                "command; there is no network."
+                f"directory, skill folders included, is read-only; /tmp is private to each "
+                f"command; {network}"
             )
         return (
             f"{notes} The file tools cannot write in skill folders. Commands are not "
@@ -312,7 +313,16 @@ class LocalBackend(Backend):
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools."""
         if call.name == "bash_tool":
-            async for event in self._bash(str(call.input.get("command", "")), ctx.call_id):
+            key = ctx.idempotency_key  # a retried durable call: the first attempt's result
+            if key is not None and (done := read_record(self.workdir, key)) is not None:
+                yield done
+                return
+            events = self._bash(str(call.input.get("command", "")), ctx.call_id)
+            if self._egress is not None:
+                events = net.with_decisions(events, self._egress, ctx.call_id)
+            async for event in events:
+                if key is not None and isinstance(event, ToolResult):
+                    write_record(self.workdir, key, event)
                 yield event
             return
         if call.name not in _FILE_TOOLS:
@@ -366,12 +376,20 @@ class LocalBackend(Backend):
                 str(self.kill_grace),
                 *wrapper,
             ]
+        extra: list[Path] = []
+        if self._egress_socket is not None:  # the forwarder binds, then runs the command
+            wrapper = [
+                *net.forwarder_argv(str(self._egress_socket), sys.executable),
+                *wrapper,
+            ]
+            extra.append(self._egress_socket.parent)
         return _localproc.bwrap_argv(
             workdir=self.workdir,
             home=self._home,
             roots=self._roots,
             path_variable=env.get("PATH", ""),
             command=wrapper,
+            readonly=extra,
         )
 
     @property
@@ -391,6 +409,8 @@ class LocalBackend(Backend):
         env["PYTHONIOENCODING"] = "utf-8"
         env["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ in skill folders
         env["PIP_USER"] = "1"  # pip installs into $HOME/.local, never the app's environment
+        if self.egress is not None and self._egress_socket is not None:
+            env.update(net.sandbox_environment(self.egress, str(self._egress_socket.parent)))
         env.update(self.extra_env)
         return env
 
@@ -398,8 +418,8 @@ class LocalBackend(Backend):
 
     async def _bash(self, command: str, call_id: str) -> AsyncIterator[ToolEvent]:
         try:
-            data = _command_bytes(command)
-        except _RefusedError as exc:
+            data = command_bytes(command)
+        except CommandRefusedError as exc:
             yield ToolResult(output=str(exc), is_error=True)
             return
         before = await self._scan()
@@ -536,23 +556,10 @@ class LocalBackend(Backend):
     async def _scan(self) -> dict[Path, tuple[int, int]]:
         """Snapshot the working directory (inline when small, else in a thread)."""
         if self._last_scan_size <= _INLINE_SCAN:
-            seen = self._snapshot()
+            seen = snapshot(self.workdir, _SCAN_LIMIT)
         else:
-            seen = await anyio.to_thread.run_sync(self._snapshot)
+            seen = await anyio.to_thread.run_sync(snapshot, self.workdir, _SCAN_LIMIT)
         self._last_scan_size = len(seen)
-        return seen
-
-    def _snapshot(self) -> dict[Path, tuple[int, int]]:
-        seen: dict[Path, tuple[int, int]] = {}
-        stack = [self.workdir]
-        while stack and len(seen) < _SCAN_LIMIT:
-            with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        seen[Path(entry.path)] = (st.st_size, st.st_mtime_ns)
         return seen
 
     # -- files for the application -------------------------------------------

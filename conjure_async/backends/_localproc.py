@@ -46,9 +46,11 @@ from typing import Final, Literal
 __all__ = [
     "SHIM",
     "WRAPPER",
+    "CommandRefusedError",
     "Containment",
     "bwrap_argv",
     "cgroup_base",
+    "command_bytes",
     "kill_cgroup",
     "remove_cgroup",
     "signal_cgroup",
@@ -175,6 +177,22 @@ main()
 """
 
 
+class CommandRefusedError(Exception):
+    """A tool request the backend refuses before running it (becomes an error result)."""
+
+
+def command_bytes(command: str) -> bytes:
+    """The command as bytes for the wrapper, or :class:`CommandRefusedError` saying why not."""
+    if not command.strip():
+        raise CommandRefusedError("bash_tool needs a non-empty command")
+    if "\x00" in command:
+        raise CommandRefusedError("the command contains a NUL character, which bash cannot run")
+    try:
+        return command.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise CommandRefusedError("the command is not valid Unicode text") from None
+
+
 def _hidden_by_tmp(paths: Iterable[str]) -> list[str]:
     """The real paths among ``paths`` that bwrap's private ``/tmp`` would hide."""
     found: list[str] = []
@@ -212,6 +230,7 @@ def bwrap_argv(
     roots: Iterable[Path],
     path_variable: str,
     command: Sequence[str],
+    readonly: Iterable[Path] = (),
 ) -> list[str]:
     """The bubblewrap command line running ``command`` in the sandbox.
 
@@ -219,7 +238,8 @@ def bwrap_argv(
     the ``PATH`` entries it would hide bound back read-only), the private home
     and the working directory writable, the skill folders read-only, every
     namespace unshared (no network), a PID namespace that ends with the
-    command, and the sandbox killed if bwrap dies.
+    command, and the sandbox killed if bwrap dies. ``readonly`` folders (the
+    egress folder with the proxy's socket) are bound read-only at their paths.
     """
     argv = [
         "bwrap",
@@ -231,7 +251,7 @@ def bwrap_argv(
     for hidden in _hidden_by_tmp(_interpreter_paths(path_variable)):
         argv += ["--ro-bind-try", hidden, hidden]
     argv += ["--bind", str(home), str(home), "--bind", str(workdir), str(workdir)]
-    for root in roots:
+    for root in (*roots, *readonly):
         argv += ["--ro-bind", str(root), str(root)]
     argv += [
         "--unshare-all",

@@ -2,6 +2,7 @@
 
 =================  ==========================================================
 ``McpBackend``     the tools of one MCP server (stdio or streamable HTTP) in a session
+``McpSkillsBackend``  skills published by MCP servers, verified, run in a sandbox
 ``SkillsServer``   skills (the Skills extension) and the skill tools served over MCP
 =================  ==========================================================
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 from conjure_async._public import publish
 from conjure_async.mcp._backend import McpBackend
 from conjure_async.mcp._server import SkillsServer
+from conjure_async.mcp._skills_backend import McpSkillsBackend
 
-__all__ = ["McpBackend", "SkillsServer"]
+__all__ = ["McpBackend", "McpSkillsBackend", "SkillsServer"]
 
 publish(__name__, {name: globals()[name] for name in __all__})

@@ -6,16 +6,16 @@ context managers, lists the tools, reports ready, then waits until it is told
 to stop. Nothing is held across a ``yield``; tool calls use the SDK's
 ``ClientSession`` from the session's tool tasks.
 
-The model sees the tools when the :class:`~conjure_async.Session` is built,
-so the backend connects before that::
+The backend connects when its session opens (in the session's task group)
+and the session reads the tool list then::
 
-    async with McpBackend(["mcp-server-time"]) as time_server:
-        async with Session(time_server, model=model) as session:
-            ...
+    async with Session(McpBackend(["mcp-server-time"]), model=model) as session:
+        ...
 
-Closing the session closes the connection (the stdio server process is gone
-when the session's ``async with`` ends); a later session reconnects and
-refuses a server whose tools changed.
+``async with McpBackend(...)`` connects earlier (to look at :meth:`tools`
+before building a session). Closing the session closes the connection (the
+stdio server process is gone when the session's ``async with`` ends); a later
+session reconnects and refuses a server whose tools changed.
 
 Cancellation: the session's per-tool deadline (or a cancelled ``chat``)
 cancels the pending ``tools/call``; the SDK sends ``notifications/cancelled``
@@ -76,8 +76,8 @@ def describe_url(url: str) -> str:
 class McpBackend(Backend):
     """The tools of one MCP server (stdio subprocess or streamable-HTTP URL).
 
-    Connect it (``async with``) before building the :class:`~conjure_async.Session`:
-    the session reads the tool list when it is built. Each tool is offered as
+    It connects when its :class:`~conjure_async.Session` opens (or earlier,
+    with ``async with``); the session reads the tool list then. Each tool is offered as
     ``prefix + name`` (default prefix: the server's name and ``_``), or under
     the name ``rename`` gives it; two tools under one name, or a name the
     Messages API would refuse, raise :class:`~conjure_async.McpError`.
@@ -136,6 +136,7 @@ class McpBackend(Backend):
         self._own_errlog: TextIO | None = None
         self._session: ClientSession | None = None
         self._server_name: str | None = None
+        self._capabilities: mcp_types.ServerCapabilities | None = None
         self._stop = anyio.Event()
         self._stopped = anyio.Event()
         self._stopped.set()
@@ -222,8 +223,11 @@ class McpBackend(Backend):
                 session = await self._enter(stack)
                 with anyio.fail_after(self.connect_timeout):
                     init = await session.initialize()
-                    listed = await self._list_tools(session)
+                    # A server without the tools capability (one serving only skills) has none.
+                    has_tools = init.capabilities.tools is not None
+                    listed = await self._list_tools(session) if has_tools else []
                 self._server_name = init.server_info.name
+                self._capabilities = init.capabilities
                 self._adopt(listed)
                 self._session = session
                 started = True
@@ -344,21 +348,17 @@ class McpBackend(Backend):
         failure.__cause__ = exc
         return failure
 
+    def _client(self) -> ClientSession:
+        """The SDK session of the connection (for the Skills extension's requests)."""
+        if self._session is None:
+            raise self._failure or McpError("not connected", target=self.target)
+        return self._session
+
     # -- tools -------------------------------------------------------------
 
     def tools(self) -> Sequence[ToolDefinition]:
-        """The server's tools under the names the model sees.
-
-        Raises:
-            McpError: The backend has never connected (use ``async with`` first).
-        """
-        if self._definitions is None:
-            raise McpError(
-                "not connected yet: enter `async with McpBackend(...)` before building "
-                "the Session (the session reads the tool list when it is built)",
-                target=self.target,
-            )
-        return list(self._definitions)
+        """The server's tools under the names the model sees (none before it first connected)."""
+        return list(self._definitions or ())
 
     def prompt_notes(self) -> str | None:
         """No notes: the tools describe themselves."""

@@ -37,6 +37,7 @@ from conjure_async._exceptions import MissingDependencyError
 from conjure_async._logging import get_logger
 from conjure_async._schema import schema_errors
 from conjure_async.backends._base import Backend, BackendContext, ToolCall, ToolContext, ToolResult
+from conjure_async.mcp._served import SKILLS_EXTENSION
 from conjure_async.skills import Skill, parse_skill_md, skill_tool_definitions
 
 try:
@@ -48,9 +49,6 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise MissingDependencyError("mcp", "mcp") from exc
 
 __all__ = ["SKILLS_EXTENSION", "SkillFile", "SkillsServer"]
-
-SKILLS_EXTENSION = "io.modelcontextprotocol/skills"
-"""The Skills extension's identifier."""
 
 BackendFactory = Callable[[list[Skill]], Backend]
 _INVALID_PARAMS = -32602
@@ -324,6 +322,7 @@ class SkillsServer:
             raise MissingDependencyError("uvicorn", "demo") from exc
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.bind((host, port))
+        sock.listen(128)  # connections wait in the backlog from now on, not refused
         if ready is not None:
             ready(sock.getsockname()[1])
         config = uvicorn.Config(self.asgi_app(path, host=host), log_level="warning", lifespan="on")

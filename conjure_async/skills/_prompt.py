@@ -15,6 +15,7 @@ __all__ = [
     "SkillPromptEntry",
     "available_skills_block",
     "estimate_tokens",
+    "network_note",
     "skills_instructions",
 ]
 
@@ -164,6 +165,17 @@ def available_skills_block(
     if isinstance(instructions, str) and instructions:
         return f"{instructions}\n\n{block}"
     return block
+
+
+def network_note(destinations: Iterable[str]) -> str:
+    """The system prompt's line saying which hosts a sandbox with an egress policy may reach."""
+    shown = ", ".join(destinations) or "none"
+    return (
+        "Network access goes through an HTTP(S) proxy that is already configured "
+        "(HTTP_PROXY/HTTPS_PROXY); only these destinations are reachable (ports 80 and 443 "
+        f"unless one is given): {shown}. Anything else is refused with HTTP 403, and programs "
+        "that ignore the proxy settings (raw sockets, ssh, DNS lookups) cannot connect."
+    )
 
 
 def estimate_tokens(text: str) -> int:

@@ -174,7 +174,7 @@ def test_the_backend_and_the_value_share_their_defaults() -> None:
     backend = inspect.signature(DockerBackend).parameters
     options = inspect.signature(ContainerConfig.from_options).parameters
     shared = sorted(set(backend) & set(options))
-    assert len(shared) == 20
+    assert len(shared) == 21  # egress included
     assert {n: backend[n].default for n in shared} == {n: options[n].default for n in shared}
 
 

@@ -28,6 +28,7 @@ CONCEPTS = {
     "_pool": ["WarmPool"],
     "_image": ["DEFAULT_IMAGE", "build_image", "build_offline_image"],
     "_sweep": ["sweep_orphans"],
+    "_durable": ["reattach", "session_of"],
     "_api": ["docker_client", "translate"],
 }
 

@@ -38,3 +38,32 @@ async def test_docker_backed_call_and_disconnect_removes_the_container(
     async with docker_client(docker_engine.host) as client:
         left = await client.containers.list(all=True, filters={"id": [found[0].id]})
     assert left == []
+
+
+async def test_session_runs_a_served_skill_script_in_docker(docker_engine: Engine) -> None:
+    """Skills of `conjure mcp serve` (another process) run inside the session's container."""
+    from conjure_async import Session
+    from conjure_async.backends import DockerBackend
+    from conjure_async.mcp import McpBackend, McpSkillsBackend
+    from conjure_async.testing import ScriptedModel, text_response
+    from tests.mcp.test_mcp_skills import SKILLS, run_script
+
+    def in_docker(skills: list[Skill]) -> DockerBackend:
+        return DockerBackend(skills, image=docker_engine.image, docker_host=docker_engine.host)
+
+    server = McpBackend(serve_command(str(SKILLS)))
+    backend = McpSkillsBackend({"team": server}, backend=in_docker)
+    model = ScriptedModel(
+        [run_script("team.csv-summary", "scripts/summarize.py"), text_response("ok")]
+    )
+    async with Session(backend, model=model) as session:
+        root = backend.directory
+        assert root is not None
+        assert isinstance(backend.backend, DockerBackend)
+        reply = await session.chat("summarize")
+        prompt = model.requests[0].system or ""
+    (record,) = reply.tool_calls
+    assert not record.is_error, record.output
+    assert "temp: count=2" in record.output
+    assert "/mnt/skills/team.csv-summary/SKILL.md" in prompt
+    assert not root.exists()

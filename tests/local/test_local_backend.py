@@ -242,7 +242,7 @@ async def test_unsandboxed_warning_is_logged_once(
 ) -> None:
     import structlog
 
-    import conjure_async.backends._local as local_module
+    import conjure_async.backends._localdirs as local_module
 
     monkeypatch.setattr(structlog, "is_configured", lambda: False)  # the stdlib route
     local_module._warned_unsandboxed = False

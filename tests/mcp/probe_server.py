@@ -80,6 +80,7 @@ def main() -> None:
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # a client connecting before uvicorn serves waits in the backlog
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     app = server.streamable_http_app(streamable_http_path="/mcp")
     config = uvicorn.Config(app, log_level="warning", lifespan="on")

@@ -141,10 +141,39 @@ async def test_unreachable_url_raises_mcp_error_without_credentials() -> None:
     assert "abc" not in str(info.value)
 
 
-async def test_tools_before_connecting_is_a_clear_error(probe_command: list[str]) -> None:
-    """Building a session from an unconnected backend says to connect first."""
-    with pytest.raises(McpError, match="async with McpBackend"):
-        Session(McpBackend(probe_command), model=ScriptedModel([]))
+async def test_session_connects_an_unconnected_backend_when_it_opens(
+    probe_command: list[str],
+) -> None:
+    """A session built from an unconnected backend lists its tools at open and calls one."""
+    backend = McpBackend(probe_command)
+    model = script(tool_call("probe_echo", {"text": "lazy"}), tool_call("probe_pid", {}))
+    session = Session(backend, model=model)
+    assert session.tools == []
+    async with session:
+        assert "probe_echo" in [t["name"] for t in session.tools]
+        reply = await session.chat("go")
+    echo, pid = reply.tool_calls
+    assert (echo.output, echo.is_error, echo.backend) == ("lazy", False, "mcp")
+    sent = [t["name"] for t in model.requests[0].tools or []]
+    assert sent == [t.name for t in backend.tools()]
+    assert not backend.connected
+    assert not process_alive(int(pid.output))
+
+
+async def test_clash_found_when_the_session_opens_is_refused(probe_command: list[str]) -> None:
+    """A server tool clashing with another backend's tool fails the session's open, no leak."""
+
+    @tool
+    async def probe_echo(text: str) -> str:
+        """A native tool named like the server's."""
+        return text
+
+    backend = McpBackend(probe_command)
+    session = Session([backend, NativeBackend(probe_echo)], model=ScriptedModel([]))
+    with pytest.raises(ToolConflictError, match="probe_echo"):
+        async with session:
+            pass
+    assert not backend.connected
 
 
 async def test_clashing_names_are_refused(probe_command: list[str]) -> None:

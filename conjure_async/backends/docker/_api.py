@@ -177,6 +177,8 @@ async def docker_client(
     url = resolve_host(docker_host)
     if url is None:
         raise DockerUnavailableError(f"cannot reach the Docker engine: {describe_host(None)}")
+    if ssl_context is not None and url.startswith("tcp://"):
+        url = "https://" + url[len("tcp://") :]  # aiodocker would speak plain HTTP to it
     try:
         client = aiodocker.Docker(
             url=url,

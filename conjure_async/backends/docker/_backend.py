@@ -1,40 +1,31 @@
 """The Docker backend: the four skill tools inside one sandbox container per session.
 
 The container is created on the first tool call (or taken from a
-:class:`WarmPool`), reused by every turn of the session, and removed (with its
-anonymous volumes) when the session closes, also on error or cancellation.
-It carries labels (``created-by=conjure_async``, the session id, the owning
-``host:pid``) so :func:`~conjure_async.backends.docker._sweep.sweep_orphans`
-can remove containers a crashed process left behind.
+:class:`WarmPool`), reused by every turn, and removed with its anonymous
+volumes when the session closes, also on error or cancellation (unless
+``keep_container``: durable sessions reattach by id, :mod:`._durable`). Its
+labels let :func:`~conjure_async.backends.docker._sweep.sweep_orphans` remove
+what a crashed process left behind.
 
-Inside the container:
+Inside: skills bind-mounted read-only at ``/mnt/skills/<name>``; a writable,
+checked ``/workspace`` as the working directory (see :mod:`._container`);
+``bash_tool`` runs each command in a ``bash`` and process group of its own
+whose every process is killed, verified, when it ends, times out or is
+cancelled (see :mod:`._scripts`); the file tools run a small Python helper
+with the Local backend's confinement; a tmpfs ``/run/conjure`` holds the
+backend's markers. With ``egress=EgressPolicy(...)`` the network stays
+``none``: the main process forwards ``127.0.0.1:3128`` (``HTTP(S)_PROXY``) to
+the session proxy's unix socket in a folder mounted at ``/run/egress`` (see
+``docs/network-policy.md``).
 
-* skills are bind-mounted read-only at ``/mnt/skills/<name>``; the prompt
-  shows these paths;
-* ``/workspace`` is writable by the container's user on any image (an
-  anonymous volume by default, or a host directory, or a tmpfs), checked when
-  the container starts (see :mod:`._container`), and is the working
-  directory;
-* ``bash_tool`` sends the command on an exec's stdin to a wrapper that runs
-  it in a ``bash`` of its own, in a process group of its own; when the
-  command's shell exits, or on a timeout or cancellation (from a second
-  exec), every process the command started is killed, however it detached,
-  and the kill is verified (see :mod:`._scripts`);
-* ``view``/``create_file``/``str_replace`` run a small Python helper fed JSON
-  on stdin, with the Local backend's confinement and error results;
-* the backend keeps a small tmpfs of its own at ``/run/conjure`` for its
-  marker files (the image's ``/tmp`` does not matter).
-
-Secure defaults (each an option): no network, 512 MiB memory, one CPU,
-256 processes, read-only root filesystem with a tmpfs ``/tmp``, user
-65534:65534, every capability dropped, ``no-new-privileges``, an init process.
-See ``docs/backends/docker.md`` and ``docs/adr/0005-docker-exec-and-kill.md``.
+Secure defaults (each an option; ``docs/backends/docker.md``): no network,
+512 MiB memory, one CPU, 256 processes, read-only root with a tmpfs ``/tmp``,
+user 65534:65534, no capabilities, ``no-new-privileges``, an init process.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -47,6 +38,7 @@ from conjure_async._exceptions import (
     ContainerDiedError,
     DockerError,
     ImageNotFoundError,
+    SandboxUnavailableError,
 )
 from conjure_async._logging import get_logger
 from conjure_async.backends._base import (
@@ -63,18 +55,22 @@ from conjure_async.backends.docker._api import (
     describe_host,
     docker_client,
     import_aiodocker,
+    resolve_host,
     translate,
 )
 from conjure_async.backends.docker._bash import run_command
 from conjure_async.backends.docker._config import ContainerConfig, parse_size
 from conjure_async.backends.docker._container import Sandbox, create_container, remove_container
-from conjure_async.backends.docker._files import download
+from conjure_async.backends.docker._durable import SESSION_OWNER, reattach, recorded
+from conjure_async.backends.docker._files import download, file_request
 from conjure_async.backends.docker._image import DEFAULT_IMAGE
 from conjure_async.backends.docker._pool import WarmPool
-from conjure_async.backends.docker._scripts import FILE_HELPER
+from conjure_async.egress._policy import EgressPolicy
+from conjure_async.egress._runtime import EgressRuntime, with_decisions
 from conjure_async.events import CreatedFile
 from conjure_async.messages import ToolDefinition
 from conjure_async.skills import Skill, SkillListing, skill_tool_definitions
+from conjure_async.skills._prompt import network_note
 
 __all__ = ["DockerBackend"]
 
@@ -102,6 +98,10 @@ class DockerBackend(Backend):
         workdir: Where the workspace is mounted in the container.
         skills_dir: Where the skills are mounted in the container.
         network: Docker network mode; ``"none"`` (default) leaves only loopback.
+        egress: A network policy: the container keeps network ``"none"`` and
+            reaches only the policy's destinations, through the session's
+            proxy (needs the engine on this machine, and ``python3`` in the
+            image for the forwarder). See :class:`EgressPolicy`.
         memory: Memory limit (``"512m"``, bytes, or ``None`` for none); swap is
             not allowed beyond it.
         cpus: CPU limit (``1.0`` = one core; ``None`` for none).
@@ -123,14 +123,19 @@ class DockerBackend(Backend):
             (``"1g"``, bytes).
         only: Offer only these skill tools.
         exclude: Offer every skill tool but these.
+        keep_container: The container outlives this instance (durable
+            sessions): closing leaves it running, :meth:`dump_state` holds its
+            id and :meth:`load_state` reattaches to it; :meth:`remove_container`
+            removes it. It is labelled with its session, not its process.
 
     The container options are checked once and kept as one frozen value,
     :attr:`config`; the option attributes (:attr:`memory`, :attr:`workdir`...)
     read it.
 
     Raises:
-        ValueError: ``memory`` or ``download_limit`` is not a size, or
-            ``pool`` uses another engine.
+        ValueError: ``memory`` or ``download_limit`` is not a size,
+            ``pool`` uses another engine, ``egress`` comes with a network
+            or with ``keep_container``.
         TypeError: ``host_config`` holds a value JSON cannot carry.
     """
 
@@ -148,6 +153,7 @@ class DockerBackend(Backend):
         workdir: str = "/workspace",
         skills_dir: str = "/mnt/skills",
         network: str = "none",
+        egress: EgressPolicy | None = None,
         memory: int | str | None = "512m",
         cpus: float | None = 1.0,
         pids_limit: int | None = 256,
@@ -166,6 +172,7 @@ class DockerBackend(Backend):
         download_limit: int | str = "1g",
         only: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
+        keep_container: bool = False,
     ) -> None:
         self.skills = list(skills)
         self.config = ContainerConfig.from_options(
@@ -189,10 +196,13 @@ class DockerBackend(Backend):
             env=env,
             host_config=host_config,
             labels=labels,
+            egress=egress,
         )
         """The container configuration, one frozen value (what a warm pool matches on)."""
         if pool is not None and pool.docker_host != docker_host:
             raise ValueError("the pool and the backend must use the same docker_host")
+        if keep_container and egress is not None:  # the proxy lives with one process
+            raise ValueError("keep_container cannot be combined with an egress policy")
         self.ssl_context = ssl_context
         self.pool = pool
         self.output_limit = output_limit
@@ -209,6 +219,9 @@ class DockerBackend(Backend):
         self.from_pool = False
         """Whether the session's container came ready from the warm pool."""
         self._last_container_id: str | None = None
+        self._egress: EgressRuntime | None = None
+        self.keep_container = keep_container
+        self._kept: dict[str, Any] | None = None  # a kept container to reattach to
 
     def __repr__(self) -> str:
         return (
@@ -247,6 +260,11 @@ class DockerBackend(Backend):
     def network(self) -> str:
         """The Docker network mode."""
         return self.config.network
+
+    @property
+    def egress(self) -> EgressPolicy | None:
+        """The network policy (``None``: the ``network`` mode alone)."""
+        return self.config.egress
 
     @property
     def memory(self) -> int | None:
@@ -291,23 +309,46 @@ class DockerBackend(Backend):
         The container, and with it the workspace, is checked when the first
         tool call starts it (or when a warm pool does).
 
+        With an egress policy the session's proxy starts here (in the
+        session's task group); the engine must be on this machine.
+
         Raises:
             DockerUnavailableError: the engine cannot be reached.
             ImageNotFoundError: the image is not on the engine.
+            SandboxUnavailableError: an egress policy with an engine on
+                another machine (it could not see the proxy's socket).
         """
         if self._stack is not None:
             raise BackendError("this DockerBackend is already in use by another session")
         self._log = ctx.logger
         self._session_id = ctx.session_id
+        policy = self.config.egress
+        if policy is not None:
+            engine = resolve_host(self.docker_host) or ""
+            if not engine.startswith("unix://"):
+                raise SandboxUnavailableError(
+                    f"an egress policy needs the Docker engine on this machine (the proxy's "
+                    f"unix socket is bind-mounted into the container), but the engine is "
+                    f"{describe_host(self.docker_host)}; the network stays closed. For a "
+                    "remote engine see 'Remote engines' in the network policy documentation "
+                    "(a sidecar proxy container)"
+                )
         stack = contextlib.AsyncExitStack()
         try:
             self._client = await stack.enter_async_context(
                 docker_client(self.docker_host, ssl_context=self.ssl_context)
             )
             await self._check_image()
+            if policy is not None:
+                runtime = EgressRuntime(policy, logger=ctx.logger)
+                stack.push_async_callback(runtime.aclose)
+                await runtime.start(ctx.task_group)
+                self._egress = runtime
         except BaseException:
-            await stack.aclose()
+            with anyio.CancelScope(shield=True):
+                await stack.aclose()
             self._client = None
+            self._egress = None
             raise
         self._stack = stack
 
@@ -326,28 +367,45 @@ class DockerBackend(Backend):
     async def aclose(self) -> None:
         """Remove the session's container (and its volumes) and close the client."""
         with anyio.CancelScope(shield=True):
-            if self._sandbox is not None and self._client is not None:
-                await remove_container(self._client, self._sandbox.id, self._log)
+            if self._sandbox is not None and self._client is not None and not self.keep_container:
+                await remove_container(
+                    self._client,
+                    self._sandbox.id,
+                    self._log,
+                    egress_folder=self._sandbox.egress_folder,
+                )
             self._last_container_id = self.container_id
+            if self.keep_container and self._sandbox is not None:  # still reattachable
+                self._kept = {"container_id": self._sandbox.id, "spare": self._sandbox.spare}
             self._sandbox = None
             if self._stack is not None:
-                await self._stack.aclose()
+                await self._stack.aclose()  # the egress proxy too
             self._stack = None
             self._client = None
+            self._egress = None
 
     async def _container(self) -> Sandbox:
         """The session's container, created (or taken from the pool) on first use."""
         if self._client is None:
             raise BackendError("DockerBackend is not open")
         async with self._container_lock:
+            if self._sandbox is None and self._kept is not None:
+                self._sandbox = await reattach(
+                    self._client, self._kept, self.config, self.docker_host
+                )
             if self._sandbox is None:
                 taken = await self.pool.acquire(self) if self.pool is not None else None
                 self.from_pool = taken is not None
                 if taken is None:
                     taken = await create_container(
-                        self._client, self.config, self._session_id or ""
+                        self._client,
+                        self.config,
+                        self._session_id or "",
+                        owner=f"{SESSION_OWNER}{self._session_id}" if self.keep_container else None,
                     )
                 self._sandbox = taken
+                if self._egress is not None and taken.egress_folder and taken.egress_socket:
+                    await self._egress.serve(Path(taken.egress_folder), taken.egress_socket)
                 self._log.debug("docker.container", container=taken.id, from_pool=self.from_pool)
             return self._sandbox
 
@@ -365,27 +423,46 @@ class DockerBackend(Backend):
         return self._definitions
 
     def prompt_notes(self) -> str | None:
-        """Where commands run, as the container sees it."""
+        """Where commands run, as the container sees it; which hosts it may reach."""
         network = "no network access" if self.network == "none" else f"network {self.network!r}"
-        return (
+        if self.egress is not None:
+            network = "no direct network access"
+        notes = (
             f"Your tools run inside a Linux container ({network}). Your working directory is "
             f"{self.workdir}: commands run there; create files there. Skill folders under "
             f"{self.skills_dir} are read-only."
         )
+        if self.egress is not None:
+            notes = f"{notes} {network_note(self.egress.destinations())}"
+        return notes
 
     def dump_state(self) -> dict[str, Any]:
-        """The image and the last container id, for diagnostics only.
+        """The image, the engine and the container id: reattached only with ``keep_container``.
 
-        A restored session never reattaches to that container: containers are
-        removed when their session closes, so the restored session starts a
-        fresh one on its first tool call (a host-directory workspace keeps the
-        files).
+        Otherwise the id is for diagnostics: a restored session starts a fresh
+        container on its first tool call (a host-directory workspace keeps the files).
         """
-        return {"image": self.image, "container_id": self.container_id or self._last_container_id}
+        state = {"image": self.image, "container_id": self.container_id or self._last_container_id}
+        if self.keep_container:
+            kept = self._sandbox
+            state["docker_host"] = self.docker_host
+            state["spare"] = kept.spare if kept is not None else (self._kept or {}).get("spare")
+            if kept is None and self._kept is not None:
+                state["container_id"] = self._kept["container_id"]
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
-        """Accept a dumped state; nothing is reattached (see :meth:`dump_state`)."""
-        del state
+        """With ``keep_container``, reattach to the state's container on first use."""
+        if self.keep_container and state.get("container_id"):
+            self._kept = dict(state)
+
+    async def remove_container(self) -> None:
+        """Remove the session's container now (with ``keep_container``, the only way)."""
+        container_id = self.container_id or (self._kept or {}).get("container_id")
+        if container_id is not None and self._client is not None:
+            await remove_container(self._client, str(container_id), self._log)
+        self._sandbox = None
+        self._kept = None
 
     # -- files ---------------------------------------------------------------
 
@@ -434,9 +511,13 @@ class DockerBackend(Backend):
 
     async def run_tool(self, call: ToolCall, ctx: ToolContext[Any]) -> AsyncIterator[ToolEvent]:
         """Run one of the four skill tools in the session's container."""
-        del ctx
         if call.name == "bash_tool":
-            async for event in self._bash(call.input.get("command", ""), call.id):
+            events = self._bash(call.input.get("command", ""), call.id)
+            if self._egress is not None:
+                events = with_decisions(events, self._egress, call.id)
+            if self.keep_container and ctx.idempotency_key is not None:  # durable: at most once
+                events = recorded(events, ctx.idempotency_key, self._client, self._container)
+            async for event in events:
                 yield event
             return
         if call.name not in ("view", "create_file", "str_replace"):
@@ -515,41 +596,4 @@ class DockerBackend(Backend):
 
     async def _helper(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """Run the file helper with one request; return its JSON reply."""
-        request = json.dumps(
-            {
-                "op": op,
-                "args": args,
-                "workspace": self.workdir,
-                "readonly_roots": self._readonly_roots,
-                "limit": self.output_limit,
-            }
-        ).encode()
-        sandbox = await self._container()
-        execution = await self._exec(sandbox, ["python3", "-c", FILE_HELPER], stdin=True)
-        out = bytearray()
-        err = bytearray()
-        try:
-            async with execution.start(detach=False) as stream:
-                await stream.write_in(b"%d\n" % len(request) + request)
-                while (message := await stream.read_out()) is not None:
-                    (err if message.stream == 2 else out).extend(message.data)
-            info = await execution.inspect()
-        except DockerError:
-            raise
-        except Exception as exc:
-            raise translate(exc, host=self.docker_host, action=f"running {op}") from exc
-        try:
-            reply = json.loads(out.decode("utf-8", "replace"))
-        except ValueError:
-            code = info.get("ExitCode")
-            if code == 127:
-                raise DockerError(
-                    f"the image {self.image!r} has no python3, which the file tools need"
-                ) from None
-            if code is None:
-                raise await self._died(sandbox.id) from None
-            detail = err.decode("utf-8", "replace")[-2000:]
-            raise DockerError(f"the file helper failed (exit code {code}): {detail}") from None
-        if not isinstance(reply, dict):
-            raise DockerError("the file helper answered something unusable")
-        return reply
+        return await file_request(self, await self._container(), op, args)

@@ -26,9 +26,18 @@ from typing import Any, Literal
 
 from conjure_async.backends.docker._image import DEFAULT_IMAGE
 from conjure_async.backends.docker._scripts import CONTROL_DIR
+from conjure_async.egress._policy import EgressPolicy
+from conjure_async.egress._runtime import SANDBOX_FOLDER, forwarder_argv, sandbox_environment
 from conjure_async.skills import Skill
 
-__all__ = ["ContainerConfig", "parse_size"]
+__all__ = ["LABEL_EGRESS", "LABEL_EGRESS_FOLDER", "ContainerConfig", "parse_size"]
+
+LABEL_EGRESS = "conjure_async.egress"
+"""Label holding the egress policy's fingerprint on containers that have one."""
+LABEL_EGRESS_FOLDER = "conjure_async.egress-folder"
+"""Label holding the host folder mounted at ``/run/egress`` (removed with the container)."""
+_FOLDER_PLACEHOLDER = "<egress-folder>"
+_SOCKET_PLACEHOLDER = "<socket>"
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
@@ -77,6 +86,8 @@ class ContainerConfig:
     env: tuple[tuple[str, str], ...]
     host_config: tuple[tuple[str, Any], ...]
     labels: tuple[tuple[str, str], ...]
+    egress: EgressPolicy | None = None
+    """The network policy: no network but the session's proxy (``None``: ``network`` alone)."""
 
     @classmethod
     def from_options(
@@ -102,6 +113,7 @@ class ContainerConfig:
         env: Mapping[str, str] | None = None,
         host_config: Mapping[str, Any] | None = None,
         labels: Mapping[str, str] | None = None,
+        egress: EgressPolicy | None = None,
     ) -> ContainerConfig:
         """Check and normalize the container options of :class:`DockerBackend`.
 
@@ -111,9 +123,14 @@ class ContainerConfig:
         paths, and ``tmpfs=None`` is the default ``/tmp`` mount.
 
         Raises:
-            ValueError: ``memory`` is not a size.
+            ValueError: ``memory`` is not a size, or ``egress`` comes with a
+                network other than ``"none"``.
             TypeError: ``host_config`` holds a value JSON cannot carry.
         """
+        if egress is not None and network != "none":
+            raise ValueError(
+                f"egress= needs network='none' (not {network!r}): the policy is the only way out"
+            )
         if workspace not in ("volume", "tmpfs"):
             workspace = str(Path(workspace).resolve())
         return cls(
@@ -137,6 +154,7 @@ class ContainerConfig:
             env=tuple((env or {}).items()),
             host_config=tuple(json.loads(json.dumps(dict(host_config or {}))).items()),
             labels=tuple((labels or {}).items()),
+            egress=egress,
         )
 
     @property
@@ -146,12 +164,23 @@ class ContainerConfig:
 
     @property
     def key(self) -> str:
-        """A short hash of the engine and the create request (equal configs, equal keys)."""
+        """A short hash of the engine and the create request (equal configs, equal keys).
+
+        With an egress policy the key holds its fingerprint (hosts, ports and
+        header names, never values), not the per-container folder.
+        """
         canonical = json.dumps(self.create_request(), sort_keys=True)
         return hashlib.sha256(f"{self.docker_host}\n{canonical}".encode()).hexdigest()[:16]
 
-    def create_request(self) -> dict[str, Any]:
-        """The engine's ``POST /containers/create`` body, without per-session labels."""
+    def create_request(
+        self, egress_folder: str = _FOLDER_PLACEHOLDER, egress_socket: str = _SOCKET_PLACEHOLDER
+    ) -> dict[str, Any]:
+        """The engine's ``POST /containers/create`` body, without per-session labels.
+
+        Args:
+            egress_folder: The host folder to mount at ``/run/egress`` (with a policy).
+            egress_socket: The proxy socket's name in that folder.
+        """
         binds = [f"{path}:{self.skills_dir}/{name}:ro" for name, path in self.skills]
         volumes: dict[str, Any] = {}
         tmpfs = dict(self.tmpfs)
@@ -186,14 +215,22 @@ class ContainerConfig:
             {"Type": "tmpfs", "Target": CONTROL_DIR, "TmpfsOptions": control},
         ]
         environment = {"HOME": self.workdir, "LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8"}
+        command = ["sleep", "infinity"]
+        labels = dict(self.labels)
+        if self.egress is not None:
+            binds.append(f"{egress_folder}:{SANDBOX_FOLDER}:ro")
+            environment.update(sandbox_environment(self.egress, SANDBOX_FOLDER))
+            # The forwarder is the container's main process: it lives as long as the container.
+            command = forwarder_argv(f"{SANDBOX_FOLDER}/{egress_socket}")
+            labels[LABEL_EGRESS] = self.egress.fingerprint
         environment.update(self.env)
         return {
             "Image": self.image,
-            "Cmd": ["sleep", "infinity"],
+            "Cmd": command,
             "User": self.user,
             "WorkingDir": self.workdir,
             "Env": [f"{k}={v}" for k, v in sorted(environment.items())],
-            "Labels": dict(self.labels),
+            "Labels": labels,
             "Volumes": volumes,
             "NetworkDisabled": self.network == "none",
             "HostConfig": host,

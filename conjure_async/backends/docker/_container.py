@@ -42,11 +42,20 @@ from conjure_async.backends.docker._api import (
     LABEL_OWNER,
     LABEL_POOL,
     LABEL_SESSION,
+    describe_host,
     import_aiodocker,
     translate,
 )
-from conjure_async.backends.docker._config import ContainerConfig
+from conjure_async.backends.docker._config import LABEL_EGRESS_FOLDER, ContainerConfig
 from conjure_async.backends.docker._scripts import CONTROL_DIR, PREPARE
+from conjure_async.egress._forwarder import PROXY_PORT
+from conjure_async.egress._runtime import (
+    MARKER,
+    SANDBOX_FOLDER,
+    make_folder,
+    new_socket_name,
+    remove_folder,
+)
 
 __all__ = ["Sandbox", "create_body", "create_container", "remove_container", "run_exec"]
 
@@ -55,14 +64,26 @@ def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def create_body(config: ContainerConfig, session_id: str, *, pool: bool) -> dict[str, Any]:
-    """The create request of ``config`` with the labels that let a sweep find the container."""
-    body = config.create_request()
+def create_body(
+    config: ContainerConfig,
+    session_id: str,
+    *,
+    pool: bool,
+    egress: tuple[str, str] | None = None,
+    owner: str | None = None,
+) -> dict[str, Any]:
+    """The create request of ``config`` with the labels that let a sweep find the container.
+
+    ``egress`` is ``(host folder, socket name)`` for a container with a policy.
+    """
+    body = config.create_request(*egress) if egress is not None else config.create_request()
+    if egress is not None:
+        body["Labels"][LABEL_EGRESS_FOLDER] = egress[0]
     body["Labels"] = {
         **body.get("Labels", {}),
         LABEL_CREATED_BY: CREATED_BY,
         LABEL_SESSION: session_id,
-        LABEL_OWNER: _owner(),
+        LABEL_OWNER: owner or _owner(),
     }
     if pool:
         body["Labels"][LABEL_POOL] = config.key
@@ -76,6 +97,10 @@ class Sandbox:
     id: str
     spare: str
     """Pids of the image's own processes (space-separated): never swept."""
+    egress_folder: str | None = None
+    """The host folder mounted at ``/run/egress`` (a container with an egress policy)."""
+    egress_socket: str | None = None
+    """The proxy socket's name in that folder (the session listens there)."""
 
 
 async def run_exec(
@@ -104,10 +129,21 @@ async def run_exec(
     return out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), code
 
 
-async def _prepare(client: Any, container_id: str, config: ContainerConfig) -> Sandbox:
-    """Check (and where ours, fix) the workspace; record the image's processes."""
+async def _prepare(
+    client: Any, container_id: str, config: ContainerConfig, egress: tuple[str, str] | None
+) -> Sandbox:
+    """Check (and where ours, fix) the workspace; record the image's processes.
+
+    With an egress policy, also check that the container sees the egress
+    folder (an engine on another machine would mount an empty folder of its
+    own) and wait until the forwarder listens.
+    """
     host = config.docker_host
-    cmd = ["bash", "-c", PREPARE, "conjure-prepare", config.workdir, CONTROL_DIR]
+    marker = f"{SANDBOX_FOLDER}/{MARKER}" if egress is not None else ""
+    cmd = [
+        "bash", "-c", PREPARE, "conjure-prepare", config.workdir, CONTROL_DIR, marker,
+        f":{PROXY_PORT:04X}",
+    ]  # fmt: skip
     for attempt in (1, 2):
         out, err, code = await run_exec(
             client, container_id, cmd, host=host, action="preparing the container"
@@ -119,14 +155,32 @@ async def _prepare(client: Any, container_id: str, config: ContainerConfig) -> S
                 f"preparing the container of image {config.image!r} failed{missing}: "
                 f"exit code {code}: {(err or out).strip()[-500:]}"
             )
-        workspace, _, control = lines[0].partition(" ")
+        workspace, control, network = [*lines[0].split(), "", ""][:3]
+        if network == "unseen":
+            raise DockerError(
+                f"the Docker engine at {describe_host(host)} cannot see this machine's files: "
+                f"the egress folder {egress[0] if egress else ''} is empty in the container, so "
+                "the session's proxy socket cannot reach it. An egress policy needs the engine "
+                "on this machine; for a remote engine see 'Remote engines' in the network "
+                "policy documentation (a sidecar proxy container)"
+            )
+        if network == "noforwarder":
+            raise DockerError(
+                f"the egress forwarder did not start in the container of image {config.image!r} "
+                "(it needs python3 in the image)"
+            )
         if control != "ok":
             raise DockerError(
                 f"the backend's control directory {CONTROL_DIR} (a tmpfs it mounts) is not "
                 f"writable by the container user {config.user!r}: is another mount over it?"
             )
         if workspace == "ok":
-            return Sandbox(container_id, lines[1])
+            return Sandbox(
+                container_id,
+                lines[1],
+                egress_folder=egress[0] if egress else None,
+                egress_socket=egress[1] if egress else None,
+            )
         if attempt == 1 and workspace == "denied" and config.own_workspace:
             # A new volume (or tmpfs) over a path the image lacks is root's, mode 755.
             await run_exec(
@@ -148,7 +202,12 @@ async def _prepare(client: Any, container_id: str, config: ContainerConfig) -> S
 
 
 async def create_container(
-    client: Any, config: ContainerConfig, session_id: str, *, pool: bool = False
+    client: Any,
+    config: ContainerConfig,
+    session_id: str,
+    *,
+    pool: bool = False,
+    owner: str | None = None,
 ) -> Sandbox:
     """Create, start and prepare a container; remove it again if any step fails. Shielded.
 
@@ -158,9 +217,15 @@ async def create_container(
             message says why: e.g. a workspace the user cannot write).
     """
     with anyio.CancelScope(shield=True):
+        egress: tuple[str, str] | None = None
+        if config.egress is not None:
+            folder = await anyio.to_thread.run_sync(make_folder)
+            egress = (str(folder), new_socket_name())
         try:
-            container = await client.containers.create(create_body(config, session_id, pool=pool))
+            body = create_body(config, session_id, pool=pool, egress=egress, owner=owner)
+            container = await client.containers.create(body)
         except Exception as exc:
+            remove_folder(egress[0] if egress else None)
             raise translate(
                 exc, host=config.docker_host, image=config.image, action="creating the container"
             ) from exc
@@ -171,16 +236,19 @@ async def create_container(
                 raise translate(
                     exc, host=config.docker_host, action="starting the container"
                 ) from exc
-            sandbox = await _prepare(client, str(container.id), config)
+            sandbox = await _prepare(client, str(container.id), config, egress)
         except BaseException:
             with contextlib.suppress(Exception):
                 await container.delete(force=True, v=True)
+            remove_folder(egress[0] if egress else None)
             raise
     return sandbox
 
 
-async def remove_container(client: Any, container_id: str, log: Logger) -> None:
-    """Force-remove a container and its anonymous volumes (shielded, never raises)."""
+async def remove_container(
+    client: Any, container_id: str, log: Logger, *, egress_folder: str | None = None
+) -> None:
+    """Force-remove a container, its volumes and egress folder (shielded, never raises)."""
     aiodocker = import_aiodocker()
     with anyio.CancelScope(shield=True), anyio.move_on_after(30):
         try:
@@ -190,3 +258,4 @@ async def remove_container(client: Any, container_id: str, log: Logger) -> None:
                 log.warning("docker.remove_failed", container=container_id, error=str(exc))
         except Exception as exc:  # noqa: BLE001 - closing must not raise
             log.warning("docker.remove_failed", container=container_id, error=repr(exc))
+    remove_folder(egress_folder)

@@ -26,16 +26,21 @@ import posixpath
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
 from conjure_async._download import finish_download, safe_filename
 from conjure_async._exceptions import DockerError
 from conjure_async.backends.docker._api import translate
+from conjure_async.backends.docker._scripts import FILE_HELPER
 from conjure_async.events import CreatedFile
 
-__all__ = ["DOWNLOADER", "download"]
+if TYPE_CHECKING:
+    from conjure_async.backends.docker._backend import DockerBackend
+    from conjure_async.backends.docker._container import Sandbox
+
+__all__ = ["DOWNLOADER", "download", "file_request"]
 
 # argv: $1 path, $2 workspace, $3 byte limit. stdout: one JSON line, then
 # exactly "size" bytes when ok.
@@ -181,3 +186,46 @@ def _refuse(header: dict[str, Any], path: str, limit: int) -> None:
         )
     reason = _REFUSED.get(str(kind), f"cannot be read ({error})")
     raise DockerError(f"{path} {reason}: refusing to download it")
+
+
+async def file_request(
+    backend: DockerBackend, sandbox: Sandbox, op: str, args: dict[str, Any]
+) -> dict[str, Any]:
+    """Run the file helper with one request; return its JSON reply."""
+    request = json.dumps(
+        {
+            "op": op,
+            "args": args,
+            "workspace": backend.workdir,
+            "readonly_roots": backend._readonly_roots,
+            "limit": backend.output_limit,
+        }
+    ).encode()
+    execution = await backend._exec(sandbox, ["python3", "-c", FILE_HELPER], stdin=True)
+    out = bytearray()
+    err = bytearray()
+    try:
+        async with execution.start(detach=False) as stream:
+            await stream.write_in(b"%d\n" % len(request) + request)
+            while (message := await stream.read_out()) is not None:
+                (err if message.stream == 2 else out).extend(message.data)
+        info = await execution.inspect()
+    except DockerError:
+        raise
+    except Exception as exc:
+        raise translate(exc, host=backend.docker_host, action=f"running {op}") from exc
+    try:
+        reply = json.loads(out.decode("utf-8", "replace"))
+    except ValueError:
+        code = info.get("ExitCode")
+        if code == 127:
+            raise DockerError(
+                f"the image {backend.image!r} has no python3, which the file tools need"
+            ) from None
+        if code is None:
+            raise await backend._died(sandbox.id) from None
+        detail = err.decode("utf-8", "replace")[-2000:]
+        raise DockerError(f"the file helper failed (exit code {code}): {detail}") from None
+    if not isinstance(reply, dict):
+        raise DockerError("the file helper answered something unusable")
+    return reply

@@ -38,8 +38,10 @@ class WarmPool(AsyncCloseable):
             async with Session(backend, model=model) as session:
                 await session.chat("...")             # first tool call: about one exec
 
-    A backend with a different configuration (or engine) than the pool's
-    containers misses and starts its own container; the pool then starts
+    Containers are kept per configuration, egress policy included (its
+    fingerprint: hosts, ports, header names; the session's proxy attaches when
+    the container is taken). A backend with a different configuration (or
+    engine) than the pool's containers misses and starts its own container; the pool then starts
     filling for that configuration too (at most ``max_configs`` of them).
 
     Args:
@@ -103,7 +105,10 @@ class WarmPool(AsyncCloseable):
                 async with docker_client(self.docker_host) as client:
                     for queue in self._ready.values():
                         while queue:
-                            await remove_container(client, queue.popleft().id, self._log)
+                            idle = queue.popleft()
+                            await remove_container(
+                                client, idle.id, self._log, egress_folder=idle.egress_folder
+                            )
 
     @property
     def idle(self) -> int:
@@ -143,7 +148,9 @@ class WarmPool(AsyncCloseable):
             self._changed.set()
             self._changed = anyio.Event()
         if self._closed:
-            await remove_container(self._client, sandbox.id, self._log)
+            await remove_container(
+                self._client, sandbox.id, self._log, egress_folder=sandbox.egress_folder
+            )
             return
         self._ready[key].append(sandbox)
 

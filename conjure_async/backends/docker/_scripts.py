@@ -58,14 +58,31 @@ def trailer_marker(token: str) -> bytes:
     return b"\x00\x00conjure-trailer-" + token.encode("ascii") + b"\x00"
 
 
-# argv: $1 workspace, $2 control dir. Prints "<workspace> <control>" (ok,
-# missing or denied), then the pids running now (the image's: never swept).
+# argv: $1 workspace, $2 control dir, $3 the egress marker file ("" = no
+# policy), $4 the forwarder's port as ":HHHH" (hex, as /proc/net/tcp shows
+# it). Prints "<workspace> <control> <network>" (ok, missing or denied; the
+# network: none, ok, unseen (the marker is not there: the engine mounted a
+# folder of another machine) or noforwarder), then the pids running now (the
+# image's: never swept; the forwarder among them).
 PREPARE: Final = r"""
+n=none
+if [[ -n $3 ]]; then
+  n=unseen
+  if [[ -e $3 ]]; then
+    n=noforwarder
+    for ((i = 0; i < 300; i++)); do
+      while read -r _ a _ st _; do
+        [[ $a == *"$4" && $st == 0A ]] && { n=ok; break 2; }
+      done < /proc/net/tcp
+      sleep 0.01
+    done
+  fi
+fi
 sp=
 for f in /proc/[0-9]*; do x=${f#/proc/}; ((x == $$)) || sp+=" $x"; done
 if [[ ! -d $1 ]]; then s=missing; elif [[ -w $1 && -x $1 ]]; then s=ok; else s=denied; fi
 if [[ -d $2 && -w $2 && -x $2 ]]; then c=ok; else c=denied; fi
-printf '%s %s\n%s\n' "$s" "$c" "${sp# }"
+printf '%s %s %s\n%s\n' "$s" "$c" "$n" "${sp# }"
 [[ $s == ok ]] || { id; ls -ldn -- "$1"; } 2>&1
 exit 0
 """

@@ -9,6 +9,12 @@ Run it at application start-up or from a periodic job::
 
     removed = await sweep_orphans()                       # dead owners on this host
     removed = await sweep_orphans(other_hosts_older_than=3600)
+
+Containers kept for a durable session (``DockerBackend(keep_container=True)``)
+belong to the session, not to a process (owner ``session:<id>``): they are
+orphans only when ``session_alive(session_id)`` answers ``False`` (for
+Temporal sessions, ``conjure_async.temporal`` passes whether the session's
+workflow still runs), and are never removed without that callback.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from conjure_async._logging import get_logger
@@ -27,6 +34,9 @@ from conjure_async.backends.docker._api import (
     docker_client,
     translate,
 )
+from conjure_async.backends.docker._config import LABEL_EGRESS_FOLDER
+from conjure_async.backends.docker._durable import session_of
+from conjure_async.egress._runtime import remove_folder
 
 __all__ = ["sweep_orphans"]
 
@@ -58,6 +68,7 @@ async def sweep_orphans(
     session_id: str | None = None,
     other_hosts_older_than: float | None = None,
     include_live: bool = False,
+    session_alive: Callable[[str], Awaitable[bool]] | None = None,
 ) -> list[str]:
     """Remove conjure_async containers whose owning process is gone.
 
@@ -68,6 +79,8 @@ async def sweep_orphans(
             (or without an owner label) at least this many seconds ago.
         include_live: Remove matching containers even when their owner runs
             (e.g. ``session_id=...`` for a session you know is finished).
+        session_alive: Whether a session still runs, for containers kept for
+            a session (``keep_container``); without it they are never removed.
 
     Returns:
         The ids of the containers removed.
@@ -93,7 +106,11 @@ async def sweep_orphans(
             info: dict[str, Any] = container._container
             container_labels = dict(info.get("Labels") or {})
             created = float(info.get("Created") or 0)
-            if not include_live and not _is_orphan(
+            kept_for = session_of(container_labels.get(LABEL_OWNER, ""))
+            if kept_for is not None and not include_live:
+                if session_alive is None or await session_alive(kept_for):
+                    continue
+            elif not include_live and not _is_orphan(
                 container_labels,
                 created,
                 hostname=hostname,
@@ -108,4 +125,8 @@ async def sweep_orphans(
                 raise translate(exc, host=docker_host, action="removing an orphan") from exc
             removed.append(str(container.id))
             log.info("docker.orphan_removed", container=container.id, labels=container_labels)
+            owner_host = container_labels.get(LABEL_OWNER, "").rpartition(":")[0]
+            folder = container_labels.get(LABEL_EGRESS_FOLDER, "")
+            if owner_host == hostname and folder.rsplit("/", 1)[-1].startswith("conjure-egress-"):
+                remove_folder(folder)  # the egress folder a crashed process left on this host
     return removed

@@ -1,0 +1,38 @@
+"""The backend factories of the durable tests (one module: in-process and worker processes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conjure_async.backends import Backend, LocalBackend, NativeBackend, tool
+
+
+@tool
+async def add(a: int, b: int) -> int:
+    """Add two numbers.
+
+    Args:
+        a: The first number.
+        b: The second number.
+    """
+    return a + b
+
+
+def factories() -> dict[str, Any]:
+    """A factory per kind: ``config -> Backend``."""
+
+    def native(config: dict[str, Any]) -> Backend:
+        del config
+        return NativeBackend(add)
+
+    def local(config: dict[str, Any]) -> Backend:
+        return LocalBackend(workdir=config["workdir"], containment="subreaper")
+
+    def docker(config: dict[str, Any]) -> Backend:
+        from conjure_async.backends import DockerBackend
+
+        return DockerBackend(
+            image=config["image"], docker_host=config["docker_host"], keep_container=True
+        )
+
+    return {"native": native, "local": local, "docker": docker}
