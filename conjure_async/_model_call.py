@@ -142,12 +142,12 @@ class ModelCaller:
         "_response_backends",
         "_streaming",
         "_telemetry",
+        "_tool_dicts",
         "_tools",
         "amend",
         "engine",
         "meter",
         "system",
-        "tool_dicts",
     )
 
     def __init__(
@@ -162,7 +162,7 @@ class ModelCaller:
         """The engine whose history is sent (a restored session replaces it)."""
         self.system: str | None = None
         """The system prompt (set when the session opens)."""
-        self.tool_dicts = tool_dicts
+        self._tool_dicts = tool_dicts
         self.amend: Callable[[MessagesRequest], None] | None = None
         """Changes each request of the turn in progress (typed output sets it)."""
         self._telemetry = telemetry
@@ -170,7 +170,7 @@ class ModelCaller:
         # a backend amends a request with ``model_copy(update=...)``): the tool
         # list, the empty beta list and the private dict naming the history's
         # joined JSON. A request then costs the history snapshot and itself.
-        self._tools = tool_dicts or None
+        self._tools = tool_dicts or None  # what a request carries (kept with tool_dicts)
         self._betas: list[str] = []
         self._private = {"_joined": JoinedMessages()}
         self._model: ApiCallback | None = None
@@ -208,6 +208,16 @@ class ModelCaller:
         for backend in self._request_backends:
             request = backend.prepare_request(request)
         return request
+
+    @property
+    def tool_dicts(self) -> list[dict[str, Any]]:
+        """The client tool definitions sent with each request (the session may replace them)."""
+        return self._tool_dicts
+
+    @tool_dicts.setter
+    def tool_dicts(self, value: list[dict[str, Any]]) -> None:
+        self._tool_dicts = value
+        self._tools = value or None
 
     def _messages(self, options: ModelOptions) -> list[Message]:
         """The request's history: the engine's snapshot, unless caching edits the list.
