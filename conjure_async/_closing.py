@@ -12,6 +12,8 @@ __all__ = ["AsyncCloseable"]
 class AsyncCloseable(abc.ABC):
     """``async with obj:`` closes ``obj`` with :meth:`aclose` on exit."""
 
+    __slots__ = ()
+
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Release what this object owns (idempotent)."""

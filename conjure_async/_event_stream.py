@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, Self
 
+from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import SessionStateError
 from conjure_async.events import Event
 
@@ -32,7 +32,7 @@ __all__ = ["EventStream", "close_elsewhere", "event_stream"]
 P = ParamSpec("P")
 
 
-class EventStream(AsyncIterator[Event]):
+class EventStream(AsyncCloseable, AsyncIterator[Event]):
     """The events of one turn: iterate them; ``async with`` (or :meth:`aclose`) closes early.
 
     Closing before the turn's end cancels the turn (its tools are stopped,
@@ -53,17 +53,6 @@ class EventStream(AsyncIterator[Event]):
     async def aclose(self) -> None:
         """Stop reading: the turn is cancelled if it still runs (idempotent)."""
         await self._events.aclose()  # type: ignore[attr-defined]  # an async generator
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def event_stream(

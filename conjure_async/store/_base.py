@@ -20,7 +20,7 @@ from typing import Any
 from conjure_async._closing import AsyncCloseable
 from conjure_async._exceptions import StoreError
 
-__all__ = ["SessionStore", "StoredConversation", "decode_state", "encode_state"]
+__all__ = ["SessionStore", "StoredConversation", "decode_state", "encode_state", "from_row"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +113,13 @@ def decode_state(conversation_id: str, text: str | bytes) -> dict[str, Any]:
     if not isinstance(state, dict):
         raise StoreError(f"conversation {conversation_id!r}: stored state is not a JSON object")
     return state
+
+
+def from_row(conversation_id: str, row: tuple[int, str, float] | None) -> StoredConversation | None:
+    """A stored ``(version, state text, updated)`` row as a conversation (``None`` stays)."""
+    if row is None:
+        return None
+    version, text, updated = row
+    return StoredConversation(
+        conversation_id, decode_state(conversation_id, text), version, updated
+    )

@@ -12,8 +12,8 @@ from conjure_async.store._base import (
     StoredConversation,
     check_id,
     check_version,
-    decode_state,
     encode_state,
+    from_row,
 )
 
 __all__ = ["MemoryStore"]
@@ -32,13 +32,7 @@ class MemoryStore(SessionStore):
 
     async def load(self, conversation_id: str) -> StoredConversation | None:
         """The conversation, or ``None``."""
-        row = self._rows.get(check_id(conversation_id))
-        if row is None:
-            return None
-        version, text, updated = row
-        return StoredConversation(
-            conversation_id, decode_state(conversation_id, text), version, updated
-        )
+        return from_row(conversation_id, self._rows.get(check_id(conversation_id)))
 
     async def save(self, conversation_id: str, state: Mapping[str, Any], *, version: int) -> int:
         """Save over ``version``; see :meth:`SessionStore.save`."""

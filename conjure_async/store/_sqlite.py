@@ -28,8 +28,8 @@ from conjure_async.store._base import (
     StoredConversation,
     check_id,
     check_version,
-    decode_state,
     encode_state,
+    from_row,
 )
 
 __all__ = ["SQLiteStore"]
@@ -124,13 +124,7 @@ class SQLiteStore(SessionStore):
             row = db.execute(self._sql["load"], (conversation_id,)).fetchone()
             return None if row is None else (int(row[0]), str(row[1]), float(row[2]))
 
-        row = await self._run(read)
-        if row is None:
-            return None
-        version, text, updated = row
-        return StoredConversation(
-            conversation_id, decode_state(conversation_id, text), version, updated
-        )
+        return from_row(conversation_id, await self._run(read))
 
     async def save(self, conversation_id: str, state: Mapping[str, Any], *, version: int) -> int:
         """Save over ``version``; see :meth:`SessionStore.save`."""
