@@ -18,6 +18,13 @@ except ImportError as exc:  # pragma: no cover - depends on the install
 
 from conjure_async._public import publish
 from conjure_async.temporal._activities import BackendFactory
+from conjure_async.temporal._claim_check import (
+    BlobError,
+    BlobStore,
+    ClaimCheckCodec,
+    FileBlobStore,
+    claim_check_converter,
+)
 from conjure_async.temporal._client import DurableSession
 from conjure_async.temporal._liveness import session_alive
 from conjure_async.temporal._spec import BackendSpec, DurableConfig
@@ -27,9 +34,14 @@ from conjure_async.temporal._workflow import SessionWorkflow
 __all__ = [
     "BackendFactory",
     "BackendSpec",
+    "BlobError",
+    "BlobStore",
+    "ClaimCheckCodec",
     "DurableConfig",
     "DurableSession",
+    "FileBlobStore",
     "SessionWorkflow",
+    "claim_check_converter",
     "conjure_worker",
     "session_alive",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from conjure_async.backends import Backend, LocalBackend, NativeBackend, tool
@@ -18,12 +19,24 @@ async def add(a: int, b: int) -> int:
     return a + b
 
 
+@tool
+async def blob(size: int, seed: int) -> str:
+    """Return ``size`` characters of text that differ per seed.
+
+    Args:
+        size: How many characters.
+        seed: Makes each result different.
+    """
+    unit = hashlib.sha256(str(seed).encode()).hexdigest()
+    return (unit * (size // len(unit) + 1))[:size]
+
+
 def factories() -> dict[str, Any]:
     """A factory per kind: ``config -> Backend``."""
 
     def native(config: dict[str, Any]) -> Backend:
         del config
-        return NativeBackend(add)
+        return NativeBackend(add, blob)
 
     def local(config: dict[str, Any]) -> Backend:
         return LocalBackend(workdir=config["workdir"], containment="subreaper")

@@ -8,6 +8,8 @@ reads the request: the last user message says what to do.
 * user text ``say: TEXT``   -> the text ``TEXT``
 * user text ``steps: N CMD`` -> ``N`` ``bash_tool`` calls of ``CMD`` one after another
   (with ``{i}`` replaced by the step number), then ``done``
+* user text ``blobs: N SIZE`` -> ``N`` native ``blob`` calls of ``SIZE`` characters one
+  after another, then ``done``
 * tool results              -> ``got: <the results' text>`` (or the next step)
 
 ``tool_use`` ids are derived from the conversation so far, so a retried call
@@ -86,6 +88,12 @@ async def fake_model(request: MessagesRequest) -> MessagesResponse:
                 "bash_tool",
                 {"command": template.replace("{i}", str(done + 1)), "description": "a step"},
             )
+        return _response([{"type": "text", "text": "done"}], "end_turn")
+    if command.startswith("blobs: "):
+        count, size = (int(part) for part in command[len("blobs: ") :].split())
+        done = (len(request.messages) - 1 - start) // 2
+        if done < count:
+            return _call(request, "blob", {"size": size, "seed": done})
         return _response([{"type": "text", "text": "done"}], "end_turn")
     if results:
         return _response(

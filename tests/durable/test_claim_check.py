@@ -1,0 +1,149 @@
+"""Claim check: a durable session whose history exceeds Temporal's 2 MB payload cap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from temporalio.api.common.v1 import Payload
+from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+
+from conjure_async.temporal import (
+    BackendSpec,
+    BlobError,
+    ClaimCheckCodec,
+    DurableConfig,
+    DurableSession,
+    FileBlobStore,
+    claim_check_converter,
+    conjure_worker,
+)
+from tests.durable.backends import factories
+from tests.durable.fake_model import fake_model
+from tests.durable.temporal_server import TemporalServer
+
+pytestmark = pytest.mark.anyio
+
+_BIG_TURN = "blobs: 4 800000"  # four tool results of 800 KB: a 3.2 MB history
+
+
+async def _client(server: TemporalServer, blobs: Path | None) -> Client:
+    if blobs is None:
+        return await Client.connect(server.address)
+    converter = claim_check_converter(FileBlobStore(blobs))
+    return await Client.connect(server.address, data_converter=converter)
+
+
+async def test_a_history_over_the_payload_cap_runs_and_continues_as_new(
+    temporal_server: TemporalServer, task_queue: str, tmp_path: Path
+) -> None:
+    """3.2 MB of tool results in one turn, a continue-as-new, and the next turn sees it all."""
+    client = await _client(temporal_server, tmp_path / "blobs")
+    async with conjure_worker(
+        client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
+    ):
+        config = DurableConfig(backends=[BackendSpec("native")], turns_per_run=1)
+        session = await DurableSession.start(client, config, task_queue=task_queue)
+        reply = await session.chat(_BIG_TURN)
+        assert reply.text == "done"
+        assert [len(c.output) for c in reply.tool_calls] == [800_000] * 4
+        second = await session.chat("add: 1 2")  # runs on the run continued from the snapshot
+        assert second.text == "got: 3"
+        state = await session.state()
+        assert state["runs"] == 2
+        history = await session.history()
+        assert len(history) == 14
+        assert sum(len(m.model_dump_json()) for m in history) > 3_200_000
+        await session.close()
+    assert list((tmp_path / "blobs").rglob("*"))  # the large payloads went to the store
+
+
+async def _payload_too_large(client: Client, session_id: str) -> str:
+    """Wait for a failed workflow task in the session's history; return its failure message."""
+    handle = client.get_workflow_handle(session_id)
+    while True:
+        history = await handle.fetch_history()
+        for event in history.events:
+            if event.HasField("workflow_task_failed_event_attributes"):
+                return event.workflow_task_failed_event_attributes.failure.message
+        await anyio.sleep(0.2)
+
+
+async def test_without_the_claim_check_the_same_session_hits_the_payload_cap(
+    temporal_server: TemporalServer, task_queue: str
+) -> None:
+    """The same turn without the codec: the model call's input exceeds 2 MB, the task fails."""
+    client = await _client(temporal_server, None)
+    async with conjure_worker(
+        client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
+    ):
+        config = DurableConfig(backends=[BackendSpec("native")], turns_per_run=1)
+        session = await DurableSession.start(client, config, task_queue=task_queue)
+
+        async def chat() -> None:
+            with pytest.raises(WorkflowUpdateRPCTimeoutOrCancelledError):
+                await session.chat(_BIG_TURN)  # never answers: cancelled below
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(chat)
+            with anyio.fail_after(120):  # a guard, not a timing assertion
+                message = await _payload_too_large(client, session.session_id)
+            group.cancel_scope.cancel()
+        assert "exceeded the error limit" in message
+        await client.get_workflow_handle(session.session_id).terminate("payload cap hit")
+
+
+async def test_a_tampered_or_missing_blob_is_a_clear_error(
+    temporal_server: TemporalServer, task_queue: str, tmp_path: Path
+) -> None:
+    """A blob whose bytes changed (or that is gone) fails decoding with BlobError, not garbage."""
+    blobs = tmp_path / "blobs"
+    client = await _client(temporal_server, blobs)
+    async with conjure_worker(
+        client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
+    ):
+        config = DurableConfig(backends=[BackendSpec("native")])
+        session = await DurableSession.start(client, config, task_queue=task_queue)
+        await session.chat("blobs: 1 400000")
+        assert len(await session.history()) == 4  # the state query's result is a blob
+        stored = [path for path in blobs.rglob("*") if path.is_file()]
+        for path in stored:
+            data = bytearray(path.read_bytes())
+            data[-10] ^= 0xFF
+            path.write_bytes(bytes(data))
+        with pytest.raises(BlobError, match="does not match its digest"):
+            await session.history()  # the same state: the worker finds its blob, it is tampered
+        for path in stored:
+            path.unlink()
+        history = await client.get_workflow_handle(session.session_id).fetch_history()
+        references = [
+            payload
+            for event in history.events
+            if event.HasField("activity_task_completed_event_attributes")
+            for payload in event.activity_task_completed_event_attributes.result.payloads
+            if payload.metadata["encoding"] == b"conjure/claim-check"
+        ]
+        assert references  # the 400 KB tool result went to the store
+        with pytest.raises(BlobError, match="is missing"):
+            await client.data_converter.decode(references)  # as a replaying worker would
+        await client.get_workflow_handle(session.session_id).terminate("blobs gone")
+
+
+async def test_small_payloads_stay_inline_and_bad_keys_are_refused(tmp_path: Path) -> None:
+    """Below the threshold nothing is stored; a key that is not a digest never becomes a path."""
+    store = FileBlobStore(tmp_path / "blobs")
+    codec = ClaimCheckCodec(store, threshold=100)
+    small = Payload(metadata={"encoding": b"json/plain"}, data=b'"hi"')
+    large = Payload(metadata={"encoding": b"json/plain"}, data=b'"' + b"x" * 200 + b'"')
+    encoded = await codec.encode([small, large])
+    assert encoded[0] == small
+    assert encoded[1].metadata["encoding"] == b"conjure/claim-check"
+    assert encoded[1].ByteSize() < large.ByteSize()
+    assert await codec.decode(encoded) == [small, large]
+    assert len([p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]) == 1
+    forged = Payload(metadata={"encoding": b"conjure/claim-check"}, data=b'{"sha256": "../../x"}')
+    with pytest.raises(BlobError, match="not a blob key"):
+        await codec.decode([forged])
+    with pytest.raises(ValueError, match="at least 1 byte"):
+        ClaimCheckCodec(store, threshold=0)
