@@ -226,6 +226,25 @@ class Meter:
         self._chat.sent += 1
         return request
 
+    @property
+    def synchronous(self) -> bool:
+        """No limit, compaction or context editing: :meth:`prepare` and :meth:`count` do it all.
+
+        The model call then pays no coroutine for the meter (the hot path).
+        """
+        return (
+            self.usage_limits is None
+            and self.chat_usage_limits is None
+            and self.compaction is None
+            and self.context_editing is None
+        )
+
+    def prepare(self, request: MessagesRequest, options: ModelOptions) -> None:
+        """:meth:`before_request` when :attr:`synchronous`: amend and count, nothing to check."""
+        self.amend(request, options.model)
+        self._session.sent += 1
+        self._chat.sent += 1
+
     async def _input_needed(
         self,
         request: MessagesRequest,
@@ -249,6 +268,15 @@ class Meter:
         self, response: MessagesResponse, options: ModelOptions, emit: Emit | None
     ) -> None:
         """Count the response's billed tokens and cost; report compactions and edits."""
+        extra = self.count(response, options)
+        if self.compaction is not None or self.context_editing is not None:
+            await self._context_events(response, extra, emit)
+
+    def count(self, response: MessagesResponse, options: ModelOptions) -> dict[str, Any] | None:
+        """Count the response's billed tokens and cost; return the usage's extra fields.
+
+        All of :meth:`after_response` when :attr:`synchronous`.
+        """
         usage = response.usage
         extra = usage.__pydantic_extra__
         settings = self.caching(options.model)
@@ -291,8 +319,7 @@ class Meter:
                 v[7] += (w5 * r_w5 + w1 * r_w1) / _MILLION
                 v[8] += read * r_read / _MILLION
                 totals.priced = True
-        if self.compaction is not None or self.context_editing is not None:
-            await self._context_events(response, extra, emit)
+        return extra
 
     async def _context_events(
         self, response: MessagesResponse, extra: dict[str, Any] | None, emit: Emit | None

@@ -269,8 +269,12 @@ class ModelCaller:
         """
         request = self.request(options)
         meter = self.meter
+        synchronous = meter is None or meter.synchronous
         if meter is not None:
-            request = await meter.before_request(request, options)
+            if synchronous:
+                meter.prepare(request, options)
+            else:
+                request = await meter.before_request(request, options)
         model = options.model
         if not tracing and model is self._model and self._streaming is _PLAIN:
             # A callback that does not stream and no backend reading blocks: the
@@ -287,7 +291,10 @@ class ModelCaller:
             if emit is not None:
                 await emit(_responded(response))
         if meter is not None:
-            await meter.after_response(response, options, emit)
+            if synchronous:
+                meter.count(response, options)
+            else:
+                await meter.after_response(response, options, emit)
         for backend in self._response_backends:
             for event in backend.handle_response(response):
                 await self._backend_event(event, emit)

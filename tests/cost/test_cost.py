@@ -166,3 +166,21 @@ def test_a_malformed_saved_meter_is_a_session_state_error(meter: object) -> None
 
     with pytest.raises(SessionStateError, match="meter"):
         Session.restore(state, model=ScriptedModel([]))
+
+
+async def test_a_meter_with_nothing_to_check_adds_no_coroutine_to_a_model_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No limit, compaction or editing: the meter's work is synchronous, and still counts."""
+    from conjure_async._meter import Meter
+
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the asynchronous meter path was taken")
+
+    monkeypatch.setattr(Meter, "before_request", refuse)
+    monkeypatch.setattr(Meter, "after_response", refuse)
+    model = ScriptedModel([text_response("a"), text_response("b")])
+    async with Session(model=model, prompt_caching=None) as session:
+        await session.chat("one")
+        await session.chat("two")
+        assert session._meter.dump()["totals"]["requests"] == 2
