@@ -23,6 +23,7 @@ from conjure_async._decisions import split_decisions
 from conjure_async.events import Event, PendingCall, Reply, event_adapter
 from conjure_async.messages import Message, Usage
 from conjure_async.temporal._spec import (
+    KEPT_TURNS,
     WORKFLOW_NAME,
     ChatRequest,
     DurableConfig,
@@ -135,6 +136,15 @@ class DurableSession:
         whole response at a time: the model call is an activity); the last
         one is ``turn_finished`` with the reply. Leaving the iteration early
         does not stop the turn: it goes on in the workflow.
+
+        The workflow holds a turn's events until four later turns have finished
+        (and the last turn's across a continue-as-new): a reader that falls
+        further behind gets :class:`SessionStateError` instead of its events.
+
+        Raises:
+            SessionStateError: Calls await approval and a message was sent, or
+                the turn's events are no longer held (read its outcome with
+                :meth:`history`).
         """
         request = _request(message, approvals)
         try:
@@ -148,6 +158,14 @@ class DurableSession:
         position = 0
         while True:
             page = await self._handle.query("events", EventsQuery(request.turn_id, position))
+            if not page.get("held", True):  # a worker of before ``held`` always held them
+                raise errors.SessionStateError(
+                    f"the events of turn {request.turn_id} are no longer held by the durable "
+                    f"session {self.session_id}: it keeps the last {KEPT_TURNS} finished "
+                    "turns' events (of an earlier run, its last turn's only) and this reader "
+                    "fell behind; the turn itself went on: read its outcome with history(), "
+                    "or use chat() for the reply alone"
+                )
             for data in page["events"]:
                 yield event_adapter.validate_python(data)
             position = page["next"]

@@ -21,6 +21,7 @@ __all__ = [
     "ACTIVITY_OPEN",
     "ACTIVITY_TOOL",
     "HOST_BOUND_KINDS",
+    "KEPT_TURNS",
     "WORKFLOW_NAME",
     "BackendSpec",
     "ChatRequest",
@@ -47,6 +48,9 @@ ACTIVITY_CLOSE: Final = "conjure.close"
 
 HOST_BOUND_KINDS: Final = frozenset({"local"})
 """Backend kinds whose workspace is a path on one host: their activities stay on that host."""
+
+KEPT_TURNS: Final = 4
+"""Finished turns whose events the workflow's ``events`` query can still read."""
 
 
 @dataclass
@@ -119,11 +123,16 @@ class DurableConfig:
 
 @dataclass
 class SessionInput:
-    """The workflow's argument: the config, and the snapshot of a continued run."""
+    """The workflow's argument: the config, and the snapshot of a continued run.
+
+    ``events`` carries the events of the previous run's last turn (by turn id),
+    so a reader still polling for them finds them in the continued run.
+    """
 
     session_id: str
     config: DurableConfig
     snapshot: dict[str, Any] | None = None
+    events: dict[str, list[dict[str, Any]]] | None = None
 
 
 @dataclass

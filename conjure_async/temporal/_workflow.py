@@ -11,8 +11,11 @@ model), so replaying the workflow's history rebuilds the same state.
   updates run one at a time (a workflow lock).
 * A turn that stops for approval leaves the engine in ``awaiting_approval``:
   the workflow just waits for the next ``chat`` update carrying decisions.
-* Events of a running turn are kept per turn (the last few turns) and read
-  with the ``events`` query; ``state`` returns the whole snapshot.
+* Events of a turn are kept from its acceptance until ``KEPT_TURNS`` later
+  turns have finished, and read with the ``events`` query, which also says
+  whether the turn's events are still held (a reader of a dropped turn ends
+  with an error instead of polling forever); ``state`` returns the whole
+  snapshot. The events of the run's last turn travel to a continued run.
 * After ``turns_per_run`` turns (or when Temporal suggests it) the workflow
   continues as new from a snapshot, so its event history stays small.
 * A ``close`` signal closes the backends (an activity each) and ends it.
@@ -59,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_OPEN,
         ACTIVITY_TOOL,
         HOST_BOUND_KINDS,
+        KEPT_TURNS,
         WORKFLOW_NAME,
         ChatRequest,
         CloseInput,
@@ -76,8 +80,6 @@ with workflow.unsafe.imports_passed_through():
 
 __all__ = ["SessionWorkflow"]
 
-KEPT_TURNS = 4
-"""Turns whose events the ``events`` query can still read."""
 SNAPSHOT_VERSION = 1
 
 
@@ -103,9 +105,12 @@ class SessionWorkflow:
         self._continuing = False
         self._open_failure: ApplicationError | None = None
         self._events: dict[str, list[dict[str, Any]]] = {}
-        self._finished_turns: set[str] = set()
+        self._finished_turns: dict[str, None] = {}  # in finishing order
         if input.snapshot is not None:
             self._load(input.snapshot)
+        for turn_id, events in (input.events or {}).items():
+            self._events[turn_id] = events
+            self._finished_turns[turn_id] = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -134,8 +139,14 @@ class SessionWorkflow:
         if self._closing:
             await self._close_backends()
             return self.snapshot()
+        last = next(reversed(self._finished_turns), None)  # its reader may still be polling
         workflow.continue_as_new(  # raises: the run ends here
-            SessionInput(session_id=self._session_id, config=self._config, snapshot=self.snapshot())
+            SessionInput(
+                session_id=self._session_id,
+                config=self._config,
+                snapshot=self.snapshot(),
+                events=None if last is None else {last: self._events[last]},
+            )
         )
         raise AssertionError("unreachable")  # pragma: no cover - continue_as_new raised
 
@@ -182,12 +193,18 @@ class SessionWorkflow:
 
     @workflow.query(name="events")
     def events(self, query: EventsQuery) -> dict[str, Any]:
-        """The events of turn ``query.turn_id`` after position ``query.after``."""
-        kept = self._events.get(query.turn_id, [])
+        """The events of turn ``query.turn_id`` after position ``query.after``.
+
+        ``held`` is false when this run holds no events of that turn: they were
+        dropped (``KEPT_TURNS`` later turns finished), or the turn belongs to an
+        earlier run, or it was never sent. A turn is held from its acceptance.
+        """
+        kept = self._events.get(query.turn_id)
         return {
-            "events": kept[query.after :],
-            "next": len(kept),
+            "events": [] if kept is None else kept[query.after :],
+            "next": query.after if kept is None else len(kept),
             "finished": query.turn_id in self._finished_turns,
+            "held": kept is not None,
         }
 
     # -- turns ---------------------------------------------------------------
@@ -195,6 +212,21 @@ class SessionWorkflow:
     @workflow.update(name="chat")
     async def chat(self, request: ChatRequest) -> dict[str, Any]:
         """Run one turn (a message, or decisions for the pending calls); return its reply."""
+        events = self._events.setdefault(request.turn_id, [])  # held from its acceptance on
+        try:
+            reply = await self._turn(request, lambda event: events.append(_event(event)))
+        finally:
+            self._finish(request.turn_id)  # also a failed turn: its reader stops polling
+        self._turns += 1
+        self._turns_this_run += 1
+        if (
+            self._turns_this_run >= self._config.turns_per_run
+            or workflow.info().is_continue_as_new_suggested()
+        ):
+            self._continuing = True
+        return reply.model_dump(mode="json")
+
+    async def _turn(self, request: ChatRequest, emit: Callable[[Event], None]) -> Reply:
         await workflow.wait_condition(
             lambda: self._engine is not None or self._open_failure is not None
         )
@@ -203,29 +235,19 @@ class SessionWorkflow:
         async with self._lock:
             engine = self._engine
             assert engine is not None
-            events = self._events_of(request.turn_id)
             try:
                 if request.message is not None:
                     self._refuse_message_while_pending(engine)
                     action: Any = engine.begin(request.message)
                 else:
                     action = engine.resolve(request.approve or {}, request.deny or {})
-                reply = await self._drive(engine, action, events.append)
+                return await self._drive(engine, action, emit)
             except (ConjureError, ValueError, TypeError) as exc:
                 raise ApplicationError(
                     str(exc), type=type(exc).__name__, non_retryable=True
                 ) from exc
             finally:
                 engine.cancel()  # a no-op after the turn's end; otherwise answers what is open
-                self._finished_turns.add(request.turn_id)
-            self._turns += 1
-            self._turns_this_run += 1
-            if (
-                self._turns_this_run >= self._config.turns_per_run
-                or workflow.info().is_continue_as_new_suggested()
-            ):
-                self._continuing = True
-            return reply.model_dump(mode="json")
 
     @chat.validator
     def _check_chat(self, request: ChatRequest) -> None:
@@ -255,9 +277,7 @@ class SessionWorkflow:
                 non_retryable=True,
             )
 
-    async def _drive(
-        self, engine: TurnEngine, action: Any, emit: Callable[[dict[str, Any]], None]
-    ) -> Reply:
+    async def _drive(self, engine: TurnEngine, action: Any, emit: Callable[[Event], None]) -> Reply:
         """The turn loop: the session's, with activities for the I/O."""
         engine.max_iterations = self._config.max_iterations
         while True:
@@ -266,17 +286,8 @@ class SessionWorkflow:
                 action = engine.on_response(response)
                 for block in response.content:
                     if isinstance(block, TextBlock) and block.text:
-                        emit(_event(TextDelta._fast(kind="text_delta", text=block.text)))
-                emit(
-                    _event(
-                        ModelResponded._fast(
-                            kind="model_responded",
-                            stop_reason=response.stop_reason,
-                            usage=response.usage,
-                            model=response.model,
-                        )
-                    )
-                )
+                        emit(TextDelta._fast(kind="text_delta", text=block.text))
+                emit(ModelResponded._fast(kind="model_responded", **_about_response(response)))
             elif isinstance(action, RunTools):
                 await asyncio.gather(
                     *(
@@ -286,10 +297,10 @@ class SessionWorkflow:
                 )
                 action = engine.next_request()
             elif isinstance(action, Continue):
-                emit(_event(Paused._fast(kind="paused", count=action.pauses)))
+                emit(Paused._fast(kind="paused", count=action.pauses))
                 action = engine.next_request()
             elif isinstance(action, Finished):
-                emit(_event(TurnFinished._fast(kind="turn_finished", reply=action.reply)))
+                emit(TurnFinished._fast(kind="turn_finished", reply=action.reply))
                 return action.reply
             else:
                 error = MaxIterationsError(action.limit)
@@ -330,46 +341,24 @@ class SessionWorkflow:
         engine: TurnEngine,
         call: ToolCall,
         refusal: str | None,
-        emit: Callable[[dict[str, Any]], None],
+        emit: Callable[[Event], None],
     ) -> None:
         index = self._kinds.get(call.name)
         kind = self._config.backends[index].kind if index is not None else "none"
-        emit(
-            _event(
-                ToolStarted._fast(
-                    kind="tool_started",
-                    call_id=call.id,
-                    name=call.name,
-                    input=call.input,
-                    backend=kind,
-                )
-            )
-        )
+        about = {"call_id": call.id, "name": call.name, "backend": kind}
+        emit(ToolStarted._fast(kind="tool_started", input=call.input, **about))
         started = workflow.time()
         if refusal is not None or index is None:
             result = ToolResult(output=refusal or "unknown tool", is_error=True)
         else:
             result = await self._tool_activity(index, call)
         new_files = engine.on_result(call.id, result)
+        duration = workflow.time() - started
         emit(
-            _event(
-                ToolFinished._fast(
-                    kind="tool_finished",
-                    call_id=call.id,
-                    name=call.name,
-                    backend=kind,
-                    output=result.text,
-                    is_error=result.is_error,
-                    exit_code=result.exit_code,
-                    stdout=result.stdout,
-                    stderr=result.stderr,
-                    timed_out=result.timed_out,
-                    duration_s=workflow.time() - started,
-                )
-            )
+            ToolFinished._fast(kind="tool_finished", duration_s=duration, **about, **_about(result))
         )
         for created in new_files:
-            emit(_event(FileCreated._fast(kind="file_created", file=created)))
+            emit(FileCreated._fast(kind="file_created", file=created))
 
     async def _tool_activity(self, index: int, call: ToolCall) -> ToolResult:
         config = self._config
@@ -444,13 +433,13 @@ class SessionWorkflow:
             return None
         return timedelta(seconds=self._config.host_timeout)
 
-    def _events_of(self, turn_id: str) -> list[dict[str, Any]]:
-        events = self._events.setdefault(turn_id, [])
-        while len(self._events) > KEPT_TURNS:
-            oldest = next(iter(self._events))
-            del self._events[oldest]
-            self._finished_turns.discard(oldest)
-        return events
+    def _finish(self, turn_id: str) -> None:
+        """Mark a turn finished; drop the events of finished turns beyond ``KEPT_TURNS``."""
+        self._finished_turns[turn_id] = None
+        while len(self._finished_turns) > KEPT_TURNS:
+            oldest = next(iter(self._finished_turns))
+            del self._finished_turns[oldest]
+            self._events.pop(oldest, None)
 
     def _new_engine(self, dumped: dict[str, Any] | None) -> TurnEngine:
         config = self._config
@@ -507,3 +496,14 @@ def _reason(exc: ActivityError) -> ApplicationError:
 
 def _event(event: Event) -> dict[str, Any]:
     return event.model_dump(mode="json")
+
+
+def _about_response(response: MessagesResponse) -> dict[str, Any]:
+    """The fields of a ``model_responded`` event that come from the response."""
+    return {"stop_reason": response.stop_reason, "usage": response.usage, "model": response.model}
+
+
+def _about(result: ToolResult) -> dict[str, Any]:
+    """The fields of a ``tool_finished`` event that come from the result."""
+    names = ("is_error", "exit_code", "stdout", "stderr", "timed_out")
+    return {"output": result.text, **{name: getattr(result, name) for name in names}}
