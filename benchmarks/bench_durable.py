@@ -34,8 +34,7 @@ from conjure_async.messages import MessagesRequest, MessagesResponse
 from conjure_async.temporal import BackendSpec, DurableConfig, DurableSession, conjure_worker
 from conjure_async.testing import text_response, tool_call, tool_use_response
 from tests.durable.temporal_server import TemporalServer, start_server, stop_server
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.durable.worker_process import start_worker, stop_worker
 
 
 @tool
@@ -80,32 +79,11 @@ async def _durable(client: Client, n: int, *, local: bool) -> float:
         return per
 
 
-def _worker(server: TemporalServer, queue: str, marker: Path | None) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "tests.durable.worker_main", server.address, queue, "bench"]
-    argv += [str(marker)] if marker is not None else []
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    process.stdout.readline()  # "ready"
-    return process
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
-
-
 async def _kill_to_finish(server: TemporalServer, client: Client) -> float:
     folder = Path(tempfile.mkdtemp(prefix="bench-durable-"))
     marker = folder / "stalled"
     queue = f"bench-kill-{os.urandom(4).hex()}"
-    first = _worker(server, queue, marker)
+    first = start_worker(server.address, queue, "bench", marker)
     second: subprocess.Popen[str] | None = None
     try:
         config = DurableConfig(
@@ -123,7 +101,7 @@ async def _kill_to_finish(server: TemporalServer, client: Client) -> float:
             tg.start_soon(chat)
             while not marker.exists():  # noqa: ASYNC110 - a file another process writes
                 await anyio.sleep(0.01)
-            second = _worker(server, queue, None)
+            second = start_worker(server.address, queue, "bench")
             killed = time.perf_counter()
             os.kill(first.pid, signal.SIGKILL)
             first.wait()
@@ -133,9 +111,9 @@ async def _kill_to_finish(server: TemporalServer, client: Client) -> float:
             shutil.rmtree(leftover, ignore_errors=True)  # the killed worker's (it cannot clean)
         return finished[0] - killed
     finally:
-        _stop(first)
+        stop_worker(first)
         if second is not None:
-            _stop(second)
+            stop_worker(second)
         shutil.rmtree(folder, ignore_errors=True)
 
 

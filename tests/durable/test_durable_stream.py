@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -17,20 +19,34 @@ from tests.durable.fake_model import fake_model
 
 pytestmark = pytest.mark.anyio
 
+_GATED = "steps: 2 [ {{i}} = 1 ] || until [ -e {gate} ]; do sleep 0.05; done"
+"""Two steps; step 2 waits until the file ``gate`` exists."""
+
+
+def _local(tmp_path: Path) -> DurableConfig:
+    """A session with a Local workspace below ``tmp_path``."""
+    return DurableConfig(backends=[BackendSpec("local", {"workdir": str(tmp_path / "work")})])
+
+
+@asynccontextmanager
+async def _session(
+    client: Client, task_queue: str, config: DurableConfig
+) -> AsyncIterator[DurableSession]:
+    """A durable session, served by a worker while the block runs."""
+    async with conjure_worker(
+        client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
+    ):
+        yield await DurableSession.start(client, config, task_queue=task_queue)
+
 
 async def test_stream_yields_the_turns_events_before_it_ends(
     temporal_client: Client, task_queue: str, tmp_path: Path
 ) -> None:
     """Step 1's tool_finished arrives while step 2 still sleeps; turn_finished comes last."""
     gate = tmp_path / "gate"
-    config = DurableConfig(backends=[BackendSpec("local", {"workdir": str(tmp_path / "work")})])
-    async with conjure_worker(
-        temporal_client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
-    ):
-        session = await DurableSession.start(temporal_client, config, task_queue=task_queue)
+    async with _session(temporal_client, task_queue, _local(tmp_path)) as session:
         kinds: list[str] = []
-        command = f"steps: 2 [ {{i}} = 1 ] || until [ -e {gate} ]; do sleep 0.05; done"
-        async for event in session.stream(command):
+        async for event in session.stream(_GATED.format(gate=gate)):
             kinds.append(event.kind)
             if isinstance(event, ToolFinished) and not gate.exists():
                 # Step 2 waits for this file: the event came while the turn ran.
@@ -56,13 +72,9 @@ async def test_a_late_reader_of_a_rotated_out_turn_gets_a_clear_error(
 ) -> None:
     """A reader paused while four more turns ran ends with SessionStateError, not a poll forever."""
     gate = tmp_path / "gate"
-    config = DurableConfig(backends=[BackendSpec("local", {"workdir": str(tmp_path / "work")})])
-    async with conjure_worker(
-        temporal_client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
-    ):
-        session = await DurableSession.start(temporal_client, config, task_queue=task_queue)
+    async with _session(temporal_client, task_queue, _local(tmp_path)) as session:
         other = DurableSession.attach(temporal_client, session.session_id)
-        late = session.stream(f"steps: 2 [ {{i}} = 1 ] || until [ -e {gate} ]; do sleep 0.05; done")
+        late = session.stream(_GATED.format(gate=gate))
         while not isinstance(await anext(late), ToolFinished):
             pass  # step 2 waits for the gate: this reader has not seen the turn's end
         gate.touch()  # the turn runs on; this reader stops reading here
@@ -83,10 +95,7 @@ async def test_a_stream_across_a_continue_as_new_ends_with_its_reply(
 ) -> None:
     """The turn that makes the run continue as new still streams to its turn_finished."""
     config = DurableConfig(backends=[BackendSpec("native")], turns_per_run=1)
-    async with conjure_worker(
-        temporal_client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
-    ):
-        session = await DurableSession.start(temporal_client, config, task_queue=task_queue)
+    async with _session(temporal_client, task_queue, config) as session:
         for turn in range(3):
             with anyio.fail_after(60):  # a guard, not a timing
                 kinds = [event.kind async for event in session.stream(f"add: {turn} 1")]

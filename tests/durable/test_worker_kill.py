@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -18,39 +17,9 @@ from conjure_async._logging import get_logger
 from conjure_async.backends import LocalBackend, ToolCall, ToolContext, ToolResult
 from conjure_async.temporal import BackendSpec, DurableConfig, DurableSession
 from tests.durable.temporal_server import TemporalServer
+from tests.durable.worker_process import start_worker, stop_worker
 
 pytestmark = pytest.mark.anyio
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _worker(server: TemporalServer, task_queue: str, marker: Path | None) -> subprocess.Popen[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "tests.durable.worker_main",
-        server.address,
-        task_queue,
-        "kill-test-host",
-    ]
-    if marker is not None:
-        argv.append(str(marker))
-    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "ready"
-    return process
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 async def test_killed_worker_mid_call_a_second_worker_finishes_without_running_it_twice(
@@ -59,7 +28,7 @@ async def test_killed_worker_mid_call_a_second_worker_finishes_without_running_i
     """Worker A runs step 2, dies by SIGKILL before reporting it; B resumes from the record."""
     workdir = tmp_path / "work"
     marker = tmp_path / "stalled"
-    first = _worker(temporal_server, task_queue, marker)
+    first = start_worker(temporal_server.address, task_queue, "kill-test-host", marker)
     second: subprocess.Popen[str] | None = None
     try:
         config = DurableConfig(
@@ -79,7 +48,7 @@ async def test_killed_worker_mid_call_a_second_worker_finishes_without_running_i
                     await anyio.sleep(0.05)
             os.kill(first.pid, signal.SIGKILL)  # step 2 ran and was recorded, never reported
             first.wait()
-            second = _worker(temporal_server, task_queue, None)
+            second = start_worker(temporal_server.address, task_queue, "kill-test-host")
         assert replies[0].text == "done"
         # Step 2 ran once: the retry on worker B returned A's recorded result.
         assert (workdir / "steps.txt").read_text().splitlines() == ["step 1", "step 2", "step 3"]
@@ -103,9 +72,9 @@ async def test_killed_worker_mid_call_a_second_worker_finishes_without_running_i
             shutil.rmtree(leftover)
     finally:
         first.kill() if first.poll() is None else None
-        _stop(first)
+        stop_worker(first)
         if second is not None:
-            _stop(second)
+            stop_worker(second)
 
 
 async def test_local_bash_returns_the_recorded_result_for_a_repeated_key(tmp_path: Path) -> None:
