@@ -8,10 +8,17 @@ a small reference payload (encoding ``conjure/claim-check``); decoding fetches
 the blob and verifies its digest. It runs outside the workflow sandbox, on
 every payload the client and the workers send (workflow and update inputs,
 activity inputs and results, query results, the continue-as-new snapshot).
+
+A blob that cannot be read (missing, unreadable, its bytes changed) raises
+:class:`BlobError` naming its digest, and is logged as the error event
+``claim_check.blob_unreadable`` (digest, store, session id) each time: in a
+worker it fails the workflow task, which Temporal retries until the blob is
+back (ADR 0016), so the log is what an operator sees, once per attempt.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -23,9 +30,15 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.converter import (
+    DataConverter,
+    PayloadCodec,
+    SerializationContext,
+    WithSerializationContext,
+)
 
 from conjure_async._exceptions import StoreError
+from conjure_async._logging import get_logger
 
 __all__ = ["BlobError", "BlobStore", "ClaimCheckCodec", "FileBlobStore", "claim_check_converter"]
 
@@ -34,7 +47,15 @@ _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class BlobError(StoreError):
-    """A claim-checked payload's blob is missing, unreadable or does not match its digest."""
+    """A claim-checked payload's blob is missing, unreadable or does not match its digest.
+
+    Attributes:
+        digest: The blob's sha256 hex digest (its key), when the reference gave one.
+    """
+
+    def __init__(self, message: str, *, digest: str | None = None) -> None:
+        super().__init__(message)
+        self.digest = digest
 
 
 @runtime_checkable
@@ -106,7 +127,7 @@ class FileBlobStore:
             return None
 
 
-class ClaimCheckCodec(PayloadCodec):
+class ClaimCheckCodec(PayloadCodec, WithSerializationContext):
     """A ``PayloadCodec`` that moves payloads above ``threshold`` bytes into a blob store.
 
     Args:
@@ -119,6 +140,13 @@ class ClaimCheckCodec(PayloadCodec):
             raise ValueError("threshold must be at least 1 byte")
         self.store = store
         self.threshold = threshold
+        self._session_id: str | None = None
+
+    def with_context(self, context: SerializationContext) -> ClaimCheckCodec:
+        """This codec, naming the workflow (the session) its payloads belong to in its logs."""
+        bound = copy.copy(self)
+        bound._session_id = getattr(context, "workflow_id", None)
+        return bound
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Replace each large payload by a reference to its stored blob."""
@@ -128,9 +156,19 @@ class ClaimCheckCodec(PayloadCodec):
         """Replace each reference by its blob's payload (digest verified).
 
         Raises:
-            BlobError: A blob is missing, or its content does not match its digest.
+            BlobError: A blob is missing, or its content does not match its digest
+                (also logged: ``claim_check.blob_unreadable``).
         """
-        return [await self._decode(payload) for payload in payloads]
+        try:
+            return [await self._decode(payload) for payload in payloads]
+        except BlobError as exc:
+            get_logger(session_id=self._session_id).error(
+                "claim_check.blob_unreadable",
+                digest=exc.digest,
+                store=repr(self.store),
+                error=str(exc),
+            )
+            raise
 
     async def _encode(self, payload: Payload) -> Payload:
         if payload.ByteSize() < self.threshold:
@@ -142,7 +180,7 @@ class ClaimCheckCodec(PayloadCodec):
         except BlobError:
             raise
         except Exception as exc:
-            raise BlobError(f"could not store the payload blob {key}: {exc}") from exc
+            raise BlobError(f"could not store the payload blob {key}: {exc}", digest=key) from exc
         reference = json.dumps({"sha256": key, "size": len(data)}).encode()
         return Payload(metadata={"encoding": ENCODING}, data=reference)
 
@@ -158,11 +196,13 @@ class ClaimCheckCodec(PayloadCodec):
         except BlobError:
             raise
         except Exception as exc:
-            raise BlobError(f"could not read the payload blob {key}: {exc}") from exc
+            raise BlobError(f"could not read the payload blob {key}: {exc}", digest=key) from exc
         if data is None:
-            raise BlobError(f"the payload blob {key} is missing from {self.store!r}")
+            raise BlobError(f"the payload blob {key} is missing from {self.store!r}", digest=key)
         if hashlib.sha256(data).hexdigest() != key:
-            raise BlobError(f"the payload blob {key} in {self.store!r} does not match its digest")
+            raise BlobError(
+                f"the payload blob {key} in {self.store!r} does not match its digest", digest=key
+            )
         decoded = Payload()
         decoded.ParseFromString(data)
         return decoded

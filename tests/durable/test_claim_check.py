@@ -6,8 +6,13 @@ from pathlib import Path
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 from temporalio.api.common.v1 import Payload
-from temporalio.client import Client, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 
 from conjure_async.temporal import (
     BackendSpec,
@@ -128,6 +133,76 @@ async def test_a_tampered_or_missing_blob_is_a_clear_error(
         with pytest.raises(BlobError, match="is missing"):
             await client.data_converter.decode(references)  # as a replaying worker would
         await client.get_workflow_handle(session.session_id).terminate("blobs gone")
+
+
+async def _failed_task(client: Client, session_id: str) -> tuple[str, str]:
+    """Wait for a failed workflow task and a retry of it; the failure's message and type."""
+    handle = client.get_workflow_handle(session_id)
+    while True:
+        history = await handle.fetch_history()
+        failed = [
+            event.workflow_task_failed_event_attributes.failure
+            for event in history.events
+            if event.HasField("workflow_task_failed_event_attributes")
+        ]
+        attempt = (await handle.describe()).raw_description.pending_workflow_task.attempt
+        if failed and attempt >= 2:
+            return failed[-1].message, failed[-1].application_failure_info.type
+        await anyio.sleep(0.2)
+
+
+async def test_a_tampered_blob_met_in_a_replay_is_a_retried_task_logged_per_attempt(
+    temporal_server: TemporalServer, task_queue: str, tmp_path: Path
+) -> None:
+    """Replay meets a tampered blob: the task fails naming the digest, each attempt logs it,
+    the session stays open, and restoring the blob lets it go on with nothing lost."""
+    blobs = tmp_path / "blobs"
+    client = await _client(temporal_server, blobs)
+    options = {"backends": factories(), "models": {"default": fake_model}}
+    config = DurableConfig(backends=[BackendSpec("native")])
+    async with conjure_worker(client, task_queue=task_queue, **options):  # type: ignore[arg-type]  # test options
+        session = await DurableSession.start(client, config, task_queue=task_queue)
+        await session.chat("blobs: 1 400000")  # the tool's result is a blob in the history
+    saved = {path: path.read_bytes() for path in blobs.rglob("*") if path.is_file()}
+    for path, data in saved.items():
+        path.write_bytes(data[:-10] + bytes(b ^ 0xFF for b in data[-10:]))
+    # A new worker without a workflow cache replays the whole history for any task.
+    with capture_logs() as logs:
+        async with conjure_worker(
+            client,
+            task_queue=task_queue,
+            max_cached_workflows=0,
+            **options,  # type: ignore[arg-type]  # test options
+        ):
+
+            async def chat() -> None:
+                with pytest.raises(WorkflowUpdateRPCTimeoutOrCancelledError):
+                    await session.chat("say: waiting")  # its task cannot replay
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(chat)
+                with anyio.fail_after(120):  # a guard, not a timing assertion
+                    message, kind = await _failed_task(client, session.session_id)
+                group.cancel_scope.cancel()
+            unreadable = [log for log in logs if log["event"] == "claim_check.blob_unreadable"]
+            digests = {path.name for path in saved}
+            assert kind == "BlobError"
+            assert "does not match its digest" in message
+            assert any(digest in message for digest in digests)  # the digest is named
+            assert len(unreadable) >= 2  # one per attempt: the first and its retry
+            assert all(log["digest"] in digests for log in unreadable)
+            assert all(log["session_id"] == session.session_id for log in unreadable)
+            described = await client.get_workflow_handle(session.session_id).describe()
+            assert described.status == WorkflowExecutionStatus.RUNNING  # retried, not failed
+            for path, data in saved.items():
+                path.write_bytes(data)  # the operator restores the blob
+            with anyio.fail_after(120):  # a guard, not a timing assertion
+                assert (await session.chat("say: back")).text == "back"
+            history = await session.history()
+            assert history[0].content == "blobs: 1 400000"  # the first turn kept whole
+            assert len(history[2].content[0].content) == 400_000  # its blob's content
+            assert history[-1].content[0].text == "back"
+            await session.close()
 
 
 async def test_small_payloads_stay_inline_and_bad_keys_are_refused(tmp_path: Path) -> None:
