@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import anyio
@@ -115,12 +115,7 @@ class SessionActivities:
     def _build(self, spec: BackendSpec) -> Backend:
         factory = self._factories.get(spec.kind)
         if factory is None:
-            raise _fatal(
-                BackendError(
-                    f"this worker has no backend factory for kind {spec.kind!r} "
-                    f"(registered: {sorted(self._factories)})"
-                )
-            )
+            raise _not_registered("backend factory for kind", spec.kind, self._factories)
         backend = factory(dict(spec.config))
         if backend.kind != spec.kind:
             raise _fatal(
@@ -203,12 +198,7 @@ class SessionActivities:
         """One model call: the registered callback, the response as JSON."""
         model = self._models.get(request.model)
         if model is None:
-            raise _fatal(
-                BackendError(
-                    f"this worker has no model {request.model!r} "
-                    f"(registered: {sorted(self._models)})"
-                )
-            )
+            raise _not_registered("model", request.model, self._models)
         try:
             response = coerce_response(await model(MessagesRequest.model_validate(request.request)))
         except ConjureError as exc:
@@ -331,3 +321,10 @@ def _failure(exc: ConjureError) -> ApplicationError:
 def _fatal(exc: ConjureError) -> ApplicationError:
     """A failure no retry can fix."""
     return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True)
+
+
+def _not_registered(what: str, name: str, registered: Iterable[str]) -> ApplicationError:
+    """This worker lacks what the session names (a retry on it cannot help)."""
+    return _fatal(
+        BackendError(f"this worker has no {what} {name!r} (registered: {sorted(registered)})")
+    )
