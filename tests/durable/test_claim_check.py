@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+import structlog
 from structlog.testing import capture_logs
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
@@ -135,6 +139,18 @@ async def test_a_tampered_or_missing_blob_is_a_clear_error(
         await client.get_workflow_handle(session.session_id).terminate("blobs gone")
 
 
+@contextmanager
+def _captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """structlog's ``capture_logs``, leaving structlog unconfigured after it if it was."""
+    configured = structlog.is_configured()
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        if not configured:
+            structlog.reset_defaults()  # capture_logs leaves it marked configured
+
+
 async def _failed_task(client: Client, session_id: str) -> tuple[str, str]:
     """Wait for a failed workflow task and a retry of it; the failure's message and type."""
     handle = client.get_workflow_handle(session_id)
@@ -167,7 +183,7 @@ async def test_a_tampered_blob_met_in_a_replay_is_a_retried_task_logged_per_atte
     for path, data in saved.items():
         path.write_bytes(data[:-10] + bytes(b ^ 0xFF for b in data[-10:]))
     # A new worker without a workflow cache replays the whole history for any task.
-    with capture_logs() as logs:
+    with _captured_logs() as logs:
         async with conjure_worker(
             client,
             task_queue=task_queue,
