@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from conjure_async import EgressPolicy
+from tests.local.conftest import bwrap  # noqa: F401 - the fixture of test_bwrap_egress.py
 
 SECRET = "sk-egress-test-7f3a9c1e5b"
 """The injected credential: must arrive at api.test and appear nowhere in a sandbox."""

@@ -24,20 +24,8 @@ from conjure_async.testing import (
     tool_use_response,
 )
 from tests.egress.conftest import BEARER, SECRET, Destinations
-from tests.support.system import ensure_packages, in_ci
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="session")
-def bwrap() -> str:
-    """bubblewrap, installed when missing and possible; required under CI=true."""
-    path = ensure_packages("bwrap", "bubblewrap")
-    if path is None:
-        if in_ci():
-            pytest.fail("CI=true needs bubblewrap and it could not be installed")
-        pytest.skip("bubblewrap is not installed and cannot be installed here")
-    return path
 
 
 def _script(*commands: str) -> ScriptedModel:
