@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 import anyio
+from anyio.abc import Process
 
 from conjure_async.backends import Backend, ToolCall, ToolChunk, ToolContext, ToolEvent, ToolResult
 from conjure_async.messages import ToolDefinition
@@ -107,3 +108,12 @@ def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
     )
+
+
+async def terminate(process: Process, grace: float) -> None:
+    """SIGTERM ``process``; SIGKILL it when it has not exited after ``grace`` seconds."""
+    process.terminate()
+    with anyio.move_on_after(grace, shield=True):
+        await process.wait()
+    if process.returncode is None:
+        process.kill()
