@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from tests.docker.conftest import docker_engine
 from tests.durable.temporal_server import TemporalServer, start_server, stop_server
-from tests.support.system import in_ci
+from tests.support.system import require
 
 __all__ = ["docker_engine", "task_queue", "temporal_client", "temporal_server"]
 
@@ -18,11 +18,7 @@ __all__ = ["docker_engine", "task_queue", "temporal_client", "temporal_server"]
 @pytest.fixture(scope="session")
 def temporal_server() -> Iterator[TemporalServer]:
     """One dev server for the run (skips only outside CI when it cannot start)."""
-    found = start_server()
-    if isinstance(found, str):
-        if in_ci():
-            pytest.fail(f"CI=true and no Temporal dev server: {found}")
-        pytest.skip(found)
+    found = require(start_server(), "Temporal dev server")
     try:
         yield found
     finally:
