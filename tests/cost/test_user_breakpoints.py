@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conjure_async import PromptCaching, Session
+from conjure_async import BadRequestError, PromptCaching, Session
 from conjure_async._caching import CacheMarker
 from conjure_async.backends import Backend
 from conjure_async.messages import Message, MessagesRequest
@@ -147,3 +147,15 @@ def test_any_placement_of_user_marks_never_exceeds_four(
 
 def _user_marked(message: Message) -> bool:
     return any(getattr(block, "__pydantic_extra__", None) for block in message.content)
+
+
+async def test_five_user_breakpoints_are_the_api_s_clear_400_not_a_hang(
+    server: FakeAnthropicServer, model_factory: ModelFactory
+) -> None:
+    """The user's own five: the session adds none (it looped forever before) and the API refuses."""
+    content = [{"type": "text", "text": f"part {i}", "cache_control": MARK} for i in range(5)]
+    async with Session(lookup_backend(), model=model_factory(), system=SYSTEM) as session:
+        with pytest.raises(BadRequestError, match="A maximum of 4 blocks with cache_control"):
+            await session.chat(content)
+
+    assert breakpoints(server.message_bodies[0]) == ["message:0"] * 5
