@@ -74,15 +74,18 @@ def _check_pairs(messages: Sequence[Any]) -> None:
         calls = set(_ids(previous, "tool_use", "id"))
         if isinstance(message, Mapping) and message.get("role") == "user":
             for b_index, block in enumerate(_blocks(message.get("content"))):
-                if isinstance(block, Mapping) and block.get("type") == "tool_result":
-                    if block.get("tool_use_id") not in calls:
-                        raise HTTPError(
-                            400,
-                            f"messages.{index}.content.{b_index}: unexpected `tool_use_id` found "
-                            f"in `tool_result` blocks: {block.get('tool_use_id')}. Each "
-                            "`tool_result` block must have a corresponding `tool_use` block "
-                            "in the previous message.",
-                        )
+                if (
+                    isinstance(block, Mapping)
+                    and block.get("type") == "tool_result"
+                    and block.get("tool_use_id") not in calls
+                ):
+                    raise HTTPError(
+                        400,
+                        f"messages.{index}.content.{b_index}: unexpected `tool_use_id` found "
+                        f"in `tool_result` blocks: {block.get('tool_use_id')}. Each "
+                        "`tool_result` block must have a corresponding `tool_use` block "
+                        "in the previous message.",
+                    )
         _check_answered(messages, index)
         previous = message
 
