@@ -53,9 +53,9 @@ async def loop(model: Any, prompt: str = PROMPT) -> str:
         )
 
 
-async def concurrent(sessions: int, calls: int, delay: float) -> None:
+async def concurrent(sessions: int, calls: int, delay: float, *, fresh: bool = True) -> None:
     """``sessions`` concurrent hand loops of ``calls`` tool calls on the shared sleeping model."""
-    model = SleepyModel(calls, delay)
+    model = SleepyModel(calls, delay, fresh=fresh)
     failures: list[str] = []
 
     async def one() -> None:

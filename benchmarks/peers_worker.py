@@ -12,6 +12,7 @@ Output: ``{"progress": ...}`` lines while a long conversation runs, then one
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import json
@@ -156,6 +157,8 @@ async def concurrent(spec: dict[str, Any]) -> dict[str, Any]:
     sessions: int = spec["sessions"]
     calls: int = spec["calls"]
     delay: float = spec["delay"]
+    if "fresh" in spec:  # the model's answers: validated per call, or built once (ADR 0014)
+        run = functools.partial(run, fresh=spec["fresh"])
     rss = RssProbe()
     await run(min(sessions, 20), calls, 0.0)  # warm up
     gc.collect()

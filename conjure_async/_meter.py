@@ -73,14 +73,28 @@ _FIELDS = (
 class _Sum:
     """Running totals of billed tokens and dollars (a :class:`Cost` is built when read)."""
 
-    __slots__ = ("priced", "sent", "values")
+    __slots__ = ("sent", "values")
 
-    def __init__(self) -> None:
-        self.values = [0] * 5 + [0.0] * 4 + [0, 0]
+    def __init__(self, values: list[Any] | None = None, sent: int = 0) -> None:
+        self.values: list[Any] = [0] * 5 + [0.0] * 4 + [0, 0] if values is None else values
         """In :data:`_FIELDS` order."""
-        self.sent = 0
+        self.sent = sent
         """Requests sent (refused ones are not; failed ones are)."""
-        self.priced = False
+
+    def since(self, start: _Sum) -> _Sum:
+        """What was added after ``start`` (a copy taken earlier) was taken."""
+        return _Sum(
+            [a - b for a, b in zip(self.values, start.values, strict=True)], self.sent - start.sent
+        )
+
+    def copy(self) -> _Sum:
+        return _Sum(list(self.values), self.sent)
+
+    @property
+    def priced(self) -> bool:
+        """Whether any response counted had a price."""
+        v = self.values
+        return bool(v[9] - v[10])
 
     def cost(self) -> Cost:
         values: dict[str, Any] = dict(zip(_FIELDS, self.values, strict=True))
@@ -103,7 +117,6 @@ class _Sum:
         self.values = [
             type(v)(data.get(name, v)) for name, v in zip(_FIELDS, self.values, strict=True)
         ]
-        self.priced = bool(self.values[5] or self.values[6] or self.values[7] or self.values[8])
 
 
 class Meter:
@@ -114,7 +127,7 @@ class Meter:
     """
 
     __slots__ = (
-        "_chat",
+        "_chat_start",
         "_last_input",
         "_marker",
         "_rates",
@@ -156,7 +169,8 @@ class Meter:
         self.context_edits: list[dict[str, Any]] = []
         """Every context edit the API reported applied, in order."""
         self._session = _Sum()
-        self._chat = _Sum()
+        self._chat_start = _Sum()
+        """The session's totals when the chat began (the chat's are the difference)."""
         self._marker: CacheMarker | None = None
         self._scan = HistoryScan()
         self._rates: dict[str, tuple[float, float, float, float, float] | None] = {}
@@ -167,7 +181,12 @@ class Meter:
 
     def begin_chat(self) -> None:
         """A chat starts: its own totals start at zero."""
-        self._chat = _Sum()
+        self._chat_start = self._session.copy()
+
+    @property
+    def _chat(self) -> _Sum:
+        """The chat's totals so far."""
+        return self._session.since(self._chat_start)
 
     def finish_chat(self, reply: Reply) -> Reply:
         """The chat's reply, with its estimated cost."""
@@ -227,7 +246,6 @@ class Meter:
                 if limits is not None:
                     _check(limits, scope, totals, request, needed)
         self._session.sent += 1
-        self._chat.sent += 1
         return request
 
     @property
@@ -247,7 +265,6 @@ class Meter:
         """:meth:`before_request` when :attr:`synchronous`: amend and count, nothing to check."""
         self.amend(request, options.model)
         self._session.sent += 1
-        self._chat.sent += 1
 
     async def _input_needed(
         self,
@@ -283,14 +300,14 @@ class Meter:
         """
         usage = response.usage
         extra = usage.__pydantic_extra__
-        settings = self.caching(options.model)
-        ttl = settings.ttl if settings is not None else "5m"
+        written = usage.cache_creation_input_tokens or 0
+        if extra or written:  # the cache writes' lifetime is the caching setting's
+            settings = self.caching(options.model)
+            ttl = settings.ttl if settings is not None else "5m"
         if extra:
             inp, out, w5, w1, read = billed_tokens(usage, ttl)
             self._last_input = _last_context(extra.get("iterations")) or (
-                usage.input_tokens
-                + (usage.cache_read_input_tokens or 0)
-                + (usage.cache_creation_input_tokens or 0)
+                usage.input_tokens + (usage.cache_read_input_tokens or 0) + written
             )
         else:
             inp, out, read = (
@@ -298,31 +315,28 @@ class Meter:
                 usage.output_tokens,
                 usage.cache_read_input_tokens or 0,
             )
-            written = usage.cache_creation_input_tokens or 0
-            w5, w1 = (0, written) if ttl == "1h" else (written, 0)
+            w5, w1 = ((0, written) if ttl == "1h" else (written, 0)) if written else (0, 0)
             self._last_input = inp + read + written
         model_name = options.model_name  # the model asked for (and billed)
         rates = self._rates.get(model_name, _UNKNOWN)
         if rates is _UNKNOWN:
             price = price_for(model_name, self.prices)
             rates = self._rates[model_name] = None if price is None else price.rates
-        for totals in (self._session, self._chat):
-            v = totals.values
-            v[0] += inp
-            v[1] += out
-            v[2] += w5
-            v[3] += w1
-            v[4] += read
-            v[9] += 1
-            if rates is None:
-                v[10] += 1
-            else:
-                r_in, r_out, r_w5, r_w1, r_read = rates
-                v[5] += inp * r_in / _MILLION
-                v[6] += out * r_out / _MILLION
-                v[7] += (w5 * r_w5 + w1 * r_w1) / _MILLION
-                v[8] += read * r_read / _MILLION
-                totals.priced = True
+        v = self._session.values  # the chat's totals are a difference from its start
+        v[0] += inp
+        v[1] += out
+        v[2] += w5
+        v[3] += w1
+        v[4] += read
+        v[9] += 1
+        if rates is None:
+            v[10] += 1
+        else:
+            r_in, r_out, r_w5, r_w1, r_read = rates
+            v[5] += inp * r_in / _MILLION
+            v[6] += out * r_out / _MILLION
+            v[7] += (w5 * r_w5 + w1 * r_w1) / _MILLION
+            v[8] += read * r_read / _MILLION
         return extra
 
     async def _context_events(

@@ -100,15 +100,20 @@ async def test_local_benchmark_breaks_the_difference_down() -> None:
 
 @pytest.mark.anyio
 async def test_concurrency_benchmark_measures_the_hand_loop_and_the_session() -> None:
-    """bench_concurrency with 4 sessions: a row per contender, with RSS per session."""
+    """bench_concurrency with 4 sessions: a row per model and contender, with RSS per session."""
     from benchmarks import bench_concurrency
 
-    tiny = bench_concurrency.Config(sessions=(4,), calls=2, delay=0.001, rounds=1, timeout=60)
+    tiny = bench_concurrency.Config(
+        sessions=(4,), calls=2, delay=0.001, rounds=1, fresh_rounds=1, timeout=60
+    )
     lines = await bench_concurrency.run(config=tiny)
 
     rows = [line for line in lines if line.startswith("| 4 | ")]
-    names = [row.split(" | ")[1] for row in rows]
-    assert names == ["hand loop", "conjure_async", "conjure_async over the hand loop"]
+    names = [tuple(row.split(" | ")[1:3]) for row in rows]
+    contenders = ["hand loop", "conjure_async", "conjure_async over the hand loop"]
+    assert names == [("built once", name) for name in contenders] + [
+        ("validated per call", name) for name in contenders
+    ]
     assert all("KB" in row for row in rows), rows
 
 
