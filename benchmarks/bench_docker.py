@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 
+from benchmarks.bench_local import timed
 from conjure_async import Session
 from conjure_async._logging import get_logger
 from conjure_async.backends import BackendContext, DockerBackend, ToolCall, ToolContext, WarmPool
@@ -55,15 +55,6 @@ async def _raw_exec(client: Any, container_id: str) -> None:
     assert info["ExitCode"] == 0
 
 
-async def _timed(fn: Callable[[], Awaitable[None]], n: int) -> list[float]:
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        await fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
 def _ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:.1f} ms (mean {statistics.mean(values) * 1000:.1f})"
 
@@ -83,9 +74,9 @@ async def bench_exec(engine: Engine, rows: list[tuple[str, str, str]]) -> None:
             container_id = plain.container_id
             assert container_id is not None
             for _ in range(EXECS // 10):  # interleave so all see the same engine state
-                raw += await _timed(lambda: _raw_exec(client, container_id), 10)
-                ours += await _timed(lambda: _tool_call(plain), 10)
-                with_files += await _timed(lambda: _tool_call(tracked), 10)
+                raw += await timed(lambda: _raw_exec(client, container_id), 10)
+                ours += await timed(lambda: _tool_call(plain), 10)
+                with_files += await timed(lambda: _tool_call(tracked), 10)
         finally:
             await plain.aclose()
             await tracked.aclose()

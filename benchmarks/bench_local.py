@@ -119,7 +119,8 @@ class _Cgroups:
         _localproc.remove_cgroup(self.parent)
 
 
-async def _timed(step: Callable[[], Awaitable[None]], n: int) -> list[float]:
+async def timed(step: Callable[[], Awaitable[None]], n: int) -> list[float]:
+    """Seconds each of ``n`` awaits of ``step`` took, one after another."""
     times = []
     for _ in range(n):
         start = time.perf_counter()
@@ -137,7 +138,7 @@ async def backend_direct(backend: LocalBackend, n: int) -> list[float]:
         async for _ in backend.run_tool(call, ctx):
             pass
 
-    return await _timed(one, n)
+    return await timed(one, n)
 
 
 async def through_session(n: int) -> list[float]:
@@ -170,10 +171,10 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
         cgroups = _Cgroups(base) if base is not None and containment == "cgroup" else None
         try:
             for _ in range(config.chunks):
-                ways.setdefault(names[0], []).extend(await _timed(raw, chunk))
-                ways.setdefault(names[1], []).extend(await _timed(wrapper, chunk))
+                ways.setdefault(names[0], []).extend(await timed(raw, chunk))
+                ways.setdefault(names[1], []).extend(await timed(wrapper, chunk))
                 if cgroups is not None:
-                    ways.setdefault(names[2], []).extend(await _timed(cgroups.run, chunk))
+                    ways.setdefault(names[2], []).extend(await timed(cgroups.run, chunk))
                 ways.setdefault(names[3], []).extend(await backend_direct(backend, chunk))
                 ways.setdefault(names[4], []).extend(await through_session(chunk))
         finally:

@@ -82,7 +82,6 @@ from conjure_async._turn import (
     compiled_check,
     dump_turn,
     file_key,
-    input_of,
     load_engine_parts,
     record_of,
     replace_or_add,
@@ -148,6 +147,20 @@ NO_BACKEND: Final = "none"
 
 _PAUSES = frozenset({"pause_turn", "compaction"})  # continued: a long turn, a compaction
 _CUT_OFF = "max_tokens"
+_SET_ID, _SET_NAME, _SET_INPUT = (ToolCall.__dict__[f].__set__ for f in ("id", "name", "input"))
+
+
+def _tool_call(call_id: str, name: str, input: dict[str, Any]) -> ToolCall:
+    """``ToolCall(call_id, name, input)``, built through its slots.
+
+    A frozen dataclass's ``__init__`` sets each field with ``object.__setattr__``:
+    three times slower, paid per call. A test compares the two.
+    """
+    call: ToolCall = object.__new__(ToolCall)
+    _SET_ID(call, call_id)
+    _SET_NAME(call, name)
+    _SET_INPUT(call, input)
+    return call
 
 
 class TurnEngine(SharedHistory, ApprovalRules):
@@ -352,11 +365,10 @@ class TurnEngine(SharedHistory, ApprovalRules):
         # Plain values the collector stops tracking (RecordData); the record is built at the
         # end, with the input from the history's tool_use block unless it was changed.
         at = len(self._history) - 1  # the assistant message holding the call
-        given = call.input if input is None else input
         turn.batch_records[position] = (
             call_id,
             call.name,
-            None if given is input_of(self._history[at], call_id) else given,
+            None if input is None or input is call.input else input,
             spec.backend if spec is not None else NO_BACKEND,
             output if isinstance(output, str) else result.text,
             result.is_error,
@@ -449,7 +461,7 @@ class TurnEngine(SharedHistory, ApprovalRules):
     # -- steps -------------------------------------------------------------
 
     def _hand_out(self, turn: Turn, uses: list[ToolUseBlock]) -> RunTools | Finished:
-        calls = tuple([ToolCall(b.id, b.name, b.input) for b in uses])
+        calls = tuple([_tool_call(b.id, b.name, b.input) for b in uses])
         refusals: dict[str, str] | None = None
         checks = self._checks
         for call in calls:

@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 from opentelemetry import trace
 
-__all__ = ["Logger", "get_logger"]
+__all__ = ["CallLogger", "Logger", "get_logger"]
 
 _stdlib = logging.getLogger("conjure_async")
 _LEVELS = {
@@ -80,6 +80,34 @@ class Logger:
     def error(self, event: str, **fields: Any) -> None:
         """Log an error event."""
         self._log("error", event, fields)
+
+
+class CallLogger(Logger):
+    """A tool call's logger: the session's context plus ``call_id`` and ``tool``.
+
+    The merged context is built when first read (most calls log nothing),
+    so a call costs this object, not a dict copy.
+    """
+
+    __slots__ = ("_base", "_call_id", "_merged", "_tool")
+
+    def __init__(self, base: Logger, call_id: str, tool: str) -> None:
+        self._base = base
+        self._call_id = call_id
+        self._tool = tool
+        self._merged: dict[str, Any] | None = None
+
+    @property
+    def _context(self) -> dict[str, Any]:  # type: ignore[override]  # the base's slot, read-only
+
+        merged = self._merged
+        if merged is None:
+            merged = self._merged = {
+                **self._base._context,
+                "call_id": self._call_id,
+                "tool": self._tool,
+            }
+        return merged
 
 
 def _span_ids() -> dict[str, str]:

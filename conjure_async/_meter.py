@@ -325,18 +325,22 @@ class Meter:
         v = self._session.values  # the chat's totals are a difference from its start
         v[0] += inp
         v[1] += out
-        v[2] += w5
-        v[3] += w1
-        v[4] += read
         v[9] += 1
+        if w5 or w1:
+            v[2] += w5
+            v[3] += w1
+        if read:
+            v[4] += read
         if rates is None:
             v[10] += 1
         else:
-            r_in, r_out, r_w5, r_w1, r_read = rates
+            r_in, r_out, r_w5, r_w1, r_read = rates  # USD per million tokens
             v[5] += inp * r_in / _MILLION
             v[6] += out * r_out / _MILLION
-            v[7] += (w5 * r_w5 + w1 * r_w1) / _MILLION
-            v[8] += read * r_read / _MILLION
+            if w5 or w1:
+                v[7] += (w5 * r_w5 + w1 * r_w1) / _MILLION
+            if read:
+                v[8] += read * r_read / _MILLION
         return extra
 
     async def _context_events(

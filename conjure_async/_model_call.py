@@ -122,6 +122,25 @@ def overrides(backend: Backend, method: str) -> bool:
     return getattr(type(backend), method) is not getattr(Backend, method)
 
 
+_HOOKS: dict[type[Backend], tuple[bool, bool, bool]] = {}
+"""Per backend class: whether it implements ``prepare_request``, ``handle_block``, and
+``handle_response`` or ``after_response`` (a class's methods are looked up once)."""
+
+
+def _hooks(backend: Backend) -> tuple[bool, bool, bool]:
+    kind = type(backend)
+    hooks = _HOOKS.get(kind)
+    if hooks is None:
+        if len(_HOOKS) >= 1024:  # classes made at run time: bounded
+            _HOOKS.clear()
+        hooks = _HOOKS[kind] = (
+            overrides(backend, "prepare_request"),
+            overrides(backend, "handle_block"),
+            overrides(backend, "handle_response") or overrides(backend, "after_response"),
+        )
+    return hooks
+
+
 class ModelCaller:
     """Makes a session's model calls.
 
@@ -179,11 +198,10 @@ class ModelCaller:
         """Caching, context management, limits and cost around each call (set by the session)."""
         # Tuples: most sessions have no backend implementing a hook, and an
         # empty tuple is one shared object.
-        self._request_backends = tuple(b for b in backends if overrides(b, "prepare_request"))
-        self._block_backends = tuple(b for b in backends if overrides(b, "handle_block"))
-        self._response_backends = tuple(
-            b for b in backends if overrides(b, "handle_response") or overrides(b, "after_response")
-        )
+        hooks = [(b, _hooks(b)) for b in backends]
+        self._request_backends = tuple(b for b, (request, _, _) in hooks if request)
+        self._block_backends = tuple(b for b, (_, block, _) in hooks if block)
+        self._response_backends = tuple(b for b, (_, _, response) in hooks if response)
 
     def request(self, options: ModelOptions) -> MessagesRequest:
         """The next request: the history, system prompt and tools, as the backends amend it."""

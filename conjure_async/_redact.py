@@ -176,7 +176,11 @@ class Redactor:
             for member in exc.exceptions:
                 if _own(member) or not self._shows_secret(member):
                     self._scrub(member, seen)
-        suppress = exc.__suppress_context__
+        self._relink(exc, seen)
+
+    def _relink(self, exc: BaseException, seen: set[int]) -> None:
+        """Put clean versions of ``exc``'s cause and context in place (each kept when clean)."""
+        suppress = exc.__suppress_context__  # setting __cause__ would set it
         cause = self._link(exc.__cause__, seen)
         if cause is not exc.__cause__:
             exc.__cause__ = cause
@@ -215,14 +219,7 @@ class Redactor:
 
     def _scrub_chain_only(self, link: BaseException, seen: set[int]) -> None:
         seen.add(id(link))
-        suppress = link.__suppress_context__
-        cause = self._link(link.__cause__, seen)
-        if cause is not link.__cause__:
-            link.__cause__ = cause
-        context = self._link(link.__context__, seen)
-        if context is not link.__context__:
-            link.__context__ = context
-        link.__suppress_context__ = suppress
+        self._relink(link, seen)
 
     def _finish(self, copy: BaseException, original: BaseException, seen: set[int]) -> Any:
         seen.add(id(original))

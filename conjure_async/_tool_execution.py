@@ -30,7 +30,7 @@ import anyio
 from conjure_async._decisions import Defer
 from conjure_async._engine import NO_BACKEND, RunTools, TurnEngine
 from conjure_async._exceptions import BackendError
-from conjure_async._logging import Logger
+from conjure_async._logging import CallLogger, Logger
 from conjure_async.backends._base import (
     Backend,
     ToolCall,
@@ -281,7 +281,7 @@ class ToolRunner:
             options.session_id,
             call.id,
             call.name,
-            Logger({**self._log._context, "call_id": call.id, "tool": call.name}),
+            CallLogger(self._log, call.id, call.name),
             options.deps,
         )
         before = None if how.approved else options.before_tool_call

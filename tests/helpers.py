@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, ClassVar
 
 import anyio
+from anyio.abc import Process
 
 from conjure_async.backends import Backend, ToolCall, ToolChunk, ToolContext, ToolEvent, ToolResult
 from conjure_async.messages import ToolDefinition
@@ -98,3 +101,19 @@ def compact_events(events: list[Any]) -> list[str]:
         else:
             out.append(event.kind)
     return out
+
+
+def fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter (nothing imported yet); its output as text."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+async def terminate(process: Process, grace: float) -> None:
+    """SIGTERM ``process``; SIGKILL it when it has not exited after ``grace`` seconds."""
+    process.terminate()
+    with anyio.move_on_after(grace, shield=True):
+        await process.wait()
+    if process.returncode is None:
+        process.kill()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import pickle
-import subprocess
 import sys
 import types
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 import conjure_async
 from conjure_async._public import publish
+from tests.helpers import fresh_python
 
 PUBLIC_PACKAGES = [
     "conjure_async",
@@ -91,9 +91,7 @@ def test_the_library_never_imports_the_test_kit() -> None:
         "conjure_async.AnthropicModel\n"
         "assert 'conjure_async.testing' not in sys.modules, 'testing imported'\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
-    )
+    result = fresh_python(code)
     assert result.returncode == 0, result.stderr
 
 

@@ -73,6 +73,7 @@ _STREAM_ERRORS = (
     OSError,
     ValueError,
 )
+_ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 _DROPPED = frozenset({b"proxy-connection", b"proxy-authorization", b"connection", b"keep-alive"})
 
 
@@ -274,21 +275,16 @@ class EgressProxy:
             reason=reason,
         )
         self._decisions.append(decision)
-        self._log.info(
-            "egress.decision",
-            host=host,
-            port=port,
-            method=method,
-            allowed=allowed,
-            intercepted=intercepted,
-            headers=list(headers),
-            reason=reason,
-        )
+        # The log line: the decision's fields but its event kind and (unknown here) call id.
+        self._log.info("egress.decision", **decision.model_dump(exclude={"kind", "call_id"}))
+
+    def _refuse(self, host: str, port: int, method: str, status: int, reason: str) -> _RefusedError:
+        """Record a refused request; the error answers it with ``status`` and ``reason``."""
+        self._record(host, port, method, allowed=False, reason=reason)
+        return _RefusedError(status, reason)
 
     def _deny(self, host: str, port: int, method: str, why: str) -> _RefusedError:
-        reason = f"Blocked by {self.label}: {why}"
-        self._record(host, port, method, allowed=False, reason=reason)
-        return _RefusedError(403, reason)
+        return self._refuse(host, port, method, 403, f"Blocked by {self.label}: {why}")
 
     async def _decide(self, host: str, port: int, method: str, *, plain: bool) -> list[IPAddress]:
         """Check ``host:port``; return the addresses to connect to, else raise a refusal."""
@@ -321,9 +317,7 @@ class EgressProxy:
             with anyio.fail_after(CONNECT_TIMEOUT):
                 infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError) as exc:
-            reason = f"cannot resolve {host}: {exc}"
-            self._record(host, port, method, allowed=False, reason=reason)
-            raise _RefusedError(502, reason) from None
+            raise self._refuse(host, port, method, 502, f"cannot resolve {host}: {exc}") from None
         found: list[IPAddress] = []
         for info in infos:
             address = parse_address(str(info[4][0]).split("%", 1)[0])
@@ -360,15 +354,14 @@ class EgressProxy:
                     )
                 except (ssl.SSLError, *_STREAM_ERRORS) as exc:
                     reason = f"TLS with {host}:{port} failed: {exc}"
-                    self._record(host, port, "CONNECT", allowed=False, reason=reason)
-                    raise _RefusedError(502, reason) from None
+                    raise self._refuse(host, port, "CONNECT", 502, reason) from None
                 names = [name for name, _ in headers]
                 self._record(host, port, "CONNECT", allowed=True, intercepted=True, headers=names)
-                await client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await client.send(_ESTABLISHED)
                 await self._intercept(client, secure, host, headers)
                 return
             self._record(host, port, "CONNECT", allowed=True)
-            await client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await client.send(_ESTABLISHED)
             await self._relay(reader, client, upstream)
 
     async def _relay(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -128,6 +129,17 @@ class AnthropicSDKModel(AsyncCloseable):
             kwargs["betas"] = betas
         return resource, kwargs
 
+    @contextlib.contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Raise the SDK's errors as this package's (from the SDK's); others pass."""
+        try:
+            yield
+        except Exception as exc:
+            translated = self._translate(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
     def _translate(self, exc: Exception) -> APIError | ModelResponseError | None:
         sdk = self._sdk
         if isinstance(exc, sdk.APIStatusError):
@@ -174,13 +186,8 @@ class AnthropicSDKModel(AsyncCloseable):
         """
         with self._redactor.guard():
             resource, kwargs = self._prepare(request, streaming=False)
-            try:
+            with self._translated():
                 message = await resource.create(**kwargs)
-            except Exception as exc:
-                translated = self._translate(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
             return self._response(message)
 
     async def count_tokens(self, request: MessagesRequest) -> int:
@@ -192,13 +199,8 @@ class AnthropicSDKModel(AsyncCloseable):
         """
         with self._redactor.guard():
             resource, kwargs = self._prepare(request, streaming=False, count=True)
-            try:
+            with self._translated():
                 counted = await resource.count_tokens(**kwargs)
-            except Exception as exc:
-                translated = self._translate(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
             return int(counted.input_tokens)
 
     async def stream(self, request: MessagesRequest, on_text: TextHandler) -> MessagesResponse:
@@ -215,14 +217,9 @@ class AnthropicSDKModel(AsyncCloseable):
             return response
         with self._redactor.guard():
             resource, kwargs = self._prepare(request, streaming=True)
-            try:
+            with self._translated():
                 async with resource.stream(**kwargs) as events:
                     async for text in events.text_stream:
                         await on_text(text)
                     message = await events.get_final_message()
-            except Exception as exc:
-                translated = self._translate(exc)
-                if translated is None:
-                    raise
-                raise translated from exc
             return self._response(message)

@@ -16,7 +16,8 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -133,8 +134,7 @@ class SQLiteStore(SessionStore):
         text = encode_state(state)
 
         def write(db: sqlite3.Connection) -> int:
-            db.execute("BEGIN IMMEDIATE")  # the write lock first: no check-then-write race
-            try:
+            with _write_lock(db):
                 actual = self._version(db, conversation_id)
                 if actual != version:
                     db.execute("ROLLBACK")
@@ -145,11 +145,6 @@ class SQLiteStore(SessionStore):
                     db.execute(
                         self._sql["update"], (version + 1, text, time.time(), conversation_id)
                     )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
             return version + 1
 
         saved = await self._run(write)
@@ -164,16 +159,10 @@ class SQLiteStore(SessionStore):
         check_id(conversation_id)
 
         def remove(db: sqlite3.Connection) -> int:
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with _write_lock(db):
                 actual = self._version(db, conversation_id)
                 if actual and (version is None or version == actual):
                     db.execute(self._sql["delete"], (conversation_id,))
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
             return actual
 
         actual = await self._run(remove)
@@ -204,3 +193,20 @@ class SQLiteStore(SessionStore):
         db, self._db = self._db, None
         if db is not None:
             await anyio.to_thread.run_sync(db.close, limiter=self._limiter)
+
+
+@contextmanager
+def _write_lock(db: sqlite3.Connection) -> Iterator[None]:
+    """A transaction that takes the write lock first (no check-then-write race), then commits.
+
+    An error rolls it back; a block that rolled back itself commits nothing.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        if db.in_transaction:
+            db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise

@@ -21,20 +21,16 @@ from tests.docker.engine import (
     build_bare_image,
     build_test_image,
     find_or_start_engine,
-    in_ci,
     leftover_containers,
     remove_containers,
     stop_engine,
 )
+from tests.support.system import require
 
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Engine]:
-    found = find_or_start_engine()
-    if isinstance(found, str):
-        if in_ci():
-            pytest.fail(f"CI=true and no Docker engine could be had: {found}")
-        pytest.skip(f"no Docker engine: {found}")
+    found = require(find_or_start_engine(), "Docker engine")
     try:
         build_test_image(found)
         yield found

@@ -22,6 +22,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,21 +79,27 @@ def ping(host: str) -> bool:
     return anyio.run(_ping_async, host)
 
 
-def _start_dockerd() -> Engine | str:
-    tmp = Path(tempfile.mkdtemp(prefix="cj-dockerd-", dir="/tmp"))
-    sock = tmp / "docker.sock"
+def start_dockerd(
+    folder: Path, host: str, answers: Callable[[], bool], *options: str
+) -> subprocess.Popen[bytes] | str:
+    """A private dockerd listening at ``host`` once ``answers()``, else why not (its log's tail).
+
+    Its data, state and log (``dockerd.log``) are in ``folder``; no iptables,
+    no bridge; ``options`` are added (TLS). A daemon that did not come up is stopped.
+    """
     argv = [
         "dockerd",
         "--iptables=false",
         "--ip6tables=false",
         "--bridge=none",
         "--storage-driver=overlay2",
-        f"--data-root={tmp / 'data'}",
-        f"--exec-root={tmp / 'exec'}",
-        f"--pidfile={tmp / 'dockerd.pid'}",
-        f"--host=unix://{sock}",
+        f"--data-root={folder / 'data'}",
+        f"--exec-root={folder / 'exec'}",
+        f"--pidfile={folder / 'dockerd.pid'}",
+        *options,
+        f"--host={host}",
     ]
-    logfile = (tmp / "dockerd.log").open("wb")
+    logfile = (folder / "dockerd.log").open("wb")
     process = subprocess.Popen(
         argv, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -101,16 +108,26 @@ def _start_dockerd() -> Engine | str:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             break
-        if _ping_unix(str(sock)):
-            return Engine(host=f"unix://{sock}", process=process, tmpdir=tmp)
+        if answers():
+            return process
         time.sleep(0.1)
-    log = (tmp / "dockerd.log").read_text(errors="replace")[-1500:]
-    _stop_process(process)
-    shutil.rmtree(tmp, ignore_errors=True)
-    return f"dockerd did not come up: {log}"
+    log = (folder / "dockerd.log").read_text(errors="replace")[-1500:]
+    stop_process(process)
+    return log
 
 
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
+def _start_dockerd() -> Engine | str:
+    tmp = Path(tempfile.mkdtemp(prefix="cj-dockerd-", dir="/tmp"))
+    sock = tmp / "docker.sock"
+    started = start_dockerd(tmp, f"unix://{sock}", lambda: _ping_unix(str(sock)))
+    if isinstance(started, str):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return f"dockerd did not come up: {started}"
+    return Engine(host=f"unix://{sock}", process=started, tmpdir=tmp)
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a daemon; SIGKILL it after 20 seconds."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -196,6 +213,6 @@ def stop_engine(engine: Engine) -> None:
         return
     with contextlib.suppress(Exception):
         remove_containers(engine, only_ours=False)
-    _stop_process(engine.process)
+    stop_process(engine.process)
     if engine.tmpdir is not None:
         shutil.rmtree(engine.tmpdir, ignore_errors=True)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib
 import io
 import posixpath
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import pytest
 
 import conjure_async.backends
 from conjure_async.backends import build_image
+from tests.helpers import fresh_python
 from tests.support.fake_docker import fake_docker_engine
 
 BACKENDS = Path(conjure_async.backends.__file__).parent
@@ -57,9 +56,7 @@ def test_the_public_docker_names_load_without_aiodocker() -> None:
         "assert 'aiodocker' not in sys.modules, 'aiodocker imported'\n"
         "assert 'aiohttp' not in sys.modules, 'aiohttp imported'\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=60
-    )
+    result = fresh_python(code)
     assert result.returncode == 0, result.stderr
 
 

@@ -20,7 +20,7 @@ from conjure_async.backends import (
 from conjure_async.backends.docker._api import docker_client
 from tests.docker.engine import TEST_IMAGE
 from tests.docker.tls_engine import TlsEngine, start_tls_engine, stop_tls_engine
-from tests.support.system import in_ci
+from tests.support.system import require
 
 pytestmark = pytest.mark.anyio
 
@@ -28,11 +28,7 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="module")
 def tls_engine() -> Iterator[TlsEngine]:
     """A dockerd on 127.0.0.1 with --tlsverify and the test image (skips only outside CI)."""
-    found = start_tls_engine()
-    if isinstance(found, str):
-        if in_ci():
-            pytest.fail(f"CI=true and no TLS engine: {found}")
-        pytest.skip(found)
+    found = require(start_tls_engine(), "TLS engine")
     try:
         with pytest.MonkeyPatch.context() as patch:  # aiodocker reads these for tcp:// engines
             patch.setenv("DOCKER_TLS_VERIFY", "1")

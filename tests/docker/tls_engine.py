@@ -8,14 +8,14 @@ certificate required, ``--tlsverify``).
 from __future__ import annotations
 
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.docker.engine import start_dockerd, stop_process
 
 _CERTS = """
 set -e
@@ -43,9 +43,13 @@ class TlsEngine:
 
     def ssl_context(self) -> ssl.SSLContext:
         """Verify the engine against the test CA; present the client certificate."""
-        context = ssl.create_default_context(cafile=str(self.certs / "ca.pem"))
-        context.load_cert_chain(str(self.certs / "cert.pem"), str(self.certs / "key.pem"))
-        return context
+        return _client_context(self.certs)
+
+
+def _client_context(certs: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    context.load_cert_chain(str(certs / "cert.pem"), str(certs / "key.pem"))
+    return context
 
 
 def _free_port() -> int:
@@ -54,11 +58,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers(engine: TlsEngine) -> bool:
+def _answers(host: str, certs: Path) -> bool:
     try:
         with (
-            socket.create_connection(("127.0.0.1", int(engine.host.rsplit(":", 1)[1])), 1) as raw,
-            engine.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            socket.create_connection(("127.0.0.1", int(host.rsplit(":", 1)[1])), 1) as raw,
+            _client_context(certs).wrap_socket(raw, server_hostname="127.0.0.1") as tls,
         ):
             tls.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
             return b"OK" in tls.recv(4096)
@@ -78,41 +82,20 @@ def start_tls_engine() -> TlsEngine | str:
         shutil.rmtree(folder, ignore_errors=True)
         return f"openssl failed: {made.stderr.decode(errors='replace')[-500:]}"
     port = _free_port()
-    argv = [
-        "dockerd",
-        "--iptables=false",
-        "--ip6tables=false",
-        "--bridge=none",
-        "--storage-driver=overlay2",
-        f"--data-root={folder / 'data'}",
-        f"--exec-root={folder / 'exec'}",
-        f"--pidfile={folder / 'dockerd.pid'}",
+    host = f"tcp://127.0.0.1:{port}"
+    tls = [
         "--tlsverify",
         f"--tlscacert={certs / 'ca.pem'}",
         f"--tlscert={certs / 'server-cert.pem'}",
         f"--tlskey={certs / 'server-key.pem'}",
-        f"--host=tcp://127.0.0.1:{port}",
     ]
-    log = (folder / "dockerd.log").open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    engine = TlsEngine(f"tcp://127.0.0.1:{port}", certs, process, folder)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and process.poll() is None:
-        if _answers(engine):
-            return engine
-        time.sleep(0.1)
-    text = (folder / "dockerd.log").read_text(errors="replace")[-1500:]
-    stop_tls_engine(engine)
-    return f"the TLS dockerd did not come up: {text}"
+    started = start_dockerd(folder, host, lambda: _answers(host, certs), *tls)
+    if isinstance(started, str):
+        shutil.rmtree(folder, ignore_errors=True)
+        return f"the TLS dockerd did not come up: {started}"
+    return TlsEngine(host, certs, started, folder)
 
 
 def stop_tls_engine(engine: TlsEngine) -> None:
-    if engine.process.poll() is None:
-        engine.process.send_signal(signal.SIGTERM)
-        try:
-            engine.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            engine.process.kill()
-            engine.process.wait(timeout=10)
+    stop_process(engine.process)
     shutil.rmtree(engine.folder, ignore_errors=True)

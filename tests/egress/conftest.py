@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conjure_async import EgressPolicy
+from tests.local.conftest import bwrap  # noqa: F401 - the fixture of test_bwrap_egress.py
 
 SECRET = "sk-egress-test-7f3a9c1e5b"
 """The injected credential: must arrive at api.test and appear nowhere in a sandbox."""
@@ -69,6 +71,30 @@ class Destinations:
         }  # fmt: skip
         settings.update(options)
         return EgressPolicy(**settings)  # type: ignore[arg-type]
+
+    def through_the_proxy(self, python: str) -> tuple[str, str, str, str]:
+        """Commands a sandbox runs against :meth:`policy` (see :meth:`check_through_the_proxy`).
+
+        curl to the injected api.test, the tunnelled open.test and the denied
+        denied.test, then Python's urllib to api.test.
+        """
+        api, open_, denied = (self.https(n) for n in ("api.test", "open.test", "denied.test"))
+        return (
+            f"curl -sS {api}/headers",
+            f"curl -sS {open_}/headers",
+            f"curl -sS -v {denied}/ 2>&1 | tr -d '\\r' | grep -o '403 Blocked.*'",
+            f"{python} -c \"import urllib.request as u; print(u.urlopen('{api}/headers').read())\"",
+        )
+
+    def check_through_the_proxy(self, outputs: list[str]) -> None:
+        """The header was injected for api.test only; denied.test got the policy's 403."""
+        assert json.loads(outputs[0])["Authorization"] == BEARER
+        assert "Authorization" not in json.loads(outputs[1])
+        assert (
+            outputs[2].strip()
+            == f"403 Blocked by egress policy: host denied.test:{self.tls_port} is not allowed"
+        )
+        assert BEARER in outputs[3]
 
 
 def _wheel(folder: Path) -> None:

@@ -553,3 +553,16 @@ def test_responses_with_every_stop_reason_keep_the_history_valid() -> None:
         ).reply
         assert reply.stop_reason == stop
         api_valid(e.history)
+
+
+def test_a_tool_call_built_for_the_hot_path_equals_the_constructors() -> None:
+    """The engine's slot-built ToolCall is equal to ToolCall(...) and has every field set."""
+    import dataclasses
+
+    from conjure_async._engine import _tool_call
+
+    built = _tool_call("toolu_1", "noop", {"i": 1})
+    assert built == ToolCall("toolu_1", "noop", {"i": 1})
+    assert [f.name for f in dataclasses.fields(ToolCall)] == ["id", "name", "input"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.id = "other"  # type: ignore[misc]  # frozen, as the constructor's

@@ -10,6 +10,8 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.helpers import terminate
+
 PROBE = Path(__file__).with_name("probe_server.py")
 
 
@@ -35,8 +37,4 @@ async def probe_url() -> AsyncIterator[str]:
         try:
             yield f"http://127.0.0.1:{port}/mcp"
         finally:
-            process.terminate()
-            with anyio.move_on_after(10, shield=True):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
+            await terminate(process, 10)

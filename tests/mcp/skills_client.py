@@ -12,6 +12,8 @@ import anyio
 from mcp_types import Request, RequestParams, Result
 from pydantic import ConfigDict
 
+from tests.helpers import terminate
+
 
 class ListParams(RequestParams):
     cursor: str | None = None
@@ -53,11 +55,7 @@ async def serve_http(*args: str, env: dict[str, str] | None = None) -> AsyncIter
         try:
             yield url
         finally:
-            process.terminate()
-            with anyio.move_on_after(20, shield=True):
-                await process.wait()
-            if process.returncode is None:
-                process.kill()
+            await terminate(process, 20)
 
 
 def text(result: Any) -> str:

@@ -100,10 +100,11 @@ async def test_demo_prints_each_stage_activity_then_the_report(
     assert printed[-1] == result.report.rstrip()
 
 
-def test_example_runs_as_a_module_offline() -> None:
+def _run_example(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m examples.monitoring_agent ARGS`` without ``ANTHROPIC_API_KEY`` (offline)."""
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.monitoring_agent"],
+    return subprocess.run(
+        [sys.executable, "-m", "examples.monitoring_agent", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -111,6 +112,10 @@ def test_example_runs_as_a_module_offline() -> None:
         timeout=60,
         check=False,
     )
+
+
+def test_example_runs_as_a_module_offline() -> None:
+    done = _run_example()
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith(
         "- billing: logs unavailable (LogAPIError: log API answered 503 for /logs/billing: "
@@ -134,14 +139,7 @@ async def test_an_offline_run_says_first_what_is_scripted_and_what_is_real(
 
 def test_help_prints_the_usage_and_runs_nothing() -> None:
     """``python -m examples.monitoring_agent --help`` explains the options and exits 0."""
-    done = subprocess.run(
-        [sys.executable, "-m", "examples.monitoring_agent", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_example("--help")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("usage: python -m examples.monitoring_agent")
     assert "--offline" in done.stdout

@@ -16,19 +16,14 @@ import pytest
 from examples.services.demo import demo_model
 from tests.services.cdp import chromium_page
 from tests.services.support import serve
-from tests.support.system import ensure_packages, in_ci
+from tests.support.system import require_package
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = ensure_packages("chromium", "chromium")
-    if path is None:
-        if in_ci():
-            pytest.fail("chromium is required under CI=true (apt-get install chromium)")
-        pytest.skip("chromium is not installed and cannot be installed here")
-    return path
+    return require_package("chromium", "chromium")
 
 
 def _processes_using(profile: Path) -> Iterator[int]:

@@ -36,6 +36,20 @@ PATH = "skills/demo/SKILL.md"
 BOUND = MAX_DIAGNOSTIC_FIELD + MAX_DIAGNOSTIC_MESSAGE + 200
 
 
+def _json_of(script: str, *args: str, timeout: float) -> Any:
+    """Run ``script`` in a new interpreter from the repository; what it printed as JSON."""
+    completed = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+        timeout=timeout,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return json.loads(completed.stdout)
+
+
 def laughs(depth: int) -> str:
     """A SKILL.md whose metadata holds a YAML "billion laughs": 9**depth strings."""
     lines = ["---", "name: demo-skill", "description: d", "metadata:", '  l0: &l0 "lol"']
@@ -93,16 +107,7 @@ def test_billion_laughs_depth_8_is_refused_in_bounded_memory(tmp_path: Path) -> 
         print(json.dumps({"lenient": [str(d) for d in result.diagnostics], "strict": strict}))
         """
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script, str(directory)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    report = json.loads(completed.stdout)
+    report = _json_of(script, str(directory), timeout=120)
     assert len(report["lenient"]) == 1
     assert "anchors and aliases" in report["lenient"][0]
     assert len(report["lenient"][0]) < BOUND
@@ -296,16 +301,7 @@ def test_special_files_in_a_skill_are_skipped_not_read(tmp_path: Path) -> None:
                           "diagnostics": [d.to_dict() for d in result.diagnostics]}))
         """
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script, str(root), str(pipe_skill_md / "SKILL.md")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-        timeout=60,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
-    report = json.loads(completed.stdout)
+    report = _json_of(script, str(root), str(pipe_skill_md / "SKILL.md"), timeout=60)
     assert report["names"] == ["demo-skill"]
     found = {(Path(d["path"]).name, d["field"], d["severity"]) for d in report["diagnostics"]}
     assert found == {("fifo", "resources", "warning"), ("SKILL.md", "SKILL.md", "error")}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conjure_async.store import MemoryStore, PostgresStore, SessionStore, SQLiteStore
-from tests.docker.engine import in_ci
 from tests.store.postgres import Postgres, find_or_start_postgres, stop_postgres
+from tests.support.system import require
 
 _tables = itertools.count(1)
 
@@ -18,11 +18,7 @@ _tables = itertools.count(1)
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Postgres]:
     """A PostgreSQL server for this run (started when none is configured; skips only outside CI)."""
-    found = find_or_start_postgres()
-    if isinstance(found, str):
-        if in_ci():
-            pytest.fail(f"CI=true and no PostgreSQL server could be had: {found}")
-        pytest.skip(f"no PostgreSQL server: {found}")
+    found = require(find_or_start_postgres(), "PostgreSQL server")
     try:
         yield found
     finally:

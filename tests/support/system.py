@@ -13,6 +13,11 @@ import os
 import shutil
 import subprocess
 import threading
+from typing import NoReturn, TypeVar
+
+import pytest
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _updated = False
@@ -59,3 +64,25 @@ def ensure_packages(binary: str, *packages: str, timeout: float = 600) -> str | 
             capture_output=True,
         )
     return shutil.which(binary)
+
+
+def unavailable(what: str, why: str) -> NoReturn:
+    """Fail under ``CI=true`` (a needed part must run there), else skip: ``what`` cannot be had."""
+    if in_ci():
+        pytest.fail(f"CI=true and no {what} could be had: {why}")
+    pytest.skip(f"no {what}: {why}")
+
+
+def require(found: T | str, what: str) -> T:
+    """``found``, a started part; a string is why it could not start (see :func:`unavailable`)."""
+    if isinstance(found, str):
+        unavailable(what, found)
+    return found
+
+
+def require_package(binary: str, package: str) -> str:
+    """The path of ``binary``, its Debian ``package`` installed when missing and possible."""
+    path = ensure_packages(binary, package)
+    if path is None:
+        unavailable(binary, f"{package} is not installed and cannot be installed here")
+    return path
