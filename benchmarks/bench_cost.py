@@ -15,6 +15,10 @@ of each block's JSON; cache reads and writes from the request's breakpoints).
    input tokens one request made the model read (the largest context of a
    sampling pass), against the threshold. Target: bounded by the threshold
    plus one step, whatever the length.
+3. Request bytes with compaction: the session sends from the last
+   compaction block on, against the same conversation sending its whole
+   history (the baseline, measured in the same run); the billed input and
+   the context read must be the same.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conjure_async import Compaction, Session
+from conjure_async._history_scan import HistoryScan
 from conjure_async.backends import NativeBackend, tool
 from conjure_async.events import ModelResponded
 from conjure_async.models import AnthropicModel
@@ -67,21 +72,24 @@ class Outcome:
     history_tokens: int
     """The whole history at the end, as the API would count it without compaction."""
     seconds: float
+    request_bytes: int
+    """The bytes of every request body sent, added up."""
+    largest_request_bytes: int
 
 
 def _agent(calls: int) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """The fake model: one ``lookup`` per response until ``calls`` are done, then a summary."""
+    """The fake model: one ``lookup`` per response until ``calls`` are done, then a summary.
+
+    It counts the calls it made itself: a request cut at a compaction block
+    carries only the results after it.
+    """
+    issued = [0]
 
     def answer(body: dict[str, Any]) -> dict[str, Any]:
-        done = sum(
-            1
-            for message in body["messages"]
-            if message["role"] == "user" and isinstance(message["content"], list)
-            for block in message["content"]
-            if block.get("type") == "tool_result"
-        )
+        done = issued[0]
         if done >= calls:
             return {"content": [{"type": "text", "text": f"Looked up {done} items."}]}
+        issued[0] = done + 1
         call = {"type": "tool_use", "id": f"toolu_{done:05d}", "name": "lookup"}
         return {"content": [{**call, "input": {"item": done}}], "stop_reason": "tool_use"}
 
@@ -129,8 +137,10 @@ async def play(config: Config, **session_options: Any) -> Outcome:
                 compactions += 1
         cost = session.cost
         body = server.message_bodies[-1]
-        full = {k: v for k, v in body.items() if k not in ("max_tokens", "context_management")}
+        full = {"tools": body.get("tools"), "system": body.get("system")}
+        full["messages"] = [message.to_wire() for message in session.history]
         history_tokens = _count(full)
+        sizes = [len(request.body) for request in server.message_requests]
     return Outcome(
         requests=cost.requests,
         input_usd=cost.input_usd + cost.cache_write_usd + cost.cache_read_usd,
@@ -141,7 +151,24 @@ async def play(config: Config, **session_options: Any) -> Outcome:
         compactions=compactions,
         history_tokens=history_tokens,
         seconds=time.perf_counter() - started,
+        request_bytes=sum(sizes),
+        largest_request_bytes=max(sizes),
     )
+
+
+async def play_uncut(config: Config, **session_options: Any) -> Outcome:
+    """:func:`play`, sending the whole history after a compaction (the baseline: before the cut)."""
+    shape = HistoryScan.shape
+
+    def uncut(self: HistoryScan, request: Any, marker: Any, *, compacted: bool) -> None:
+        del compacted
+        shape(self, request, marker, compacted=False)
+
+    HistoryScan.shape = uncut  # type: ignore[method-assign]  # the baseline, in this run only
+    try:
+        return await play(config, **session_options)
+    finally:
+        HistoryScan.shape = shape  # type: ignore[method-assign]
 
 
 def _count(body: dict[str, Any]) -> int:
@@ -161,6 +188,7 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
     cached = await play(config)
     uncached = await play(config, prompt_caching=None)
     compacted = await play(config, compaction=Compaction(trigger=config.threshold))
+    whole = await play_uncut(config, compaction=Compaction(trigger=config.threshold))
     saving = 1 - cached.input_usd / uncached.input_usd
     price = PRICES[MODEL]
     lines = [
@@ -218,9 +246,32 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
             f"With compaction the largest request stays within the threshold plus one step "
             f"({config.threshold:,} + {step:,} tokens): "
             f"{'yes' if bounded else 'NO'}, while the history the session keeps grows to "
-            f"{compacted.history_tokens:,} tokens. The session still sends its whole history "
-            "(the API ignores what precedes the last compaction block); the figure is what "
-            "the model reads and is billed for."
+            f"{compacted.history_tokens:,} tokens. The history keeps everything; the request "
+            "starts at the last compaction block (the API ignores what precedes it)."
+        ),
+        "",
+        "### Request bytes with compaction: sent from the last compaction block, or whole",
+        "",
+        "| request messages | requests | bytes sent, all requests | largest request | seconds |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, outcome in (
+        ("from the last compaction block (default)", compacted),
+        ("the whole history (before)", whole),
+    ):
+        lines.append(
+            f"| {name} | {outcome.requests} | {outcome.request_bytes:,} | "
+            f"{outcome.largest_request_bytes:,} | {outcome.seconds:.2f} |"
+        )
+    same = (compacted.input_usd, compacted.peak_context) == (whole.input_usd, whole.peak_context)
+    lines += [
+        "",
+        (
+            f"Cutting at the compaction block sends "
+            f"{compacted.request_bytes / whole.request_bytes:.1%} of the bytes "
+            f"({compacted.largest_request_bytes / whole.largest_request_bytes:.1%} of the largest "
+            f"request); what the model reads and is billed is "
+            f"{'the same' if same else 'DIFFERENT'}."
         ),
         "",
     ]

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from conjure_async._history_scan import has_mark
 from conjure_async.messages import Message, MessagesRequest, TextBlock
 from conjure_async.messages import _fast_construct as _build
 
@@ -90,17 +91,30 @@ def _markable(block: Any) -> bool:
     return True
 
 
-def _has_mark(block: Any) -> bool:
-    if isinstance(block, dict):
-        return "cache_control" in block
-    extra = getattr(block, "__pydantic_extra__", None)
-    return isinstance(extra, dict) and "cache_control" in extra
-
-
 def _marks_in(message: Message) -> int:
     if isinstance(message.content, str):
         return 0
-    return sum(1 for block in message.content if _has_mark(block))
+    return sum(1 for block in message.content if has_mark(block))
+
+
+def _marks_around(request: MessagesRequest) -> int:
+    """The breakpoints on the request's tool definitions and system blocks."""
+    count = sum(1 for tool in request.tools or () if has_mark(tool))
+    if isinstance(request.system, list):
+        count += sum(1 for block in request.system if has_mark(block))
+    return count
+
+
+def _system_open(system: Any) -> bool:
+    """Whether marking the end of ``system`` adds a breakpoint (its end is not marked already)."""
+    if isinstance(system, str):
+        return bool(system)
+    for block in reversed(system or ()):
+        if has_mark(block):
+            return False
+        if _markable(block):
+            return True
+    return False
 
 
 class CacheMarker:
@@ -123,22 +137,28 @@ class CacheMarker:
         self._tool: tuple[dict[str, Any], dict[str, Any]] | None = None
         self._system: tuple[Any, list[dict[str, Any]]] | None = None
 
-    def mark(self, request: MessagesRequest) -> None:
+    def mark(self, request: MessagesRequest, *, message_marks: int | None = None) -> None:
         """Add the breakpoints to ``request`` (built for this call: changed in place).
 
-        Breakpoints already in the request (in tools, the system prompt, or
-        the last few messages) count toward the API's limit of 4: the
-        session's own give way, oldest message first, then system, then tools.
+        Every breakpoint the request carries already (on tools, system
+        blocks, any message) counts toward the API's limit of 4: the
+        session's own give way, oldest message first, then tools, then
+        system. ``message_marks`` is how many the messages carry, when the
+        caller keeps count (a session does, as its history grows); ``None``
+        counts them here.
         """
         settings = self.settings
         messages = request.messages
-        positions = self._message_positions(messages) if settings.messages else []
-        room = MAX_BREAKPOINTS - self._existing(request, positions)
-        want_tools = bool(settings.tools and request.tools)
-        want_system = bool(settings.system and request.system)
-        while room < want_tools + want_system + len(positions):
-            if positions:
-                positions.pop()  # the oldest message breakpoint goes first
+        if message_marks is None:
+            message_marks = sum(_marks_in(message) for message in messages)
+        room = MAX_BREAKPOINTS - message_marks - _marks_around(request)
+        tools = request.tools
+        want_tools = bool(settings.tools and tools and not has_mark(tools[-1]))
+        want_system = bool(settings.system and request.system) and _system_open(request.system)
+        candidates = self._candidates(messages) if settings.messages and room > 0 else []
+        while want_tools + want_system + len(candidates) > max(room, 0):
+            if candidates:
+                candidates.pop()  # the oldest message breakpoint goes first
             elif want_tools:
                 want_tools = False
             else:
@@ -148,16 +168,21 @@ class CacheMarker:
         if want_system:
             self._mark_system(request)
         marked: dict[int, tuple[Message, Message]] = {}
-        for index in positions:
-            original = messages[index]
-            key = id(original)
-            known = self._marked.get(key)
-            copy = known[1] if known is not None and known[0] is original else self._copy(original)
-            if copy is None:
-                continue
-            marked[key] = (original, copy)
+        for index, original, copy in candidates:
+            marked[id(original)] = (original, copy)
             messages[index] = copy
         self._marked = marked
+
+    def _candidates(self, messages: list[Message]) -> list[tuple[int, Message, Message]]:
+        """The messages to mark, newest first, with their marked copies (kept while marked)."""
+        candidates: list[tuple[int, Message, Message]] = []
+        for index in self._message_positions(messages):
+            original = messages[index]
+            known = self._marked.get(id(original))
+            copy = known[1] if known is not None and known[0] is original else self._copy(original)
+            if copy is not None:
+                candidates.append((index, original, copy))
+        return candidates
 
     def _message_positions(self, messages: list[Message]) -> list[int]:
         """The messages to mark, newest first: the last, then earlier request tails."""
@@ -172,21 +197,10 @@ class CacheMarker:
             index -= 1
         return positions
 
-    def _existing(self, request: MessagesRequest, positions: list[int]) -> int:
-        """Breakpoints the request carries already (tools, system, the messages near the end)."""
-        count = sum(1 for tool in request.tools or () if "cache_control" in tool)
-        if isinstance(request.system, list):
-            count += sum(1 for block in request.system if "cache_control" in block)
-        messages = request.messages
-        start = min([*positions, len(messages)]) - 2
-        for message in messages[max(start, 0) :]:
-            count += _marks_in(message)
-        return count
-
     def _mark_tools(self, request: MessagesRequest) -> None:
         tools = list(request.tools or ())
         last = tools[-1]
-        if "cache_control" in last:
+        if has_mark(last):
             return
         known = self._tool
         if known is None or known[0] is not last:
@@ -205,7 +219,7 @@ class CacheMarker:
         else:
             blocks = list(system or ())
         for position in range(len(blocks) - 1, -1, -1):
-            if "cache_control" in blocks[position]:
+            if has_mark(blocks[position]):
                 return
             if _markable(blocks[position]):
                 blocks[position] = {**blocks[position], "cache_control": self._cache_control}
@@ -232,7 +246,7 @@ class CacheMarker:
         blocks = list(content)
         for position in range(len(blocks) - 1, -1, -1):
             candidate = blocks[position]
-            if _has_mark(candidate):
+            if has_mark(candidate):
                 return None
             if _markable(candidate):
                 blocks[position] = _marked(candidate, cache_control)

@@ -21,6 +21,7 @@ from conjure_async._caching import CacheMarker, PromptCaching
 from conjure_async._context import Compaction, ContextEditing, context_management
 from conjure_async._exceptions import SessionStateError, UsageLimitError
 from conjure_async._history import append_user, drop_unanswered_server_calls
+from conjure_async._history_scan import HistoryScan
 from conjure_async._limits import UsageLimits
 from conjure_async.anthropic._api import merge_betas
 from conjure_async.events import Compacted, ContextEdited, Event, Reply
@@ -130,6 +131,7 @@ class Meter:
         "_last_input",
         "_marker",
         "_rates",
+        "_scan",
         "_session",
         "chat_usage_limits",
         "compaction",
@@ -170,6 +172,7 @@ class Meter:
         self._chat_start = _Sum()
         """The session's totals when the chat began (the chat's are the difference)."""
         self._marker: CacheMarker | None = None
+        self._scan = HistoryScan()
         self._rates: dict[str, tuple[float, float, float, float, float] | None] = {}
         self._last_input = 0
         """Input tokens of the last request: the least the next one needs."""
@@ -209,13 +212,14 @@ class Meter:
 
     def amend(self, request: MessagesRequest, model: Any, *, mark: bool = True) -> None:
         """Add the breakpoints (with ``mark``), the edits and their betas to ``request``."""
+        marker = None
         if mark:
             settings = self.caching(model)
             if settings is not None:
                 marker = self._marker
                 if marker is None or marker.settings is not settings:
                     marker = self._marker = CacheMarker(settings)
-                marker.mark(request)
+        self._scan.shape(request, marker, compacted=self.compaction is not None)
         managed = context_management(self.compaction, self.context_editing)
         if managed is not None:
             edits, betas = managed

@@ -129,3 +129,5 @@ async def test_cost_benchmark_measures_caching_and_compaction() -> None:
     assert "| `Compaction(trigger=50_000)` | 15 | 1 |" in text
     assert re.search(r"Caching bills \d+\.\d% less input \((meets|MISSES) the target", text)
     assert "(50,000 + 10,000 tokens): yes" in text
+    assert "| from the last compaction block (default) | 15 |" in text
+    assert "what the model reads and is billed is the same" in text

@@ -23,22 +23,30 @@ def lookup_backend(size: int = 400) -> NativeBackend:
 
 
 def tool_loop(calls: int, *, per_response: int = 1) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A fake-server answer: ``calls`` lookups, ``per_response`` at a time, then a summary."""
+    """A fake-server answer: ``calls`` lookups, ``per_response`` at a time, then a summary.
+
+    The calls made are counted from the results in the request, or from the
+    calls this answer issued when more (a request cut at a compaction block
+    carries only the results after it).
+    """
+    issued = [0]
 
     def answer(body: dict[str, Any]) -> dict[str, Any]:
-        done = sum(
+        results = sum(
             1
             for message in body["messages"]
             if message["role"] == "user" and isinstance(message["content"], list)
             for block in message["content"]
             if block.get("type") == "tool_result"
         )
+        done = max(results, issued[0])
         if done >= calls:
             return {
                 "content": [{"type": "text", "text": f"Checked {done} items."}],
                 "stop_reason": "end_turn",
             }
         batch = range(done, min(done + per_response, calls))
+        issued[0] = batch.stop
         return {
             "content": [
                 {"type": "tool_use", "id": f"toolu_{i:05d}", "name": "lookup", "input": {"item": i}}

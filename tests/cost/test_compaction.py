@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,7 +13,6 @@ from conjure_async.events import Compacted, Event, ModelResponded
 from conjure_async.messages import Usage
 from conjure_async.models import AnthropicModel, AnthropicSDKModel
 from conjure_async.testing import FakeAnthropicServer, collect, summarize, text_response
-from tests.anthropic.constants import API_KEY
 from tests.cost.support import SYSTEM, lookup_backend, tool_loop
 
 pytestmark = pytest.mark.anyio
@@ -159,15 +158,6 @@ def test_compaction_options_are_checked() -> None:
     assert Compaction(instructions="Keep file names.").edit()["instructions"] == (
         "Keep file names."
     )
-
-
-@pytest.fixture
-async def sdk_client(server: FakeAnthropicServer) -> AsyncIterator[Any]:
-    """An ``AsyncAnthropic`` client pointed at the fake server."""
-    anthropic = pytest.importorskip("anthropic")
-    client = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=server.base_url, max_retries=0)
-    yield client
-    await client.close()
 
 
 @pytest.mark.parametrize("stream", [True, False])

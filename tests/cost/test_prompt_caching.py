@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -232,15 +232,6 @@ async def test_breakpoints_of_the_user_leave_the_total_at_four(
     assert [len(breakpoints(body)) for body in server.message_bodies] == [4, 4]
     assert breakpoints(server.message_bodies[0]) == [ONE_TOOL, "system", "message:0", "message:0"]
     assert breakpoints(server.message_bodies[1]) == [ONE_TOOL, "system", "message:0", "message:2"]
-
-
-@pytest.fixture
-async def sdk_client(server: FakeAnthropicServer) -> AsyncIterator[Any]:
-    """An ``AsyncAnthropic`` client pointed at the fake server."""
-    anthropic = pytest.importorskip("anthropic")
-    client = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=server.base_url, max_retries=0)
-    yield client
-    await client.close()
 
 
 @pytest.mark.parametrize("stream", [True, False])

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from conjure_async.testing._fake._accounting import Rendered, render
 from conjure_async.testing._fake._http import HTTPError
+from conjure_async.testing._fake._validate import check_request
 
 __all__ = [
     "CLEARED",
@@ -138,9 +139,11 @@ def prepare(body: Mapping[str, Any], betas: Sequence[str]) -> Prepared:
     """The prompt a request body makes, after compaction blocks and context edits.
 
     Raises:
-        HTTPError: A malformed ``context_management``, a missing beta, or a
-            breakpoint the API refuses.
+        HTTPError: A malformed ``context_management``, a missing beta, a
+            breakpoint the API refuses, or a request shape it refuses (see
+            :func:`check_request`).
     """
+    check_request(body)
     plan = _plan(body, betas)
     messages = _from_last_compaction(body.get("messages") or [])
 
