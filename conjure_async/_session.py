@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Self
@@ -38,6 +37,7 @@ from conjure_async._exceptions import MaxIterationsError, SessionStateError
 from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides, tool_wire
 from conjure_async._names import check_skill_names, tool_routes
+from conjure_async._per_session import new_id, new_lock
 from conjure_async._persist import bind, dump_session, load_session
 from conjure_async._rerouting import check_opened
 from conjure_async._state import parse_state
@@ -200,11 +200,11 @@ class Session(Generic[DepsT]):
         self.before_tool_call = before_tool_call
         self.after_tool_call = after_tool_call
         self.deps: DepsT = deps
-        self.session_id = session_id or _new_id()
+        self.session_id = session_id or new_id()
         self.skills_instructions = skills_instructions
         self._telemetry = session_telemetry(tracer_provider, meter_provider, capture_content)
         # Uncontended (the usual case), acquiring does not yield to the event loop.
-        self._lock = _new_lock()
+        self._lock = new_lock()
         self._log: Logger = get_logger(session_id=self.session_id)
         self._tg: TaskGroup | None = None
         self._state = SessionState.NEW
@@ -557,32 +557,6 @@ class Session(Generic[DepsT]):
         finally:
             engine.cancel()  # a no-op after the turn's end; otherwise answers what is open
         return reply
-
-
-def _new_id() -> str:
-    """``uuid.uuid4().hex`` without building a ``UUID`` object: version 4, RFC 4122 variant."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    return raw.hex()
-
-
-_lock_types: dict[type[asyncio.AbstractEventLoop], type[anyio.Lock]] = {}
-"""The lock class anyio picked, per event-loop class (looking it up per session costs more
-than the rest of the lock)."""
-
-
-def _new_lock() -> anyio.Lock:
-    """``anyio.Lock(fast_acquire=True)`` (a chat lock that does not yield when free)."""
-    loop = asyncio._get_running_loop()
-    if loop is None:  # built outside a loop: anyio binds its lock when first used
-        return anyio.Lock(fast_acquire=True)
-    kind = _lock_types.get(type(loop))
-    if kind is None:
-        lock = anyio.Lock(fast_acquire=True)
-        _lock_types[type(loop)] = type(lock)
-        return lock
-    return kind(fast_acquire=True)
 
 
 def _may_have_tasks(tg: TaskGroup) -> bool:

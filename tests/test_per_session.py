@@ -1,0 +1,43 @@
+"""The objects each session makes for itself: made cheaply, the same as the library's own."""
+
+from __future__ import annotations
+
+import uuid
+
+import anyio
+import pytest
+
+from conjure_async._per_session import new_id, new_lock
+
+
+def test_a_session_id_is_a_uuid4_in_hex() -> None:
+    """new_id() reads back as a version-4, RFC 4122 UUID, and ids differ."""
+    ids = {new_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in ids:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert parsed.hex == value
+
+
+@pytest.mark.anyio
+async def test_the_chat_lock_is_anyio_s_lock_that_does_not_yield_when_free() -> None:
+    """new_lock() in a loop: the class anyio picks, a fast-acquire lock, each one distinct."""
+    first, second = new_lock(), new_lock()
+    assert type(first) is type(anyio.Lock(fast_acquire=True))
+    assert first is not second
+    async with first:
+        assert first.locked()
+        assert not second.locked()
+
+
+def test_a_lock_made_outside_a_loop_works_in_one_later() -> None:
+    """Outside an event loop new_lock() gives anyio's adapter, usable in a loop afterwards."""
+    lock = new_lock()
+
+    async def use() -> bool:
+        async with lock:
+            return lock.locked()
+
+    assert anyio.run(use)
