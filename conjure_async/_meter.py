@@ -26,6 +26,7 @@ from conjure_async._limits import UsageLimits
 from conjure_async.anthropic._api import merge_betas
 from conjure_async.events import Compacted, ContextEdited, Event, Reply
 from conjure_async.messages import MessagesRequest, MessagesResponse
+from conjure_async.messages import _fast_construct as _build  # per chat: no validation
 from conjure_async.pricing import Cost, ModelPrice, billed_tokens, price_for
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ class _Sum:
 
     def cost(self) -> Cost:
         values: dict[str, Any] = dict(zip(_FIELDS, self.values, strict=True))
-        return Cost.model_construct(**values)
+        return _build(Cost, values)  # every field, of its type: no validation needed
 
     @property
     def input_total(self) -> int:
@@ -174,6 +175,8 @@ class Meter:
         self._marker: CacheMarker | None = None
         self._scan = HistoryScan()
         self._rates: dict[str, tuple[float, float, float, float, float] | None] = {}
+        """Each model's rates in :attr:`prices`, looked up once (the default table's are
+        shared by every session: :data:`_DEFAULT_RATES`)."""
         self._last_input = 0
         """Input tokens of the last request: the least the next one needs."""
 
@@ -193,7 +196,8 @@ class Meter:
         chat = self._chat
         if not chat.priced:
             return reply
-        return reply.model_copy(update={"cost": chat.cost()})
+        # reply.model_copy(update={"cost": ...}), without pydantic's copy machinery
+        return _build(type(reply), {**reply.__dict__, "cost": chat.cost()})
 
     @property
     def cost(self) -> Cost:
@@ -318,10 +322,14 @@ class Meter:
             w5, w1 = ((0, written) if ttl == "1h" else (written, 0)) if written else (0, 0)
             self._last_input = inp + read + written
         model_name = options.model_name  # the model asked for (and billed)
-        rates = self._rates.get(model_name, _UNKNOWN)
+        prices = self.prices
+        known = _DEFAULT_RATES if prices is None else self._rates
+        rates = known.get(model_name, _UNKNOWN)
         if rates is _UNKNOWN:
-            price = price_for(model_name, self.prices)
-            rates = self._rates[model_name] = None if price is None else price.rates
+            price = price_for(model_name, prices)
+            if len(known) >= 256:  # names made at run time: bounded
+                known.clear()
+            rates = known[model_name] = None if price is None else price.rates
         v = self._session.values  # the chat's totals are a difference from its start
         v[0] += inp
         v[1] += out
@@ -406,6 +414,8 @@ class Meter:
 
 
 _UNKNOWN: Any = object()
+_DEFAULT_RATES: dict[str, tuple[float, float, float, float, float] | None] = {}
+"""Rates from :data:`~conjure_async.pricing.PRICES` by model name, shared by sessions."""
 
 
 def _last_context(iterations: Any) -> int:

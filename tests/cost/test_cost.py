@@ -7,6 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from conjure_async import Cost, PromptCaching, Session, SessionStateError
+from conjure_async._meter import Meter
+from conjure_async.events import Reply
 from conjure_async.messages import Usage
 from conjure_async.models import AnthropicModel
 from conjure_async.pricing import PRICES, PRICES_AS_OF, ModelPrice, estimate_cost, price_for
@@ -184,3 +186,24 @@ async def test_a_meter_with_nothing_to_check_adds_no_coroutine_to_a_model_call(
         await session.chat("one")
         await session.chat("two")
         assert session._meter.dump()["totals"]["requests"] == 2
+
+
+def test_the_meter_s_cost_and_reply_equal_validated_ones() -> None:
+    """The meter builds Cost and the priced Reply without validation; both equal validated ones."""
+    class Options:
+        model = object()
+        model_name = "claude-sonnet-4-5"
+
+    meter = Meter()
+    meter.begin_chat()
+    response = text_response("hi", usage=Usage(input_tokens=1200, output_tokens=340))
+    meter.count(response, Options())  # type: ignore[arg-type]  # what the meter reads
+    reply = Reply(text="hi", stop_reason="end_turn", usage=response.usage)
+    priced = meter.finish_chat(reply)
+
+    cost = Cost.model_validate(meter.cost.model_dump())
+    assert meter.cost == cost
+    assert cost.input_tokens == 1200
+    assert cost.input_usd == pytest.approx(1200 * 3 / 1e6)
+    assert priced == reply.model_copy(update={"cost": cost})
+    assert Reply.model_validate(priced.model_dump()) == priced
