@@ -1,4 +1,4 @@
-"""What each session makes for itself, made cheaply: its id and its chat lock.
+"""What each session makes for itself, made cheaply: its id, chat lock and task group.
 
 Sessions are made per conversation (often per request), so these are paid
 per session; see ``docs/adr/0008-hot-path-memory.md``.
@@ -10,8 +10,9 @@ import asyncio
 import os
 
 import anyio
+from anyio.abc import TaskGroup
 
-__all__ = ["new_id", "new_lock"]
+__all__ = ["new_id", "new_lock", "new_task_group"]
 
 
 def new_id() -> str:
@@ -38,3 +39,16 @@ def new_lock() -> anyio.Lock:
         _lock_types[type(loop)] = type(lock)
         return lock
     return kind(fast_acquire=True)
+
+
+_group_types: dict[type[asyncio.AbstractEventLoop], type[TaskGroup]] = {}
+
+
+def new_task_group() -> TaskGroup:
+    """``anyio.create_task_group()``, its class looked up once per event-loop class."""
+    kind = _group_types.get(type(asyncio.get_running_loop()))
+    if kind is None:
+        group = anyio.create_task_group()
+        _group_types[type(asyncio.get_running_loop())] = type(group)
+        return group
+    return kind()

@@ -37,7 +37,7 @@ from conjure_async._exceptions import MaxIterationsError, SessionStateError
 from conjure_async._logging import Logger, get_logger
 from conjure_async._model_call import NO_SPAN, ModelCaller, overrides, tool_wire
 from conjure_async._names import check_skill_names, tool_routes
-from conjure_async._per_session import new_id, new_lock
+from conjure_async._per_session import new_id, new_lock, new_task_group
 from conjure_async._persist import bind, dump_session, load_session
 from conjure_async._rerouting import check_opened
 from conjure_async._state import parse_state
@@ -245,7 +245,7 @@ class Session(Generic[DepsT]):
         if self._state is not SessionState.NEW:
             raise SessionStateError(f"a session can be opened once (it is {self._state.value})")
         self._state = SessionState.OPENING
-        tg = anyio.create_task_group()
+        tg = new_task_group()
         await tg.__aenter__()
         self._tg = tg
         self._deadlines.open()

@@ -244,6 +244,9 @@ class Turn:
     server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: tuple[ToolCall, ...] = ()
     """The calls handed out, in response order."""
+    calls_from_blocks: bool = False
+    """Each of :attr:`calls` holds its ``tool_use`` block's own input (handed out from a
+    response, not resolved or loaded): a record needs no input of its own then."""
     results: list[ToolResultBlock | None] = field(default_factory=list)
     """Their results so far, by position."""
     batch_records: list[ToolCallRecord | RecordData | None] = field(default_factory=list)

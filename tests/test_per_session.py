@@ -7,7 +7,7 @@ import uuid
 import anyio
 import pytest
 
-from conjure_async._per_session import new_id, new_lock
+from conjure_async._per_session import new_id, new_lock, new_task_group
 
 
 def test_a_session_id_is_a_uuid4_in_hex() -> None:
@@ -41,3 +41,20 @@ def test_a_lock_made_outside_a_loop_works_in_one_later() -> None:
             return lock.locked()
 
     assert anyio.run(use)
+
+
+@pytest.mark.anyio
+async def test_a_session_s_task_group_is_anyio_s() -> None:
+    """new_task_group() gives anyio's task group class, a fresh one each time, that runs tasks."""
+
+    first, second = new_task_group(), new_task_group()
+    assert type(first) is type(anyio.create_task_group())
+    assert first is not second
+    ran: list[int] = []
+
+    async def work() -> None:
+        ran.append(1)
+
+    async with first:
+        first.start_soon(work)
+    assert ran == [1]
