@@ -131,3 +131,13 @@ async def test_cost_benchmark_measures_caching_and_compaction() -> None:
     assert "(50,000 + 10,000 tokens): yes" in text
     assert "| from the last compaction block (default) | 15 |" in text
     assert "what the model reads and is billed is the same" in text
+
+
+@pytest.mark.anyio
+async def test_the_instruction_count_workloads_run_without_valgrind() -> None:
+    """benchmarks.instructions' two workloads run as valgrind would run them (small sizes)."""
+    from benchmarks import instructions
+
+    await instructions._workload("calls", 10)
+    await instructions._workload("sessions", 2)
+    assert instructions._COLLECTED.search("==1== Collected : 12345").group(1) == "12345"
