@@ -155,7 +155,15 @@ async def main_async(quick: bool, only: list[str]) -> str:
         "python -m benchmarks --quick   # smaller sizes, a few minutes",
         "python -m benchmarks --only loop concurrency   # some modules",
         "python -m benchmarks.bench_peers --quick   # one module, printed",
+        "python -m benchmarks.instructions   # instructions per call and per session (valgrind)",
         "```",
+        "",
+        (
+            "Wall-clock and CPU figures on a shared VM vary by up to 1.5x between runs of the "
+            "same code; `benchmarks.instructions` counts instructions under valgrind instead "
+            "(stable to about 1%), which is how changes to the hot path are compared "
+            "(ADR 0014)."
+        ),
         "",
         (
             "Peer runtimes (pydantic-ai, openai-agents, the anthropic SDK) come from the `bench` "
