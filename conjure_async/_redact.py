@@ -109,6 +109,15 @@ class Redactor:
                 value = value.replace(secret, REDACTED)
         return redact_key_shapes(value)
 
+    def avoids(self, characters: str) -> bool:
+        """Whether no secret holds any of ``characters``.
+
+        Then no secret can match across them: text made of pieces joined by
+        such characters is redacted piece by piece the same as whole (the
+        ``sk-ant-`` shape holds none of ``[, ]`` either).
+        """
+        return not any(c in secret for secret in self._secrets for c in characters)
+
     def dirty(self, value: str) -> bool:
         """Whether ``value`` shows a secret."""
         return self.text(value) != value

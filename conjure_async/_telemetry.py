@@ -34,7 +34,10 @@ The provider is the model callable's ``provider_name`` attribute
 Captured content (:mod:`conjure_async._telemetry_content` builds it, only
 when ``capture_content`` is on) passes through the model's
 :class:`~conjure_async._redact.Redactor`: its API key and anything shaped
-like an Anthropic key never reach a span.
+like an Anthropic key never reach a span. The input messages are joined from
+each message's redacted JSON, kept while the message is in the history
+(:class:`~conjure_async._telemetry_content.InputMessages`): a model call
+costs its new messages, not the whole history again.
 """
 
 from __future__ import annotations
@@ -58,7 +61,11 @@ from opentelemetry.trace import (
 
 from conjure_async._metrics import Metrics, input_tokens
 from conjure_async._redact import DEFAULT_REDACTOR, Redactor
-from conjure_async._telemetry_content import content_attributes, output_attributes
+from conjure_async._telemetry_content import (
+    InputMessages,
+    content_attributes,
+    output_attributes,
+)
 from conjure_async.messages import MessagesRequest, MessagesResponse, Usage
 
 __all__ = ["UNKNOWN_PROVIDER", "Telemetry", "model_redactor", "provider_name", "session_telemetry"]
@@ -91,6 +98,7 @@ class Telemetry:
     """Creates the library's spans on a user-supplied or the global provider."""
 
     __slots__ = (
+        "_input_messages",
         "_known_active",
         "_redacts_for",
         "capture_content",
@@ -112,6 +120,8 @@ class Telemetry:
         self.redactor = DEFAULT_REDACTOR
         """Cleans captured content: the redactor of the model last called."""
         self._redacts_for: object = None
+        self._input_messages = InputMessages()
+        """The input messages' redacted JSON, message by message (with ``capture_content``)."""
         self._known_active = tracer_provider is not None
 
     @property
@@ -183,7 +193,7 @@ class Telemetry:
             if model_callable is not self._redacts_for:
                 self._redacts_for = model_callable
                 self.redactor = model_redactor(model_callable)
-            attributes.update(content_attributes(request, self.redactor))
+            attributes.update(content_attributes(request, self.redactor, self._input_messages))
         with self.tracer.start_as_current_span(
             f"chat {model}", kind=SpanKind.CLIENT, attributes=attributes
         ) as span:

@@ -26,6 +26,12 @@ API sent it), ``server_tool_use`` and ``*_tool_result`` to
 to ``blob`` / ``uri`` / ``file`` parts; any other block is kept as a generic
 part with its own ``type``. Every string passes through a
 :class:`~conjure_async._redact.Redactor` before it is set.
+
+:class:`InputMessages` keeps ``gen_ai.input.messages`` incremental: each
+message's converted and redacted JSON is kept, by the message's identity, as
+long as the message is in the history sent, so a request costs the JSON of
+its new messages and one join, not the whole history's conversion (the
+value is byte-identical to :func:`content_attributes` building it whole).
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ import json
 from typing import Any
 
 from conjure_async._redact import Redactor
-from conjure_async.messages import MessagesRequest, MessagesResponse
+from conjure_async.messages import Message, MessagesRequest, MessagesResponse
 
-__all__ = ["content_attributes", "finish_reason", "output_attributes"]
+__all__ = ["InputMessages", "content_attributes", "finish_reason", "output_attributes"]
 
 _FINISH_REASONS = {
     "end_turn": "stop",
@@ -57,9 +63,19 @@ def finish_reason(stop_reason: str | None) -> str:
     return _FINISH_REASONS.get(stop_reason, stop_reason)
 
 
-def content_attributes(request: MessagesRequest, redactor: Redactor) -> dict[str, str]:
-    """The request's system instructions, input messages and tool definitions."""
-    attributes = {"gen_ai.input.messages": _dump(_input_messages(request), redactor)}
+def content_attributes(
+    request: MessagesRequest, redactor: Redactor, joined: InputMessages | None = None
+) -> dict[str, str]:
+    """The request's system instructions, input messages and tool definitions.
+
+    With ``joined`` (one per conversation), the input messages are joined from
+    the fragments it keeps; the value is the same.
+    """
+    if joined is None:
+        messages = _dump(_input_messages(request.messages), redactor)
+    else:
+        messages = joined.dump(request.messages, redactor)
+    attributes = {"gen_ai.input.messages": messages}
     system = request.system
     if system:
         blocks = [{"type": "text", "text": system}] if isinstance(system, str) else system
@@ -85,15 +101,125 @@ def _dump(value: Any, redactor: Redactor) -> str:
     return redactor.text(json.dumps(value, ensure_ascii=False, default=str))
 
 
-def _input_messages(request: MessagesRequest) -> list[dict[str, Any]]:
-    messages = []
-    for message in request.messages:
-        # The message's cached wire JSON: one shape, however it was built.
-        wire = json.loads(message.wire_json())
-        content = wire.get("content", "")
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        messages.append({"role": wire.get("role"), "parts": [_part(b) for b in blocks]})
-    return messages
+def _input_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    return [_input_message(message) for message in messages]
+
+
+def _input_message(message: Message) -> dict[str, Any]:
+    # The message's cached wire JSON: one shape, however it was built.
+    wire = json.loads(message.wire_json())
+    content = wire.get("content", "")
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    return {"role": wire.get("role"), "parts": [_part(b) for b in blocks]}
+
+
+_REPLACED_TAIL = 4
+"""How many of the last messages are compared one by one (a continuation may replace them)."""
+
+_JOINS = "[, ]"
+"""The characters :func:`json.dumps` puts between a list's items and around them."""
+
+
+class InputMessages:
+    """``gen_ai.input.messages`` of a growing history, one redacted JSON fragment per message.
+
+    The JSON of a list is ``"[" + ", ".join(items) + "]"``, and the redactor
+    replaces exact strings and ``sk-ant-...`` shapes, neither of which can
+    cross a ``", "`` unless a secret holds one of ``[, ]``: so each message is
+    converted, dumped and redacted once, and a request's value is the join of
+    its messages' fragments, byte for byte what dumping the whole list and
+    redacting it gives. A redactor whose secrets hold such a character, or a
+    subclass with its own ``text``, gets the whole list dumped each time.
+
+    A history only grows or replaces one of its last few messages (a
+    continuation); its messages never change in place. Anything else (a
+    restored session, a request cut at a compaction block, a list of copies)
+    keeps the fragments of the messages still in it, found by identity, and
+    converts the others. Only the fragments of the last request's messages
+    are kept: a message that left the history is let go. One instance serves
+    one conversation (a session's telemetry keeps one).
+    """
+
+    __slots__ = ("_fragments", "_messages", "_parts", "_redactor", "_splits")
+
+    def __init__(self) -> None:
+        self._messages: list[Message] = []
+        """The messages of the last request, in order (a list of its own)."""
+        self._fragments: list[str] = []
+        """Each message's redacted JSON."""
+        self._parts: list[str] = []
+        """``["[", fragment, ", ", fragment, ...]``: what the value joins."""
+        self._redactor: Redactor | None = None
+        self._splits = False
+
+    def dump(self, messages: list[Message], redactor: Redactor) -> str:
+        """The redacted JSON of ``messages`` in the conventions' shape (as a whole dump gives)."""
+        if redactor is not self._redactor:
+            self._redactor = redactor
+            self._splits = type(redactor).text is Redactor.text and redactor.avoids(_JOINS)
+            self.clear()
+        if not self._splits:
+            return _dump(_input_messages(messages), redactor)
+        known = self._messages
+        keep = min(len(known), len(messages))
+        base = max(keep - _REPLACED_TAIL, 0)
+        # Identity of the ends, then a C-speed pass over the rest (identity
+        # first, element by element), as the request body's join does.
+        if keep and (
+            known[0] is not messages[0]
+            or (base and known[base - 1] is not messages[base - 1])
+            or known[:base] != messages[:base]
+        ):
+            self._rebuild(messages, redactor)
+        else:
+            while base < keep and known[base] is messages[base]:
+                base += 1
+            self._truncate(base)
+            for message in messages[base:]:
+                self._append(message, self._fragment(message, redactor))
+        parts = self._parts
+        parts.append("]")
+        try:
+            return "".join(parts) if len(parts) > 1 else "[]"
+        finally:
+            parts.pop()
+
+    def clear(self) -> None:
+        """Forget every fragment."""
+        self._messages = []
+        self._fragments = []
+        self._parts = []
+
+    def __len__(self) -> int:
+        """How many messages' fragments are kept."""
+        return len(self._messages)
+
+    def _rebuild(self, messages: list[Message], redactor: Redactor) -> None:
+        """Not the history seen before: keep the fragments of the messages still in it."""
+        old = {id(m): (m, f) for m, f in zip(self._messages, self._fragments, strict=True)}
+        self.clear()
+        for message in messages:
+            found = old.get(id(message))
+            if found is not None and found[0] is message:
+                self._append(message, found[1])
+            else:
+                self._append(message, self._fragment(message, redactor))
+
+    def _truncate(self, keep: int) -> None:
+        if keep < len(self._messages):
+            del self._messages[keep:]
+            del self._fragments[keep:]
+            del self._parts[2 * keep :]
+
+    def _append(self, message: Message, fragment: str) -> None:
+        self._parts.append(", " if self._messages else "[")
+        self._parts.append(fragment)
+        self._messages.append(message)
+        self._fragments.append(fragment)
+
+    @staticmethod
+    def _fragment(message: Message, redactor: Redactor) -> str:
+        return _dump(_input_message(message), redactor)
 
 
 def _part(block: dict[str, Any]) -> dict[str, Any]:
