@@ -141,3 +141,18 @@ async def test_the_instruction_count_workloads_run_without_valgrind() -> None:
     await instructions._workload("calls", 10)
     await instructions._workload("sessions", 2)
     assert instructions._COLLECTED.search("==1== Collected : 12345").group(1) == "12345"
+
+
+@pytest.mark.anyio
+async def test_telemetry_benchmark_measures_content_off_and_on() -> None:
+    """The telemetry benchmark with short chats: both sizes, off and on, and its verdict."""
+    from benchmarks import _targets, bench_telemetry
+
+    config = bench_telemetry.Config(sizes=(3, 12), rounds=1, sample_calls=12)
+    lines = await bench_telemetry.run(config=config)
+
+    text = "\n".join(lines)
+    assert re.search(r"^\| 3 \| [\d.]+ µs \| [\d.]+ µs \| -?[\d.]+ µs \|$", text, re.M), text
+    assert re.search(r"^\| 12 \| [\d.]+ µs \| [\d.]+ µs \| -?[\d.]+ µs \|$", text, re.M), text
+    assert re.search(r"is \d+\.\d\dx that at 3 \(target ≤ 1\.5x: (yes|\*\*no\*\*)\)", text)
+    assert _targets.VERDICTS[-1].target.startswith("Captured content: client CPU per iteration")

@@ -1,4 +1,4 @@
-"""``gen_ai.input.messages`` built incrementally: byte-identical to a whole dump, redacted throughout.
+"""``gen_ai.input.messages`` built incrementally: the same bytes as a whole dump, redacted.
 
 The property compares :class:`InputMessages` with the from-scratch conversion
 over appends, replaced tails, marked copies, requests cut at a compaction
@@ -55,8 +55,10 @@ REDACTORS = [
 
 texts = st.lists(
     st.sampled_from(
-        ["a", " ", ",", "[", "]", '"', "{", "}", "é", "\\", "\n", "x", "b", "secret", "tok3n"]
-        + ["sk-ant-", "sk-ant-api03-AbCd_efgh", "a, b", "]x"]
+        [
+            *("a", " ", ",", "[", "]", '"', "{", "}", "é", "\\", "\n", "x", "b", "secret"),
+            *("tok3n", "sk-ant-", "sk-ant-api03-AbCd_efgh", "a, b", "]x"),
+        ]
     ),
     max_size=8,
 ).map("".join)
@@ -201,7 +203,7 @@ async def test_a_conversation_converts_each_message_once(monkeypatch: pytest.Mon
 
 @pytest.mark.anyio
 async def test_a_secret_in_an_old_message_never_reaches_a_later_span() -> None:
-    """The model's own key and a key-shaped string in the first prompt are redacted on every span."""
+    """The model's key and a key-shaped string in the first prompt are redacted on every span."""
     traced = Traced()
     replies = [
         {
