@@ -132,12 +132,15 @@ class InputMessages:
     subclass with its own ``text``, gets the whole list dumped each time.
 
     A history only grows or replaces one of its last few messages (a
-    continuation); its messages never change in place. Anything else (a
-    restored session, a request cut at a compaction block, a list of copies)
-    keeps the fragments of the messages still in it, found by identity, and
-    converts the others. Only the fragments of the last request's messages
-    are kept: a message that left the history is let go. One instance serves
-    one conversation (a session's telemetry keeps one).
+    continuation, prompt caching's marked copies); its messages never change
+    in place. Those last few are compared by identity, what precedes them
+    as the request body's join compares it (a message equal to the one seen
+    there counts as the same). Anything else (a restored session, a request
+    cut at a compaction block, a history reset) keeps the fragments of the
+    messages still in it, found by identity, and converts the others. Only
+    the fragments of the last request's messages are kept: a message that
+    left the history is let go. One instance serves one conversation (a
+    session's telemetry keeps one).
     """
 
     __slots__ = ("_fragments", "_messages", "_parts", "_redactor", "_splits")
@@ -170,13 +173,11 @@ class InputMessages:
             or (base and known[base - 1] is not messages[base - 1])
             or known[:base] != messages[:base]
         ):
-            self._rebuild(messages, redactor)
+            base = 0  # not the history seen before: keep what is still in it
         else:
             while base < keep and known[base] is messages[base]:
                 base += 1
-            self._truncate(base)
-            for message in messages[base:]:
-                self._append(message, self._fragment(message, redactor))
+        self._extend(messages, base, redactor)
         parts = self._parts
         parts.append("]")
         try:
@@ -194,22 +195,20 @@ class InputMessages:
         """How many messages' fragments are kept."""
         return len(self._messages)
 
-    def _rebuild(self, messages: list[Message], redactor: Redactor) -> None:
-        """Not the history seen before: keep the fragments of the messages still in it."""
-        old = {id(m): (m, f) for m, f in zip(self._messages, self._fragments, strict=True)}
-        self.clear()
-        for message in messages:
-            found = old.get(id(message))
+    def _extend(self, messages: list[Message], base: int, redactor: Redactor) -> None:
+        """Keep the first ``base`` messages' fragments; reuse the others' where still sent."""
+        known, fragments = self._messages, self._fragments
+        dropped = {id(m): (m, f) for m, f in zip(known[base:], fragments[base:], strict=True)}
+        if dropped:
+            del known[base:]
+            del fragments[base:]
+            del self._parts[2 * base :]
+        for message in messages[base:]:
+            found = dropped.get(id(message)) if dropped else None
             if found is not None and found[0] is message:
                 self._append(message, found[1])
             else:
                 self._append(message, self._fragment(message, redactor))
-
-    def _truncate(self, keep: int) -> None:
-        if keep < len(self._messages):
-            del self._messages[keep:]
-            del self._fragments[keep:]
-            del self._parts[2 * keep :]
 
     def _append(self, message: Message, fragment: str) -> None:
         self._parts.append(", " if self._messages else "[")

@@ -152,6 +152,18 @@ def test_fragments_of_unchanged_messages_are_reused() -> None:
     assert all(a is b for a, b in zip(kept[6:], joined._fragments, strict=True))
 
 
+def test_a_replaced_message_keeps_the_fragments_after_it() -> None:
+    """A marked copy going back to its original reconverts that one message only."""
+    joined = InputMessages()
+    history = [Message(role="user", content=f"m{i}") for i in range(10)]
+    joined.dump([*history[:8], marked(history[8]), history[9]], DEFAULT_REDACTOR)
+    last = joined._fragments[9]
+    extra = Message(role="assistant", content="m10")
+    value = joined.dump([*history, extra], DEFAULT_REDACTOR)
+    assert joined._fragments[9] is last
+    assert value == whole([*history, extra], DEFAULT_REDACTOR)
+
+
 def test_an_empty_history_is_an_empty_list() -> None:
     """No message gives ``[]``, as json.dumps does."""
     assert InputMessages().dump([], DEFAULT_REDACTOR) == "[]" == whole([], DEFAULT_REDACTOR)
