@@ -74,6 +74,10 @@ class SessionStore(AsyncCloseable):
             conversation_id: The conversation.
             version: When given, delete only that version (else a
                 :class:`~conjure_async.ConversationConflictError`).
+
+        Raises:
+            ValueError: ``version`` is not an ``int`` of 1 or more (a bool,
+                0, negative), checked before the store is touched.
         """
 
     @abc.abstractmethod
@@ -90,10 +94,17 @@ def check_id(conversation_id: str) -> str:
     return conversation_id
 
 
-def check_version(version: int) -> int:
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        raise ValueError(f"version must be a non-negative integer, not {version!r}")
+def check_version(version: int, *, minimum: int = 0) -> int:
+    """Refuse a version that is not an int of at least ``minimum`` (bools included)."""
+    if not isinstance(version, int) or isinstance(version, bool) or version < minimum:
+        kind = "non-negative" if minimum == 0 else "positive"
+        raise ValueError(f"version must be a {kind} integer, not {version!r}")
     return version
+
+
+def check_delete_version(version: int | None) -> int | None:
+    """A delete's version: ``None`` (any) or a stored version, 1 or more."""
+    return None if version is None else check_version(version, minimum=1)
 
 
 def encode_state(state: Mapping[str, Any]) -> str:

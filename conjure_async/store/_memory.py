@@ -10,6 +10,7 @@ from conjure_async._exceptions import ConversationConflictError
 from conjure_async.store._base import (
     SessionStore,
     StoredConversation,
+    check_delete_version,
     check_id,
     check_version,
     encode_state,
@@ -51,6 +52,7 @@ class MemoryStore(SessionStore):
     async def delete(self, conversation_id: str, *, version: int | None = None) -> bool:
         """Delete; see :meth:`SessionStore.delete`."""
         current = self._rows.get(check_id(conversation_id))
+        check_delete_version(version)
         if current is None:
             return False
         if version is not None and current[0] != version:

@@ -21,6 +21,7 @@ from conjure_async._exceptions import ConversationConflictError, MissingDependen
 from conjure_async.store._base import (
     SessionStore,
     StoredConversation,
+    check_delete_version,
     check_id,
     check_version,
     decode_state,
@@ -168,8 +169,7 @@ class PostgresStore(SessionStore):
     async def delete(self, conversation_id: str, *, version: int | None = None) -> bool:
         """Delete; see :meth:`SessionStore.delete`."""
         check_id(conversation_id)
-        if version is not None:
-            check_version(version)
+        check_delete_version(version)
         row = await self._fetch("delete", conversation_id, version)
         if row is not None:
             return True

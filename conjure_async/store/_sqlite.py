@@ -27,6 +27,7 @@ from conjure_async._exceptions import ConversationConflictError, StoreError
 from conjure_async.store._base import (
     SessionStore,
     StoredConversation,
+    check_delete_version,
     check_id,
     check_version,
     encode_state,
@@ -157,6 +158,7 @@ class SQLiteStore(SessionStore):
     async def delete(self, conversation_id: str, *, version: int | None = None) -> bool:
         """Delete; see :meth:`SessionStore.delete`."""
         check_id(conversation_id)
+        check_delete_version(version)
 
         def remove(db: sqlite3.Connection) -> int:
             with _write_lock(db):
