@@ -141,3 +141,19 @@ async def test_the_instruction_count_workloads_run_without_valgrind() -> None:
     await instructions._workload("calls", 10)
     await instructions._workload("sessions", 2)
     assert instructions._COLLECTED.search("==1== Collected : 12345").group(1) == "12345"
+
+
+@pytest.mark.anyio
+async def test_store_benchmark_measures_every_store_and_size() -> None:
+    """bench_store with tiny sizes: a row per store and size, JSON and disk bytes per save."""
+    from benchmarks import bench_store
+
+    config = bench_store.Config(sizes=(4, 40), result_chars=200, rounds=2)
+    lines = await bench_store.run(config=config)
+
+    text = "\n".join(lines)
+    for kind in ("memory", "sqlite", "postgres"):
+        assert re.search(rf"\| {kind} \| 4 \| \d+\.\d\d ms \| [\d.]+ [KM]?B \|", text), text
+        assert re.search(rf"\| {kind} \| 40 \| ", text), text
+    assert re.search(r"\| sqlite \| 40 \| [^|]+\| [^|]+\| [\d.]+ [KM]?B \|", text), text
+    assert "- memory: from 4 to 40 messages a save writes" in text
