@@ -4,10 +4,15 @@ A session bound to a store saves after every tool result and every turn.
 This benchmark puts a history of N messages (a user message, then pairs of
 an assistant ``tool_use`` and a user ``tool_result`` of a few KB) into a
 real session bound to each store, saves it once, then times the saves that
-follow one more tool call each (two messages more per save), through the
-session's own binding (``Session(..., store=, conversation_id=)``).
+follow one more tool call each (two messages more per save), two ways in
+alternating rounds:
 
-Figures per store and size, medians over the rounds:
+* the baseline: ``store.save`` of the whole state (``Session.dump_state``),
+  what every save wrote before ADR 0019;
+* the session's own binding (``Session(..., store=, conversation_id=)``),
+  which appends only the new messages (``SessionStore.append``).
+
+Figures per store, way and size, medians over the rounds:
 
 * **time per save** (wall time of the binding's save);
 * **JSON bytes per save**: the JSON text the store was handed to write;
@@ -34,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from conjure_async import Session
+from conjure_async._persist import dump_session
 from conjure_async.backends import NativeBackend
 from conjure_async.messages import Message
 from conjure_async.store import MemoryStore, SessionStore, SQLiteStore
@@ -57,11 +63,17 @@ FULL = Config()
 QUICK = Config(rounds=3)
 
 
+WHOLE = "whole state (`save`, the baseline)"
+APPENDED = "new messages (`append`, the session's way)"
+
+
 @dataclass
 class Row:
     """One store at one size."""
 
     store: str
+    way: str
+    """:data:`WHOLE` or :data:`APPENDED`."""
     messages: int
     seconds: float
     json_bytes: int
@@ -119,7 +131,7 @@ def _counting_json() -> Iterator[list[int]]:
     import importlib
 
     names = ("_base", "_memory", "_sqlite", "_postgres", "_log")
-    modules = []
+    modules: list[Any] = []
     for name in names:
         try:
             modules.append(importlib.import_module(f"conjure_async.store.{name}"))
@@ -210,42 +222,64 @@ async def _store(kind: str, dsn: str | None, directory: Path) -> AsyncIterator[S
 
 
 async def measure(kind: str, config: Config, dsn: str | None, directory: Path) -> list[Row]:
-    """Every size on one store: the rows."""
+    """Every size on one store: a row per way of saving."""
     rows: list[Row] = []
     async with _store(kind, dsn, directory) as store, _Disk(kind, dsn) as disk:
         for n in config.sizes:
-            model = ScriptedModel([])
-            async with Session(
-                NativeBackend(echo), model=model, store=store, conversation_id=f"bench-{n}"
-            ) as session:
-                binding: Any = session._binding
-                engine: Any = session._engine
-                engine._history = _history(n, config.result_chars)
-                await binding.save(session)  # the conversation so far, saved once
-                seconds: list[float] = []
-                json_bytes: list[int] = []
-                disk_bytes: list[int] = []
-                for r in range(config.rounds):
-                    engine._history.extend(_call(10_000 + r, config.result_chars))
-                    before = await disk.mark()
-                    with _counting_json() as counted:
-                        started = time.perf_counter()
-                        await binding.save(session)
-                        seconds.append(time.perf_counter() - started)
-                    after = await disk.mark()
-                    json_bytes.append(counted[0])
-                    if before is not None and after is not None:
-                        disk_bytes.append(after - before)
-                rows.append(
-                    Row(
-                        kind,
-                        n,
-                        statistics.median(seconds),
-                        int(statistics.median(json_bytes)),
-                        int(statistics.median(disk_bytes)) if disk_bytes else None,
-                    )
-                )
+            rows += await _measure_size(kind, store, disk, n, config)
     return rows
+
+
+async def _measure_size(
+    kind: str, store: SessionStore, disk: _Disk, n: int, config: Config
+) -> list[Row]:
+    """One size on one store: both ways, in alternating rounds."""
+    model = ScriptedModel([])
+    async with Session(
+        NativeBackend(echo), model=model, store=store, conversation_id=f"bench-{n}"
+    ) as session:
+        binding: Any = session._binding
+        engine: Any = session._engine
+        engine._history = _history(n, config.result_chars)
+        whole_id = f"bench-{n}-whole"
+        whole_version = await store.save(whole_id, dump_session(session), version=0)
+        await binding.save(session)  # the conversation so far, saved once
+
+        async def whole() -> None:
+            nonlocal whole_version
+            whole_version = await store.save(whole_id, dump_session(session), version=whole_version)
+
+        async def appended() -> None:
+            await binding.save(session)
+
+        figures: dict[str, tuple[list[float], list[int], list[int]]] = {
+            WHOLE: ([], [], []),
+            APPENDED: ([], [], []),
+        }
+        for r in range(config.rounds):
+            engine._history.extend(_call(10_000 + r, config.result_chars))
+            for way, save in ((WHOLE, whole), (APPENDED, appended)):
+                seconds, json_bytes, disk_bytes = figures[way]
+                before = await disk.mark()
+                with _counting_json() as counted:
+                    started = time.perf_counter()
+                    await save()
+                    seconds.append(time.perf_counter() - started)
+                after = await disk.mark()
+                json_bytes.append(counted[0])
+                if before is not None and after is not None:
+                    disk_bytes.append(after - before)
+    return [
+        Row(
+            kind,
+            way,
+            n,
+            statistics.median(seconds),
+            int(statistics.median(json_bytes)),
+            int(statistics.median(disk_bytes)) if disk_bytes else None,
+        )
+        for way, (seconds, json_bytes, disk_bytes) in figures.items()
+    ]
 
 
 def _postgres() -> tuple[str | None, Any, str]:
@@ -294,29 +328,41 @@ async def run(quick: bool = False, *, config: Config | None = None) -> list[str]
         (
             f"A session bound to each store, its history at N messages (tool results of "
             f"{config.result_chars:,} characters), then one tool call (two messages) per save; "
-            f"medians of {config.rounds} saves through the session's binding. *JSON* is the "
+            f"medians of {config.rounds} saves each way, alternating: the whole state "
+            "(`store.save(id, session.dump_state(), ...)`, the baseline) and the session's own "
+            "binding, which appends only the new messages (ADR 0019). *JSON* is the "
             "text handed to the store; *disk* is what SQLite wrote (WAL pages, from "
             "`/proc/self/io`) or the WAL PostgreSQL generated."
         ),
         "",
-        "| store | messages | time per save | JSON per save | disk per save |",
-        "|---|---:|---:|---:|---:|",
+        "| store | saves | messages | time per save | JSON per save | disk per save |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for row in rows:
         disk = "-" if row.disk_bytes is None else _size(row.disk_bytes)
         lines.append(
-            f"| {row.store} | {row.messages:,} | {row.seconds * 1000:.2f} ms | "
+            f"| {row.store} | {row.way} | {row.messages:,} | {row.seconds * 1000:.2f} ms | "
             f"{_size(row.json_bytes)} | {disk} |"
         )
     lines.append("")
     for kind in dict.fromkeys(r.store for r in rows):
-        mine = [r for r in rows if r.store == kind]
-        if len(mine) >= 2 and mine[0].json_bytes:
-            first, last = mine[0], mine[-1]
+        for way in (WHOLE, APPENDED):
+            mine = [r for r in rows if r.store == kind and r.way == way]
+            if len(mine) >= 2 and mine[0].json_bytes:
+                first, last = mine[0], mine[-1]
+                lines.append(
+                    f"- {kind}, {way.split(' (')[0]}: from {first.messages:,} to "
+                    f"{last.messages:,} messages a save writes "
+                    f"{last.json_bytes / first.json_bytes:.1f}x the JSON and takes "
+                    f"{last.seconds / first.seconds:.1f}x the time."
+                )
+        largest = [r for r in rows if r.store == kind and r.messages == rows[-1].messages]
+        if len(largest) == 2:
+            base, new = largest
             lines.append(
-                f"- {kind}: from {first.messages:,} to {last.messages:,} messages a save "
-                f"writes {last.json_bytes / first.json_bytes:.1f}x the JSON and takes "
-                f"{last.seconds / first.seconds:.1f}x the time."
+                f"- {kind} at {new.messages:,} messages: appending takes "
+                f"{new.seconds / base.seconds:.3f}x the time of a whole save and writes "
+                f"{new.json_bytes / base.json_bytes:.3f}x its JSON."
             )
     lines += notes
     lines.append("")

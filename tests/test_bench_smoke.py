@@ -145,7 +145,7 @@ async def test_the_instruction_count_workloads_run_without_valgrind() -> None:
 
 @pytest.mark.anyio
 async def test_store_benchmark_measures_every_store_and_size() -> None:
-    """bench_store with tiny sizes: a row per store and size, JSON and disk bytes per save."""
+    """bench_store with tiny sizes: both ways per store and size, JSON and disk bytes per save."""
     from benchmarks import bench_store
 
     config = bench_store.Config(sizes=(4, 40), result_chars=200, rounds=2)
@@ -153,7 +153,9 @@ async def test_store_benchmark_measures_every_store_and_size() -> None:
 
     text = "\n".join(lines)
     for kind in ("memory", "sqlite", "postgres"):
-        assert re.search(rf"\| {kind} \| 4 \| \d+\.\d\d ms \| [\d.]+ [KM]?B \|", text), text
-        assert re.search(rf"\| {kind} \| 40 \| ", text), text
-    assert re.search(r"\| sqlite \| 40 \| [^|]+\| [^|]+\| [\d.]+ [KM]?B \|", text), text
-    assert "- memory: from 4 to 40 messages a save writes" in text
+        for way in (bench_store.WHOLE, bench_store.APPENDED):
+            for n in (4, 40):
+                row = rf"\| {kind} \| {re.escape(way)} \| {n} \| \d+\.\d\d ms \| [\d.]+ [KM]?B \|"
+                assert re.search(row, text), (row, text)
+        assert re.search(rf"- {kind} at 40 messages: appending takes \d", text), text
+    assert re.search(r"\| sqlite \| [^|]+\| 40 \| [^|]+\| [^|]+\| [\d.]+ [KM]?B \|", text), text
