@@ -224,8 +224,8 @@ class PostgresStore(SessionStore):
                 row = await db.fetchrow(sql["lock"], conversation_id)
                 actual = 0 if row is None else int(row["version"])
                 logged = 0 if row is None else row["logged"]
-                if actual == version and logged is None and kept:
-                    logged = await self._log_whole(db, conversation_id, kept)
+                if actual == version and logged is None:  # saved whole: kept ones move to the log
+                    logged = await self._log_whole(db, conversation_id, kept) if kept else 0
                 if actual == version and kept > logged:
                     raise ValueError(f"kept={kept}: the stored version has {logged} messages")
                 # The row first: one created since the lock is a conflict, nothing written.
