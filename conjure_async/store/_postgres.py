@@ -96,6 +96,8 @@ class PostgresStore(SessionStore):
             "create": f"CREATE TABLE IF NOT EXISTS {t} (id text PRIMARY KEY,"
             " version bigint NOT NULL, state text NOT NULL, updated_at double precision NOT NULL,"
             " logged bigint)",
+            "has_logged": "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid ="
+            " to_regclass($1) AND attname = 'logged' AND NOT attisdropped)",
             "add_logged": f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS logged bigint",
             "create_log": f"CREATE TABLE IF NOT EXISTS {m} (id text NOT NULL,"
             " seq bigint NOT NULL, message text NOT NULL, PRIMARY KEY (id, seq))",
@@ -152,7 +154,9 @@ class PostgresStore(SessionStore):
                         # Two processes creating the table at once would race in the catalog.
                         await db.execute("SELECT pg_advisory_xact_lock(727431)")
                         await db.execute(self._sql["create"])
-                        await db.execute(self._sql["add_logged"])  # a table made before the log
+                        if not await db.fetchval(self._sql["has_logged"], self.table):
+                            # A table made before the log (ALTER locks it: only when needed).
+                            await db.execute(self._sql["add_logged"])
                         await db.execute(self._sql["create_log"])
                 except (OSError, self._asyncpg.PostgresError) as exc:
                     raise self._error(exc) from None

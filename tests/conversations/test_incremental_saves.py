@@ -167,8 +167,8 @@ async def test_a_conflict_carries_the_whole_state_not_only_the_new_messages() ->
 
         slow = ScriptedModel([said, tool_use_response(tool_call("wait")), said])
         a = Session(NativeBackend(wait), model=slow, store=inner, conversation_id="c")
-        b = Session(NativeBackend(wait), model=ScriptedModel([said]), store=inner,
-                    conversation_id="c")  # fmt: skip
+        quick = ScriptedModel([said])
+        b = Session(NativeBackend(wait), model=quick, store=inner, conversation_id="c")
         errors: list[ConversationConflictError] = []
 
         async def chat_a() -> None:
@@ -268,10 +268,12 @@ async def test_a_process_killed_mid_turn_after_appends_leaves_a_valid_history(
     async with (
         SQLiteStore(db) as store,
         Session(
-            NativeBackend(echo, fast, hang), model=ScriptedModel([said]), store=store,
+            NativeBackend(echo, fast, hang),
+            model=ScriptedModel([said]),
+            store=store,
             conversation_id="c",
         ) as session,
-    ):  # fmt: skip
+    ):
         results = [
             (b.tool_use_id, b.content, b.is_error)
             for m in session.history
