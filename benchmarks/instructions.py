@@ -5,7 +5,10 @@ the same code; instruction counts do not. This counts the instructions of
 a chat of N tool calls and of N+1,000 (and of M and M+200 sessions of 10
 calls each, opened and closed one after the other), so the difference is
 the cost of one call (one session), start-up and imports cancelled out.
-The collector's work is included, as it is in the wall-clock benchmarks.
+The cyclic collector is off during the measured work: when a full
+collection falls into one of the two runs but not the other, it moves the
+difference by up to 20,000 instructions per call, which would drown what is
+measured. The collector's cost is in the wall-clock benchmarks.
 
 Usage: ``python -m benchmarks.instructions [--calls N] [--sessions M]``
 (needs ``valgrind``: ``apt-get install valgrind``). Not part of
@@ -15,6 +18,7 @@ Usage: ``python -m benchmarks.instructions [--calls N] [--sessions M]``
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 import shutil
 import subprocess
@@ -40,6 +44,8 @@ async def _sessions(count: int) -> None:
 async def _workload(kind: str, size: int) -> None:
     await conjure_loop(50, collect=False)  # warm up: imports, caches, first-call work
     await _sessions(20)
+    gc.collect()
+    gc.disable()
     if kind == "calls":
         await conjure_loop(size, collect=False)
     else:

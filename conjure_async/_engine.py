@@ -82,7 +82,6 @@ from conjure_async._turn import (
     compiled_check,
     dump_turn,
     file_key,
-    input_of,
     load_engine_parts,
     record_of,
     replace_or_add,
@@ -366,14 +365,10 @@ class TurnEngine(SharedHistory, ApprovalRules):
         # Plain values the collector stops tracking (RecordData); the record is built at the
         # end, with the input from the history's tool_use block unless it was changed.
         at = len(self._history) - 1  # the assistant message holding the call
-        if input is None:  # no hook rewrote it: the call's input, unless it is the block's
-            input = call.input
-            if turn.calls_from_blocks or input is input_of(self._history[at], call_id):
-                input = None
         turn.batch_records[position] = (
             call_id,
             call.name,
-            input,
+            call.input if input is None else input,  # what it ran with
             spec.backend if spec is not None else NO_BACKEND,
             output if isinstance(output, str) else result.text,
             result.is_error,
@@ -480,7 +475,6 @@ class TurnEngine(SharedHistory, ApprovalRules):
                 refusals[call.id] = refusal
         count = len(calls)
         turn.calls = calls
-        turn.calls_from_blocks = True
         turn.results = [None] * count
         turn.batch_records = [None] * count
         turn.positions = (

@@ -147,7 +147,6 @@ class ApprovalRules:
                     continue
             run.append(call)
         turn.calls = tuple(calls)
-        turn.calls_from_blocks = False  # approved input may differ from the block's
         turn.pending = []
         turn.missing = len(run)
         self._phase = TurnPhase.RUNNING_TOOLS  # type: ignore[misc]  # TurnEngine's slot

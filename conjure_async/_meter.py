@@ -71,6 +71,10 @@ _FIELDS = (
 )
 
 
+Snapshot = tuple[tuple[Any, ...], int]
+"""A :class:`_Sum`'s values and requests sent, at one moment."""
+
+
 class _Sum:
     """Running totals of billed tokens and dollars (a :class:`Cost` is built when read)."""
 
@@ -82,14 +86,14 @@ class _Sum:
         self.sent = sent
         """Requests sent (refused ones are not; failed ones are)."""
 
-    def since(self, start: _Sum) -> _Sum:
-        """What was added after ``start`` (a copy taken earlier) was taken."""
-        return _Sum(
-            [a - b for a, b in zip(self.values, start.values, strict=True)], self.sent - start.sent
-        )
+    def since(self, start: Snapshot) -> _Sum:
+        """What was added after ``start`` (a :meth:`snapshot` taken earlier)."""
+        values, sent = start
+        return _Sum([a - b for a, b in zip(self.values, values, strict=True)], self.sent - sent)
 
-    def copy(self) -> _Sum:
-        return _Sum(list(self.values), self.sent)
+    def snapshot(self) -> Snapshot:
+        """The totals now, as plain values (the collector stops tracking such tuples)."""
+        return tuple(self.values), self.sent
 
     @property
     def priced(self) -> bool:
@@ -170,10 +174,10 @@ class Meter:
         self.context_edits: list[dict[str, Any]] = []
         """Every context edit the API reported applied, in order."""
         self._session = _Sum()
-        self._chat_start = _Sum()
+        self._chat_start = _ZERO
         """The session's totals when the chat began (the chat's are the difference)."""
         self._marker: CacheMarker | None = None
-        self._scan = HistoryScan()
+        self._scan: HistoryScan | None = None  # made when caching or compaction needs it
         self._rates: dict[str, tuple[float, float, float, float, float] | None] = {}
         """Each model's rates in :attr:`prices`, looked up once (the default table's are
         shared by every session: :data:`_DEFAULT_RATES`)."""
@@ -184,7 +188,7 @@ class Meter:
 
     def begin_chat(self) -> None:
         """A chat starts: its own totals start at zero."""
-        self._chat_start = self._session.copy()
+        self._chat_start = self._session.snapshot()
 
     @property
     def _chat(self) -> _Sum:
@@ -223,7 +227,12 @@ class Meter:
                 marker = self._marker
                 if marker is None or marker.settings is not settings:
                     marker = self._marker = CacheMarker(settings)
-        self._scan.shape(request, marker, compacted=self.compaction is not None)
+        compacted = self.compaction is not None
+        if marker is not None or compacted:
+            scan = self._scan
+            if scan is None:
+                scan = self._scan = HistoryScan()
+            scan.shape(request, marker, compacted=compacted)
         managed = context_management(self.compaction, self.context_editing)
         if managed is not None:
             edits, betas = managed
@@ -414,6 +423,7 @@ class Meter:
 
 
 _UNKNOWN: Any = object()
+_ZERO: Final[Snapshot] = (tuple(_Sum().values), 0)
 _DEFAULT_RATES: dict[str, tuple[float, float, float, float, float] | None] = {}
 """Rates from :data:`~conjure_async.pricing.PRICES` by model name, shared by sessions."""
 

@@ -286,13 +286,17 @@ class Session(Generic[DepsT]):
             await close_elsewhere(self)  # frees what it can, then raises SessionStateError
         self._state = SessionState.CLOSING
         assert self._tg is not None
-        if _may_have_tasks(self._tg):
+        busy = _may_have_tasks(self._tg)
+        if busy:
             self._tg.cancel_scope.cancel()
         try:
             # Only background work runs in the task group (each chat catches its
             # own errors), so the body's exception is not fed into it: it
             # propagates unchanged instead of wrapped in an ExceptionGroup.
-            await self._tg.__aexit__(None, None, None)
+            if busy:
+                await self._tg.__aexit__(None, None, None)
+            else:  # nothing ran in it: its scope closes without the checkpoint anyio adds
+                self._tg.cancel_scope.__exit__(None, None, None)
         finally:
             self._deadlines.close()
             await self._close_backends(self.backends)
@@ -560,13 +564,18 @@ class Session(Generic[DepsT]):
 
 
 def _may_have_tasks(tg: TaskGroup) -> bool:
-    """Whether background work may run in the task group (so closing cancels it).
+    """Whether background work may run in the task group (so closing cancels and awaits it).
 
-    A cancel costs a task ``repr`` (anyio writes the reason); an idle session skips
-    it. Reads anyio's asyncio task set; answers "yes" when it cannot tell.
+    A cancel costs a task ``repr`` (anyio writes the reason), and exiting a group
+    runs a checkpoint even when it has no task: an event-loop round trip per
+    session. An idle session skips both and exits the group's cancel scope
+    directly. Reads anyio's asyncio task set and failures (a task that failed
+    and ended leaves its error there); answers "yes" when it cannot tell.
     """
-    tasks = getattr(tg, "_tasks", None)
-    return not isinstance(tasks, set) or bool(tasks)
+    tasks, failures = getattr(tg, "_tasks", None), getattr(tg, "_exceptions", None)
+    if not isinstance(tasks, set) or not isinstance(failures, list):
+        return True
+    return bool(tasks or failures or tg.cancel_scope.cancel_called)
 
 
 def _unwrap(exc: BaseException) -> BaseException:

@@ -193,8 +193,8 @@ class UsageSum:
 
 RecordData = tuple[str, str, dict[str, Any] | None, str, str, bool, int | None, int]
 """A client call's record while its turn runs: the fields of :class:`ToolCallRecord` in
-order (``input`` ``None``: the one in its ``tool_use`` block), then the index of the
-assistant message holding that block."""
+order, then the index of the assistant message holding its ``tool_use`` block (``input``
+``None``: the block's, as states saved by earlier versions have it)."""
 
 
 def record_of(record: ToolCallRecord | RecordData, history: Sequence[Message]) -> ToolCallRecord:
@@ -244,9 +244,6 @@ class Turn:
     server_inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: tuple[ToolCall, ...] = ()
     """The calls handed out, in response order."""
-    calls_from_blocks: bool = False
-    """Each of :attr:`calls` holds its ``tool_use`` block's own input (handed out from a
-    response, not resolved or loaded): a record needs no input of its own then."""
     results: list[ToolResultBlock | None] = field(default_factory=list)
     """Their results so far, by position."""
     batch_records: list[ToolCallRecord | RecordData | None] = field(default_factory=list)

@@ -58,3 +58,39 @@ async def test_a_session_s_task_group_is_anyio_s() -> None:
     async with first:
         first.start_soon(work)
     assert ran == [1]
+
+
+@pytest.mark.anyio
+async def test_an_idle_session_opens_and_closes_without_yielding_to_the_loop() -> None:
+    """Opening and closing a session that ran nothing takes no event-loop round trip."""
+    from conjure_async import Session
+    from conjure_async.testing import ScriptedModel, text_response
+
+    ran: list[int] = []
+
+    async def other() -> None:
+        ran.append(1)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(other)
+        async with Session(model=ScriptedModel([text_response("hi")])):
+            pass
+        assert ran == []  # the other task got no turn: nothing yielded
+    assert ran == [1]
+
+
+@pytest.mark.anyio
+async def test_a_session_whose_background_task_failed_still_raises_it_at_close() -> None:
+    """A failure left in the session's task group by an ended task is raised at close."""
+    from conjure_async import Session
+    from conjure_async.testing import ScriptedModel, text_response
+
+    async def fail() -> None:
+        raise LookupError("background work failed")
+
+    with pytest.raises(BaseException) as caught:
+        async with Session(model=ScriptedModel([text_response("hi")])) as session:
+            assert session._tg is not None
+            session._tg.start_soon(fail)
+            await anyio.sleep(0.01)  # the task fails and ends before the close
+    assert "background work failed" in repr(caught.value)

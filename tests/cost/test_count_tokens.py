@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -83,15 +83,6 @@ async def test_the_count_carries_the_context_management_of_the_session(
     (request,) = server.requests_to("/v1/messages/count_tokens")
     assert request.json["context_management"]["edits"][0]["type"] == "compact_20260112"
     assert "compact-2026-01-12" in request.betas
-
-
-@pytest.fixture
-async def sdk_client(server: FakeAnthropicServer) -> AsyncIterator[Any]:
-    """An ``AsyncAnthropic`` client pointed at the fake server."""
-    anthropic = pytest.importorskip("anthropic")
-    client = anthropic.AsyncAnthropic(api_key=API_KEY, base_url=server.base_url, max_retries=0)
-    yield client
-    await client.close()
 
 
 async def test_the_sdk_adapter_counts_through_the_client(
