@@ -145,3 +145,21 @@ async def test_the_instruction_count_workloads_run_without_valgrind() -> None:
     finally:
         gc.enable()  # the workload turns the collector off, as in its own process
     assert instructions._COLLECTED.search("==1== Collected : 12345").group(1) == "12345"
+
+
+@pytest.mark.anyio
+async def test_store_benchmark_measures_every_store_and_size() -> None:
+    """bench_store with tiny sizes: both ways per store and size, JSON and disk bytes per save."""
+    from benchmarks import bench_store
+
+    config = bench_store.Config(sizes=(4, 40), result_chars=200, rounds=2)
+    lines = await bench_store.run(config=config)
+
+    text = "\n".join(lines)
+    for kind in ("memory", "sqlite", "postgres"):
+        for way in (bench_store.WHOLE, bench_store.APPENDED):
+            for n in (4, 40):
+                row = rf"\| {kind} \| {re.escape(way)} \| {n} \| \d+\.\d\d ms \| [\d.]+ [KM]?B \|"
+                assert re.search(row, text), (row, text)
+        assert re.search(rf"- {kind} at 40 messages: appending takes \d", text), text
+    assert re.search(r"\| sqlite \| [^|]+\| 40 \| [^|]+\| [^|]+\| [\d.]+ [KM]?B \|", text), text
