@@ -29,7 +29,7 @@ from conjure_async._engine import NOT_RUN_CANCELLED, TurnEngine
 from conjure_async._exceptions import ConversationConflictError, SessionStateError
 from conjure_async._history import repair_unanswered_calls
 from conjure_async._state import STATE_VERSION, ParsedState, parse_state
-from conjure_async._turn import TurnPhase, dump_turn, load_turn
+from conjure_async._turn import TurnPhase, load_turn
 
 if TYPE_CHECKING:
     from conjure_async._session import Session
@@ -42,10 +42,13 @@ FINAL_SAVE_TIMEOUT = 30.0
 """Seconds the save at the end of a cancelled or failed turn may take (it is shielded)."""
 
 
-def dump_session(session: Session[Any]) -> dict[str, Any]:
-    """The session's state as JSON-able data (see :meth:`Session.dump_state`)."""
-    engine = session._engine
-    dumped = engine.dump()
+def dump_session(session: Session[Any], *, messages: bool = True) -> dict[str, Any]:
+    """The session's state as JSON-able data (see :meth:`Session.dump_state`).
+
+    With ``messages=False``, ``"messages"`` is ``None`` (an incremental save
+    converts only the new messages).
+    """
+    dumped = session._engine.dump(messages=messages)
     state: dict[str, Any] = {
         "version": STATE_VERSION,
         "session_id": session.session_id,
@@ -64,26 +67,10 @@ def dump_session(session: Session[Any]) -> dict[str, Any]:
 def dump_session_without_messages(session: Session[Any]) -> tuple[dict[str, Any], list[Message]]:
     """:func:`dump_session`'s state with ``"messages": None``, and the history it would hold.
 
-    The history's messages are not converted (a save converts only the new
-    ones). It repeats what ``TurnEngine.dump`` writes but ``messages``;
-    ``tests/conversations/test_incremental_saves.py`` checks the two agree.
+    The history's messages are not converted (a save converts only the new ones).
     """
-    engine = session._engine
-    history = list(engine._history)
-    turn = engine._turn
-    state: dict[str, Any] = {
-        "version": STATE_VERSION,
-        "session_id": session.session_id,
-        "model_name": session.model_name,
-        "messages": None,
-        "usage": engine._usage.freeze().to_wire(),
-        "files": [f.model_dump(mode="json") for f in engine._files],
-        "backends": [{"kind": b.kind, "state": b.dump_state()} for b in session.backends],
-        "meter": session._meter.dump(),
-    }
-    if turn is not None:
-        state["turn"] = dump_turn(turn, engine._phase, history)
-    return state, history
+    history = list(session._engine._history)
+    return dump_session(session, messages=False), history
 
 
 def _kept(saved: list[Message] | None, history: list[Message]) -> int:
