@@ -36,6 +36,7 @@ MODULES = (
     ("benchmarks.bench_cost", "Long conversations and cost"),
     ("benchmarks.bench_egress", "Network policy"),
     ("benchmarks.bench_durable", "Durable sessions on Temporal"),
+    ("benchmarks.bench_store", "Saving conversations to a store"),
     ("benchmarks.bench_telemetry", "Telemetry with captured content"),
 )
 PACKAGES = (

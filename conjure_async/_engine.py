@@ -554,12 +554,16 @@ class TurnEngine(SharedHistory, ApprovalRules):
 
     # -- state -------------------------------------------------------------
 
-    def dump(self) -> dict[str, Any]:
-        """The whole state as JSON-able data, also in the middle of a turn."""
+    def dump(self, *, messages: bool = True) -> dict[str, Any]:
+        """The whole state as JSON-able data, also in the middle of a turn.
+
+        With ``messages=False`` the history is left out (``"messages": None``):
+        an incremental save converts only the messages it has not stored.
+        """
         history, turn = self._history, self._turn
         return {
             "version": ENGINE_STATE_VERSION,
-            "messages": [m.to_wire() for m in history],
+            "messages": [m.to_wire() for m in history] if messages else None,
             "usage": self._usage.freeze().to_wire(),
             "files": [f.model_dump(mode="json") for f in self._files],
             "turn": None if turn is None else dump_turn(turn, self._phase, history),

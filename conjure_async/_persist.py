@@ -12,7 +12,11 @@ history is valid. A turn stopped for approvals is kept as it is, waiting.
 :class:`~conjure_async.store.SessionStore`: loaded when the session opens,
 reloaded before a chat when another writer saved since, saved after every
 tool result and at the end of every turn, each save over the version read
-(optimistic concurrency, see ``docs/adr/0012-conversation-store.md``).
+(optimistic concurrency, see ``docs/adr/0012-conversation-store.md``). A save
+writes only the messages added since the binding's last save or load, with
+:meth:`SessionStore.append <conjure_async.store.SessionStore.append>`; a
+history that changed otherwise (restored, a replaced tail) is written whole
+(``docs/adr/0019-incremental-saves.md``).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from conjure_async._turn import TurnPhase, load_turn
 
 if TYPE_CHECKING:
     from conjure_async._session import Session
+    from conjure_async.messages import Message
     from conjure_async.store import SessionStore
 
 __all__ = ["StoreBinding", "bind", "dump_session", "load_session"]
@@ -37,10 +42,13 @@ FINAL_SAVE_TIMEOUT = 30.0
 """Seconds the save at the end of a cancelled or failed turn may take (it is shielded)."""
 
 
-def dump_session(session: Session[Any]) -> dict[str, Any]:
-    """The session's state as JSON-able data (see :meth:`Session.dump_state`)."""
-    engine = session._engine
-    dumped = engine.dump()
+def dump_session(session: Session[Any], *, messages: bool = True) -> dict[str, Any]:
+    """The session's state as JSON-able data (see :meth:`Session.dump_state`).
+
+    With ``messages=False``, ``"messages"`` is ``None`` (an incremental save
+    converts only the new messages).
+    """
+    dumped = session._engine.dump(messages=messages)
     state: dict[str, Any] = {
         "version": STATE_VERSION,
         "session_id": session.session_id,
@@ -54,6 +62,31 @@ def dump_session(session: Session[Any]) -> dict[str, Any]:
     if dumped["turn"] is not None:
         state["turn"] = dumped["turn"]
     return state
+
+
+def dump_session_without_messages(session: Session[Any]) -> tuple[dict[str, Any], list[Message]]:
+    """:func:`dump_session`'s state with ``"messages": None``, and the history it would hold.
+
+    The history's messages are not converted (a save converts only the new ones).
+    """
+    history = list(session._engine._history)
+    return dump_session(session, messages=False), history
+
+
+def _kept(saved: list[Message] | None, history: list[Message]) -> int:
+    """How many messages at the start of ``history`` are the saved ones (the same objects).
+
+    History messages are never changed in place (a changed one is a new
+    object), so the same object at the same place is the same message.
+    """
+    if saved is None:
+        return 0
+    kept = 0
+    for old, new in zip(saved, history, strict=False):
+        if old is not new:
+            break
+        kept += 1
+    return kept
 
 
 def load_session(session: Session[Any], state: ParsedState | dict[str, Any] | str) -> None:
@@ -113,21 +146,29 @@ def bind(store: SessionStore | None, conversation_id: str | None) -> StoreBindin
 class StoreBinding:
     """A session's conversation in a store, and the version it last read or wrote."""
 
-    __slots__ = ("_lock", "conversation_id", "store", "version")
+    __slots__ = ("_lock", "_saved", "conversation_id", "store", "version")
 
     def __init__(self, store: SessionStore, conversation_id: str) -> None:
         self.store = store
         self.conversation_id = conversation_id
         self.version = 0
         """The stored version this session holds (0: never saved)."""
+        self._saved: list[Message] | None = None
+        """The history as the store holds it at :attr:`version` (the message objects)."""
         self._lock = anyio.Lock()
 
     async def load(self, session: Session[Any]) -> None:
         """Load the conversation into a session being opened (nothing when it is new)."""
         row = await self.store.load(self.conversation_id)
         if row is not None:
-            load_session(session, row.state)
-            self.version = row.version
+            self._take(session, row.state, row.version)
+
+    def _take(self, session: Session[Any], state: dict[str, Any], version: int) -> None:
+        parsed = parse_state(state)
+        stored = list(parsed.messages)  # before a mid-turn state is closed (new messages)
+        load_session(session, parsed)
+        self.version = version
+        self._saved = stored
 
     async def refresh(self, session: Session[Any]) -> None:
         """Before a chat: take what another writer saved since this session last did."""
@@ -142,10 +183,10 @@ class StoreBinding:
                     require_approval=engine.require_approval,
                 )
                 self.version = 0
+                self._saved = None
             return
         if row.version != self.version:
-            load_session(session, row.state)
-            self.version = row.version
+            self._take(session, row.state, row.version)
 
     async def save(self, session: Session[Any]) -> None:
         """Save the session's state over the version it holds.
@@ -154,9 +195,17 @@ class StoreBinding:
             ConversationConflictError: Another writer saved first (nothing changed).
         """
         async with self._lock:
-            self.version = await self.store.save(
-                self.conversation_id, dump_session(session), version=self.version
-            )
+            state, history = dump_session_without_messages(session)
+            kept = _kept(self._saved, history) if self.version else 0
+            state["messages"] = [m.to_wire() for m in history[kept:]]
+            try:
+                self.version = await self.store.append(
+                    self.conversation_id, state, version=self.version, kept=kept
+                )
+            except ConversationConflictError as exc:
+                exc.state = dump_session(session)  # the whole unsaved state, not only the new part
+                raise
+            self._saved = history
 
     async def save_after(self, session: Session[Any], error: BaseException | None) -> None:
         """The save at a turn's end; after a failure or cancellation, shielded and quiet.

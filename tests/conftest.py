@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from tests.helpers import process_alive
 
@@ -30,6 +31,25 @@ atexit.register(shutil.rmtree, RUN_TMP, ignore_errors=True)
 def anyio_backend() -> str:
     """Run async tests on asyncio (the library is asyncio-first)."""
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def restore_structlog() -> Iterator[None]:
+    """Leave structlog's global configuration as the test found it.
+
+    ``structlog.testing.capture_logs`` (and any ``structlog.configure``) leaves
+    structlog marked as configured, which moves the library's events from stdlib
+    ``logging`` to structlog: a later test reading ``caplog`` would see nothing.
+    """
+    was_configured = structlog.is_configured()
+    config = structlog.get_config()
+    processors = list(config["processors"])  # capture_logs edits the list in place
+    yield
+    if was_configured:
+        config["processors"][:] = processors
+        structlog.configure(**config)
+    else:
+        structlog.reset_defaults()
 
 
 def _children() -> set[int]:

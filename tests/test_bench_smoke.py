@@ -161,3 +161,21 @@ async def test_telemetry_benchmark_measures_content_off_and_on() -> None:
         assert re.search(row, text, re.M), text
     assert re.search(r"is \d+\.\d\dx that at 3 \(target ≤ 1\.5x: (yes|\*\*no\*\*)\)", text)
     assert _targets.VERDICTS[-1].target.startswith("Captured content: client CPU per iteration")
+
+
+@pytest.mark.anyio
+async def test_store_benchmark_measures_every_store_and_size() -> None:
+    """bench_store with tiny sizes: both ways per store and size, JSON and disk bytes per save."""
+    from benchmarks import bench_store
+
+    config = bench_store.Config(sizes=(4, 40), result_chars=200, rounds=2)
+    lines = await bench_store.run(config=config)
+
+    text = "\n".join(lines)
+    for kind in ("memory", "sqlite", "postgres"):
+        for way in (bench_store.WHOLE, bench_store.APPENDED):
+            for n in (4, 40):
+                row = rf"\| {kind} \| {re.escape(way)} \| {n} \| \d+\.\d\d ms \| [\d.]+ [KM]?B \|"
+                assert re.search(row, text), (row, text)
+        assert re.search(rf"- {kind} at 40 messages: appending takes \d", text), text
+    assert re.search(r"\| sqlite \| [^|]+\| 40 \| [^|]+\| [^|]+\| [\d.]+ [KM]?B \|", text), text

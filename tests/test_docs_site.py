@@ -122,3 +122,27 @@ def test_reference_pages_name_no_private_module() -> None:
     ]
     assert directives, "the reference renders nothing"
     assert [(page, line) for page, line in directives if "._" in line] == []
+
+
+def _nav_pages(entry: object) -> set[str]:
+    """Every page path in a piece of mkdocs.yml's ``nav`` (sections nest lists of mappings)."""
+    if isinstance(entry, str):
+        return set() if "://" in entry else {entry}
+    if isinstance(entry, list):
+        return set().union(*(_nav_pages(item) for item in entry))
+    if isinstance(entry, dict):
+        return set().union(*(_nav_pages(value) for value in entry.values()))
+    return set()
+
+
+def test_every_docs_page_and_adr_is_in_the_nav() -> None:
+    """Each Markdown page under docs/ (every ADR included) is reachable from mkdocs.yml's nav."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    in_nav = _nav_pages(config["nav"])
+    docs = ROOT / "docs"
+    pages = {path.relative_to(docs).as_posix() for path in docs.rglob("*.md")}
+    assert {p for p in pages if p.startswith("adr/")}  # the ADRs are found where expected
+    assert sorted(pages - in_nav) == []
+    assert sorted(in_nav - pages) == []  # and the nav names no page that is gone

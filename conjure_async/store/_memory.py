@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from conjure_async._exceptions import ConversationConflictError
 from conjure_async.store._base import (
     SessionStore,
     StoredConversation,
+    check_delete_version,
     check_id,
+    check_kept,
     check_version,
+    decode_state,
     encode_state,
-    from_row,
+    join_state,
+    split_state,
 )
 
 __all__ = ["MemoryStore"]
+
+
+class _Row(NamedTuple):
+    version: int
+    text: str
+    """The whole state; or, with a ``log``, the state with ``"messages": null``."""
+    updated_at: float
+    log: tuple[str, ...] | None
+    """Each message's JSON (saved by :meth:`MemoryStore.append`), or ``None``."""
 
 
 class MemoryStore(SessionStore):
@@ -28,34 +41,69 @@ class MemoryStore(SessionStore):
     """
 
     def __init__(self) -> None:
-        self._rows: dict[str, tuple[int, str, float]] = {}
+        self._rows: dict[str, _Row] = {}
 
     async def load(self, conversation_id: str) -> StoredConversation | None:
         """The conversation, or ``None``."""
-        return from_row(conversation_id, self._rows.get(check_id(conversation_id)))
+        row = self._rows.get(check_id(conversation_id))
+        if row is None:
+            return None
+        state = (
+            decode_state(conversation_id, row.text)
+            if row.log is None
+            else join_state(conversation_id, row.text, list(row.log))
+        )
+        return StoredConversation(conversation_id, state, row.version, row.updated_at)
+
+    def _check(self, conversation_id: str, version: int, state: Mapping[str, Any]) -> _Row | None:
+        current = self._rows.get(conversation_id)
+        actual = current.version if current is not None else 0
+        if actual != version:
+            raise ConversationConflictError(
+                conversation_id, expected_version=version, actual_version=actual, state=state
+            )
+        return current
 
     async def save(self, conversation_id: str, state: Mapping[str, Any], *, version: int) -> int:
         """Save over ``version``; see :meth:`SessionStore.save`."""
         check_id(conversation_id)
         check_version(version)
         text = encode_state(state)
-        current = self._rows.get(conversation_id)
-        actual = current[0] if current is not None else 0
-        if actual != version:
-            raise ConversationConflictError(
-                conversation_id, expected_version=version, actual_version=actual, state=state
-            )
-        self._rows[conversation_id] = (version + 1, text, time.time())
+        self._check(conversation_id, version, state)
+        self._rows[conversation_id] = _Row(version + 1, text, time.time(), None)
+        return version + 1
+
+    async def append(
+        self, conversation_id: str, state: Mapping[str, Any], *, version: int, kept: int
+    ) -> int:
+        """Save only what is new; see :meth:`SessionStore.append`."""
+        check_id(conversation_id)
+        check_version(version)
+        check_kept(state, kept)
+        rest, new = split_state(state)
+        current = self._check(conversation_id, version, state)
+        old: tuple[str, ...] = ()
+        if kept and current is not None:
+            if current.log is None:  # saved whole: its messages become the log
+                stored = decode_state(conversation_id, current.text).get("messages")
+                old = tuple(encode_state(m) for m in stored) if isinstance(stored, list) else ()
+            else:
+                old = current.log
+        if kept > len(old):
+            raise ValueError(f"kept={kept}: the stored version has {len(old)} messages")
+        log = old[:kept] + tuple(new)
+        self._rows[conversation_id] = _Row(version + 1, rest, time.time(), log)
         return version + 1
 
     async def delete(self, conversation_id: str, *, version: int | None = None) -> bool:
         """Delete; see :meth:`SessionStore.delete`."""
         current = self._rows.get(check_id(conversation_id))
+        check_delete_version(version)
         if current is None:
             return False
-        if version is not None and current[0] != version:
+        if version is not None and current.version != version:
             raise ConversationConflictError(
-                conversation_id, expected_version=version, actual_version=current[0]
+                conversation_id, expected_version=version, actual_version=current.version
             )
         del self._rows[conversation_id]
         return True

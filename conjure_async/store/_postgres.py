@@ -6,6 +6,14 @@ conversation), so two writers saving over one version cannot both win,
 whichever hosts they run on. The state is stored as ``text``, not ``jsonb``:
 ``jsonb`` reorders object keys, and a resent ``tool_use`` input whose keys
 moved breaks the prompt cache.
+
+:meth:`PostgresStore.append` keeps a conversation's messages a row each in
+``<table>_messages`` (the conversation's row counts them in ``logged`` and
+its state holds ``"messages": null``) and writes only the new ones, in one
+transaction that first locks the conversation's row (``SELECT ... FOR
+UPDATE``) and checks its version. A row whose ``logged`` is NULL holds its
+whole state, as :meth:`PostgresStore.save` (and every version before the log)
+wrote it. The log table and the column are created with the table.
 """
 
 from __future__ import annotations
@@ -21,10 +29,14 @@ from conjure_async._exceptions import ConversationConflictError, MissingDependen
 from conjure_async.store._base import (
     SessionStore,
     StoredConversation,
+    check_delete_version,
     check_id,
+    check_kept,
     check_version,
     decode_state,
     encode_state,
+    join_state,
+    split_state,
 )
 
 __all__ = ["PostgresStore"]
@@ -79,19 +91,46 @@ class PostgresStore(SessionStore):
         self._ready = False
         self._closed = False
         self._lock = anyio.Lock()
-        t = table
+        t, m = table, f"{table}_messages"
+        # Every statement names only the checked identifier and its "_messages" table.
         self._sql = {
             "create": f"CREATE TABLE IF NOT EXISTS {t} (id text PRIMARY KEY,"
-            " version bigint NOT NULL, state text NOT NULL, updated_at double precision NOT NULL)",
-            "load": f"SELECT version, state, updated_at FROM {t} WHERE id = $1",  # noqa: S608 - table is a checked identifier
-            "insert": f"INSERT INTO {t} (id, version, state, updated_at) VALUES ($1, 1, $2, $3)"  # noqa: S608 - table is a checked identifier
-            " ON CONFLICT (id) DO NOTHING RETURNING version",
-            "update": f"UPDATE {t} SET version = version + 1, state = $2, updated_at = $3"  # noqa: S608 - table is a checked identifier
-            " WHERE id = $1 AND version = $4 RETURNING version",
-            "version": f"SELECT version FROM {t} WHERE id = $1",  # noqa: S608 - table is a checked identifier
-            "delete": f"DELETE FROM {t} WHERE id = $1 AND ($2::bigint IS NULL OR version = $2)"  # noqa: S608 - table is a checked identifier
-            " RETURNING version",
-            "list": f"SELECT id FROM {t} WHERE left(id, $2) = $1 ORDER BY id LIMIT $3",  # noqa: S608 - table is a checked identifier
+            " version bigint NOT NULL, state text NOT NULL, updated_at double precision NOT NULL,"
+            " logged bigint)",
+            "has_logged": "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid ="
+            " to_regclass($1) AND attname = 'logged' AND NOT attisdropped)",
+            "add_logged": f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS logged bigint",
+            "create_log": f"CREATE TABLE IF NOT EXISTS {m} (id text NOT NULL,"
+            " seq bigint NOT NULL, message text NOT NULL, PRIMARY KEY (id, seq))",
+            # One statement, one snapshot: the row and its log.
+            "load": f"SELECT version, state, updated_at, logged, ARRAY(SELECT message FROM {m}"  # noqa: S608 - checked identifiers
+            f" WHERE {m}.id = {t}.id AND seq < {t}.logged ORDER BY seq) AS log"
+            f" FROM {t} WHERE id = $1",
+            # A whole save: the row, and no log (a data-modifying CTE runs in the statement).
+            "insert": f"WITH saved AS (INSERT INTO {t} (id, version, state, updated_at)"  # noqa: S608 - checked identifiers
+            " VALUES ($1, 1, $2, $3) ON CONFLICT (id) DO NOTHING RETURNING version),"
+            f" cut AS (DELETE FROM {m} WHERE id = $1 AND EXISTS (SELECT 1 FROM saved))"
+            " SELECT version FROM saved",
+            "update": f"WITH saved AS (UPDATE {t} SET version = version + 1, state = $2,"  # noqa: S608 - checked identifiers
+            " updated_at = $3, logged = NULL WHERE id = $1 AND version = $4 RETURNING version),"
+            f" cut AS (DELETE FROM {m} WHERE id = $1 AND EXISTS (SELECT 1 FROM saved))"
+            " SELECT version FROM saved",
+            "version": f"SELECT version FROM {t} WHERE id = $1",  # noqa: S608 - checked identifiers
+            "lock": f"SELECT version, logged FROM {t} WHERE id = $1 FOR UPDATE",  # noqa: S608 - checked identifiers
+            "state": f"SELECT state FROM {t} WHERE id = $1",  # noqa: S608 - checked identifiers
+            "insert_logged": f"INSERT INTO {t} (id, version, state, updated_at, logged)"  # noqa: S608 - checked identifiers
+            " VALUES ($1, 1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING version",
+            "update_logged": f"UPDATE {t} SET version = version + 1, state = $2,"  # noqa: S608 - checked identifiers
+            " updated_at = $3, logged = $4 WHERE id = $1 RETURNING version",
+            "cut_log": f"DELETE FROM {m} WHERE id = $1 AND seq >= $2",  # noqa: S608 - checked identifiers
+            "append_log": f"INSERT INTO {m} (id, seq, message)"  # noqa: S608 - checked identifiers
+            " SELECT $1, $2 + n - 1, message"
+            " FROM unnest($3::text[]) WITH ORDINALITY AS x(message, n)",
+            "delete": f"WITH gone AS (DELETE FROM {t} WHERE id = $1"  # noqa: S608 - checked identifiers
+            " AND ($2::bigint IS NULL OR version = $2) RETURNING version),"
+            f" cut AS (DELETE FROM {m} WHERE id = $1 AND EXISTS (SELECT 1 FROM gone))"
+            " SELECT version FROM gone",
+            "list": f"SELECT id FROM {t} WHERE left(id, $2) = $1 ORDER BY id LIMIT $3",  # noqa: S608 - checked identifiers
         }
 
     def __repr__(self) -> str:
@@ -116,6 +155,10 @@ class PostgresStore(SessionStore):
                         # Two processes creating the table at once would race in the catalog.
                         await db.execute("SELECT pg_advisory_xact_lock(727431)")
                         await db.execute(self._sql["create"])
+                        if not await db.fetchval(self._sql["has_logged"], self.table):
+                            # A table made before the log (ALTER locks it: only when needed).
+                            await db.execute(self._sql["add_logged"])
+                        await db.execute(self._sql["create_log"])
                 except (OSError, self._asyncpg.PostgresError) as exc:
                     raise self._error(exc) from None
                 self._ready = True
@@ -139,11 +182,17 @@ class PostgresStore(SessionStore):
         row = await self._fetch("load", check_id(conversation_id))
         if row is None:
             return None
+        logged, log = row["logged"], row["log"]
+        if logged is None:
+            state = decode_state(conversation_id, row["state"])
+        elif len(log) != logged:
+            raise StoreError(
+                f"conversation {conversation_id!r}: {logged} messages saved, {len(log)} found"
+            )
+        else:
+            state = join_state(conversation_id, row["state"], list(log))
         return StoredConversation(
-            conversation_id,
-            decode_state(conversation_id, row["state"]),
-            int(row["version"]),
-            float(row["updated_at"]),
+            conversation_id, state, int(row["version"]), float(row["updated_at"])
         )
 
     async def save(self, conversation_id: str, state: Mapping[str, Any], *, version: int) -> int:
@@ -165,11 +214,64 @@ class PostgresStore(SessionStore):
             state=state,
         )
 
+    async def append(
+        self, conversation_id: str, state: Mapping[str, Any], *, version: int, kept: int
+    ) -> int:
+        """Save only what is new; see :meth:`SessionStore.append`."""
+        check_id(conversation_id)
+        check_version(version)
+        check_kept(state, kept)
+        rest, new = split_state(state)
+        pool = await self._get_pool()
+        sql = self._sql
+        try:
+            async with pool.acquire() as db, db.transaction():
+                row = await db.fetchrow(sql["lock"], conversation_id)
+                actual = 0 if row is None else int(row["version"])
+                logged = 0 if row is None else row["logged"]
+                if actual == version and logged is None:  # saved whole: kept ones move to the log
+                    logged = await self._log_whole(db, conversation_id, kept) if kept else 0
+                if actual == version and kept > logged:
+                    raise ValueError(f"kept={kept}: the stored version has {logged} messages")
+                # The row first: one created since the lock is a conflict, nothing written.
+                count, now = kept + len(new), time.time()
+                saved = None
+                if actual == version == 0:
+                    saved = await db.fetchval(
+                        sql["insert_logged"], conversation_id, rest, now, count
+                    )
+                elif actual == version:
+                    saved = await db.fetchval(
+                        sql["update_logged"], conversation_id, rest, now, count
+                    )
+                if saved is not None:
+                    await db.execute(sql["cut_log"], conversation_id, kept)
+                    if new:
+                        await db.execute(sql["append_log"], conversation_id, kept, new)
+                    return int(saved)
+        except (OSError, self._asyncpg.PostgresError) as exc:
+            raise self._error(exc) from exc
+        current = await self._fetch("version", conversation_id)
+        raise ConversationConflictError(
+            conversation_id,
+            expected_version=version,
+            actual_version=int(current["version"]) if current is not None else 0,
+            state=state,
+        )
+
+    async def _log_whole(self, db: Any, conversation_id: str, kept: int) -> int:
+        """Move the first ``kept`` messages of a state saved whole into the log; their count."""
+        text = await db.fetchval(self._sql["state"], conversation_id)
+        stored = decode_state(conversation_id, text).get("messages")
+        messages = [encode_state(m) for m in stored[:kept]] if isinstance(stored, list) else []
+        await db.execute(self._sql["cut_log"], conversation_id, 0)
+        await db.execute(self._sql["append_log"], conversation_id, 0, messages)
+        return len(messages)
+
     async def delete(self, conversation_id: str, *, version: int | None = None) -> bool:
         """Delete; see :meth:`SessionStore.delete`."""
         check_id(conversation_id)
-        if version is not None:
-            check_version(version)
+        check_delete_version(version)
         row = await self._fetch("delete", conversation_id, version)
         if row is not None:
             return True

@@ -8,6 +8,13 @@ disk. Several processes may share the file (e.g. ``uvicorn --workers 2``):
 * a writer that finds the file locked waits up to ``busy_timeout`` seconds;
 * a save is ``BEGIN IMMEDIATE`` (the write lock taken first), then a version
   check, then the write: two processes saving over one version cannot both win.
+
+Two tables: ``<table>`` holds a row per conversation (version, the state's
+JSON) and ``<table>_messages`` a row per message of the conversations saved
+by :meth:`SQLiteStore.append` (their row's ``logged`` column counts them and
+their state holds ``"messages": null``); a row whose ``logged`` is NULL holds
+its whole state, as :meth:`SQLiteStore.save` (and every version before the
+log) wrote it. The tables and the ``logged`` column are created on first use.
 """
 
 from __future__ import annotations
@@ -27,10 +34,14 @@ from conjure_async._exceptions import ConversationConflictError, StoreError
 from conjure_async.store._base import (
     SessionStore,
     StoredConversation,
+    check_delete_version,
     check_id,
+    check_kept,
     check_version,
+    decode_state,
     encode_state,
-    from_row,
+    join_state,
+    split_state,
 )
 
 __all__ = ["SQLiteStore"]
@@ -66,16 +77,29 @@ class SQLiteStore(SessionStore):
         self._db: sqlite3.Connection | None = None
         self._closed = False
         self._limiter = anyio.CapacityLimiter(1)  # one statement at a time on the connection
-        t = table
+        t, m = table, f"{table}_messages"
+        # Every statement names only the checked identifier and its "_messages" table.
         self._sql = {
             "create": f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY,"
-            " version INTEGER NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL)",
-            "load": f"SELECT version, state, updated_at FROM {t} WHERE id = ?",  # noqa: S608 - table is a checked identifier
-            "version": f"SELECT version FROM {t} WHERE id = ?",  # noqa: S608 - table is a checked identifier
-            "insert": f"INSERT INTO {t} (id, version, state, updated_at) VALUES (?, 1, ?, ?)",  # noqa: S608 - table is a checked identifier
-            "update": f"UPDATE {t} SET version = ?, state = ?, updated_at = ? WHERE id = ?",  # noqa: S608 - table is a checked identifier
-            "delete": f"DELETE FROM {t} WHERE id = ?",  # noqa: S608 - table is a checked identifier
-            "list": f"SELECT id FROM {t} WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?",  # noqa: S608 - table is a checked identifier
+            " version INTEGER NOT NULL, state TEXT NOT NULL, updated_at REAL NOT NULL,"
+            " logged INTEGER)",
+            "create_log": f"CREATE TABLE IF NOT EXISTS {m} (id TEXT NOT NULL,"
+            " seq INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY (id, seq))",
+            "columns": f"PRAGMA table_info({t})",
+            "add_logged": f"ALTER TABLE {t} ADD COLUMN logged INTEGER",
+            "load": f"SELECT version, state, updated_at, logged FROM {t} WHERE id = ?",  # noqa: S608 - checked identifiers
+            "load_log": f"SELECT message FROM {m} WHERE id = ? AND seq < ? ORDER BY seq",  # noqa: S608 - checked identifiers
+            "version": f"SELECT version FROM {t} WHERE id = ?",  # noqa: S608 - checked identifiers
+            "version_logged": f"SELECT version, logged FROM {t} WHERE id = ?",  # noqa: S608 - checked identifiers
+            "state": f"SELECT state FROM {t} WHERE id = ?",  # noqa: S608 - checked identifiers
+            "insert": f"INSERT INTO {t} (id, version, state, updated_at, logged)"  # noqa: S608 - checked identifiers
+            " VALUES (?, 1, ?, ?, ?)",
+            "update": f"UPDATE {t} SET version = ?, state = ?, updated_at = ?, logged = ?"  # noqa: S608 - checked identifiers
+            " WHERE id = ?",
+            "append_log": f"INSERT INTO {m} (id, seq, message) VALUES (?, ?, ?)",  # noqa: S608 - checked identifiers
+            "cut_log": f"DELETE FROM {m} WHERE id = ? AND seq >= ?",  # noqa: S608 - checked identifiers
+            "delete": f"DELETE FROM {t} WHERE id = ?",  # noqa: S608 - checked identifiers
+            "list": f"SELECT id FROM {t} WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?",  # noqa: S608 - checked identifiers
         }
 
     def __repr__(self) -> str:
@@ -108,12 +132,24 @@ class SQLiteStore(SessionStore):
             try:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-                db.execute(self._sql["create"])
+                self._create(db)
             except BaseException:
                 db.close()
                 raise
             self._db = db
         return db
+
+    def _create(self, db: sqlite3.Connection) -> None:
+        """The tables, and the ``logged`` column in a table made before the message log."""
+        db.execute(self._sql["create"])
+        db.execute(self._sql["create_log"])
+        if not self._has_logged(db):
+            with _write_lock(db):  # two processes upgrading at once: one adds it
+                if not self._has_logged(db):
+                    db.execute(self._sql["add_logged"])
+
+    def _has_logged(self, db: sqlite3.Connection) -> bool:
+        return any(row[1] == "logged" for row in db.execute(self._sql["columns"]))
 
     # -- the contract ------------------------------------------------------
 
@@ -121,11 +157,35 @@ class SQLiteStore(SessionStore):
         """The conversation, or ``None``."""
         check_id(conversation_id)
 
-        def read(db: sqlite3.Connection) -> tuple[int, str, float] | None:
-            row = db.execute(self._sql["load"], (conversation_id,)).fetchone()
-            return None if row is None else (int(row[0]), str(row[1]), float(row[2]))
+        def read(db: sqlite3.Connection) -> tuple[int, str, float, list[str] | None] | None:
+            db.execute("BEGIN")  # one snapshot of both tables
+            try:
+                row = db.execute(self._sql["load"], (conversation_id,)).fetchone()
+                if row is None:
+                    return None
+                log = None
+                if row[3] is not None:
+                    found = db.execute(self._sql["load_log"], (conversation_id, row[3]))
+                    log = [str(message) for (message,) in found]
+                    if len(log) != row[3]:
+                        raise StoreError(
+                            f"conversation {conversation_id!r}: {row[3]} messages saved,"
+                            f" {len(log)} found"
+                        )
+                return int(row[0]), str(row[1]), float(row[2]), log
+            finally:
+                db.execute("COMMIT")
 
-        return from_row(conversation_id, await self._run(read))
+        found = await self._run(read)
+        if found is None:
+            return None
+        version, text, updated, log = found
+        state = (
+            decode_state(conversation_id, text)
+            if log is None
+            else join_state(conversation_id, text, log)
+        )
+        return StoredConversation(conversation_id, state, version, updated)
 
     async def save(self, conversation_id: str, state: Mapping[str, Any], *, version: int) -> int:
         """Save over ``version``; see :meth:`SessionStore.save`."""
@@ -139,15 +199,72 @@ class SQLiteStore(SessionStore):
                 if actual != version:
                     db.execute("ROLLBACK")
                     return -actual - 1  # a conflict, reported outside the thread
-                if actual == 0:
-                    db.execute(self._sql["insert"], (conversation_id, text, time.time()))
-                else:
-                    db.execute(
-                        self._sql["update"], (version + 1, text, time.time(), conversation_id)
-                    )
+                db.execute(self._sql["cut_log"], (conversation_id, 0))
+                self._write_row(db, conversation_id, version, text, None)
             return version + 1
 
-        saved = await self._run(write)
+        return self._saved(conversation_id, version, state, await self._run(write))
+
+    async def append(
+        self, conversation_id: str, state: Mapping[str, Any], *, version: int, kept: int
+    ) -> int:
+        """Save only what is new; see :meth:`SessionStore.append`."""
+        check_id(conversation_id)
+        check_version(version)
+        check_kept(state, kept)
+        rest, new = split_state(state)
+
+        def write(db: sqlite3.Connection) -> int:
+            with _write_lock(db):
+                row = db.execute(self._sql["version_logged"], (conversation_id,)).fetchone()
+                actual = 0 if row is None else int(row[0])
+                if actual != version:
+                    db.execute("ROLLBACK")
+                    return -actual - 1
+                logged: int | None = 0 if row is None else row[1]
+                if logged is None:  # saved whole: the kept messages move to the log
+                    logged = self._log_whole(db, conversation_id, kept) if kept else 0
+                if kept > logged:
+                    raise ValueError(f"kept={kept}: the stored version has {logged} messages")
+                db.execute(self._sql["cut_log"], (conversation_id, kept))
+                db.executemany(
+                    self._sql["append_log"],
+                    ((conversation_id, kept + i, text) for i, text in enumerate(new)),
+                )
+                self._write_row(db, conversation_id, version, rest, kept + len(new))
+            return version + 1
+
+        return self._saved(conversation_id, version, state, await self._run(write))
+
+    def _log_whole(self, db: sqlite3.Connection, conversation_id: str, kept: int) -> int:
+        """Move the first ``kept`` messages of a state saved whole into the log; their count."""
+        (text,) = db.execute(self._sql["state"], (conversation_id,)).fetchone()
+        stored = decode_state(conversation_id, text).get("messages")
+        messages = stored[:kept] if isinstance(stored, list) else []
+        db.execute(self._sql["cut_log"], (conversation_id, 0))
+        db.executemany(
+            self._sql["append_log"],
+            ((conversation_id, i, encode_state(m)) for i, m in enumerate(messages)),
+        )
+        return len(messages)
+
+    def _write_row(
+        self,
+        db: sqlite3.Connection,
+        conversation_id: str,
+        version: int,
+        text: str,
+        logged: int | None,
+    ) -> None:
+        if version == 0:
+            db.execute(self._sql["insert"], (conversation_id, text, time.time(), logged))
+        else:
+            db.execute(
+                self._sql["update"], (version + 1, text, time.time(), logged, conversation_id)
+            )
+
+    @staticmethod
+    def _saved(conversation_id: str, version: int, state: Mapping[str, Any], saved: int) -> int:
         if saved < 0:
             raise ConversationConflictError(
                 conversation_id, expected_version=version, actual_version=-saved - 1, state=state
@@ -157,12 +274,14 @@ class SQLiteStore(SessionStore):
     async def delete(self, conversation_id: str, *, version: int | None = None) -> bool:
         """Delete; see :meth:`SessionStore.delete`."""
         check_id(conversation_id)
+        check_delete_version(version)
 
         def remove(db: sqlite3.Connection) -> int:
             with _write_lock(db):
                 actual = self._version(db, conversation_id)
                 if actual and (version is None or version == actual):
                     db.execute(self._sql["delete"], (conversation_id,))
+                    db.execute(self._sql["cut_log"], (conversation_id, 0))
             return actual
 
         actual = await self._run(remove)

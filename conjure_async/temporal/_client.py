@@ -22,6 +22,7 @@ from conjure_async import _exceptions as errors
 from conjure_async._decisions import split_decisions
 from conjure_async.events import Event, PendingCall, Reply, event_adapter
 from conjure_async.messages import Message, Usage
+from conjure_async.temporal._claim_check import BlobError
 from conjure_async.temporal._spec import (
     KEPT_TURNS,
     WORKFLOW_NAME,
@@ -32,6 +33,8 @@ from conjure_async.temporal._spec import (
 )
 
 __all__ = ["DurableSession"]
+
+_DIGEST = re.compile(r"\b[0-9a-f]{64}\b")  # a blob's key in a BlobError's message
 
 _SIMPLE_ERRORS: dict[str, type[errors.ConjureError]] = {
     cls.__name__: cls
@@ -114,6 +117,8 @@ class DurableSession:
             MaxIterationsError: The turn needed more model calls than allowed.
             ModelError: A model call failed after its retries.
             BackendError: A tool's backend failed after its retries.
+            BlobError: A claim-checked payload the turn needs (e.g. a model
+                call's input) is missing or tampered: its ``digest`` names it.
         """
         request = _request(message, approvals)
         try:
@@ -232,9 +237,12 @@ def _error_of(exc: WorkflowUpdateFailedError | WorkflowFailureError) -> Exceptio
     """The package's exception for a failed turn (the Temporal failure chained to it)."""
     cause: BaseException | None = exc.cause
     failure: ApplicationError | None = None
-    while cause is not None and failure is None:  # the outermost: its causes are details
+    while cause is not None:
         if isinstance(cause, ApplicationError):
-            failure = cause
+            if cause.type == "BlobError":  # the root cause, whatever wraps it
+                return _blob_error(cause.message)
+            if failure is None:  # the outermost: its causes are details
+                failure = cause
         cause = cause.__cause__
     if failure is None:
         return errors.SessionError(f"the durable turn failed: {exc.cause or exc}")
@@ -245,3 +253,9 @@ def _error_of(exc: WorkflowUpdateFailedError | WorkflowFailureError) -> Exceptio
     if kind in ("ValueError", "TypeError"):
         return ValueError(message) if kind == "ValueError" else TypeError(message)
     return _SIMPLE_ERRORS.get(kind, errors.SessionError)(message)
+
+
+def _blob_error(message: str) -> BlobError:
+    """A claim-checked payload a worker could not read (e.g. an activity's input)."""
+    found = _DIGEST.search(message)
+    return BlobError(message, digest=found.group(0) if found else None)

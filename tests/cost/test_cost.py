@@ -190,6 +190,7 @@ async def test_a_meter_with_nothing_to_check_adds_no_coroutine_to_a_model_call(
 
 def test_the_meter_s_cost_and_reply_equal_validated_ones() -> None:
     """The meter builds Cost and the priced Reply without validation; both equal validated ones."""
+
     class Options:
         model = object()
         model_name = "claude-sonnet-4-5"

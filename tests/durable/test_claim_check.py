@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
-import structlog
 from structlog.testing import capture_logs
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
@@ -139,18 +135,6 @@ async def test_a_tampered_or_missing_blob_is_a_clear_error(
         await client.get_workflow_handle(session.session_id).terminate("blobs gone")
 
 
-@contextmanager
-def _captured_logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """structlog's ``capture_logs``, leaving structlog unconfigured after it if it was."""
-    configured = structlog.is_configured()
-    try:
-        with capture_logs() as logs:
-            yield logs
-    finally:
-        if not configured:
-            structlog.reset_defaults()  # capture_logs leaves it marked configured
-
-
 async def _failed_task(client: Client, session_id: str) -> tuple[str, str]:
     """Wait for a failed workflow task and a retry of it; the failure's message and type."""
     handle = client.get_workflow_handle(session_id)
@@ -183,7 +167,7 @@ async def test_a_tampered_blob_met_in_a_replay_is_a_retried_task_logged_per_atte
     for path, data in saved.items():
         path.write_bytes(data[:-10] + bytes(b ^ 0xFF for b in data[-10:]))
     # A new worker without a workflow cache replays the whole history for any task.
-    with _captured_logs() as logs:
+    with capture_logs() as logs:
         async with conjure_worker(
             client,
             task_queue=task_queue,
@@ -238,3 +222,41 @@ async def test_small_payloads_stay_inline_and_bad_keys_are_refused(tmp_path: Pat
         await codec.decode([forged])
     with pytest.raises(ValueError, match="at least 1 byte"):
         ClaimCheckCodec(store, threshold=0)
+
+
+class _TamperingStore(FileBlobStore):
+    """A file blob store that, once ``tamper`` is set, stores every new blob with flipped bytes."""
+
+    tamper = False
+
+    async def put(self, key: str, data: bytes) -> None:
+        if self.tamper:
+            data = data[:-10] + bytes(b ^ 0xFF for b in data[-10:])
+        await super().put(key, data)
+
+
+async def test_a_blob_tampered_before_the_activity_reads_it_raises_blob_error_from_chat(
+    temporal_server: TemporalServer, task_queue: str, tmp_path: Path
+) -> None:
+    """A model call's input blob tampered on its way to the activity: chat() raises BlobError."""
+    store = _TamperingStore(tmp_path / "blobs")
+    client = await Client.connect(
+        temporal_server.address, data_converter=claim_check_converter(store)
+    )
+    async with conjure_worker(
+        client, task_queue=task_queue, backends=factories(), models={"default": fake_model}
+    ):
+        config = DurableConfig(backends=[BackendSpec("native")], model_attempts=1)
+        session = await DurableSession.start(client, config, task_queue=task_queue)
+        await session.chat("blobs: 1 400000")  # the history now holds a 400 KB tool result
+        store.tamper = True  # the next model call's input (that history) is a tampered blob
+        with pytest.raises(BlobError, match="does not match its digest") as raised:
+            await session.chat("add: 1 2")
+        error = raised.value
+        assert error.digest is not None
+        assert error.digest in str(error)
+        assert repr(store) in str(error)  # names the store the blob is in
+        assert (tmp_path / "blobs" / error.digest[:2] / error.digest).is_file()
+        store.tamper = False
+        assert (await session.chat("add: 1 2")).text == "got: 3"  # the session goes on
+        await session.close()

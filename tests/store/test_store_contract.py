@@ -175,6 +175,22 @@ async def test_negative_versions_are_refused(store: SessionStore) -> None:
         await store.save("c1", {}, version=-1)
 
 
+@pytest.mark.parametrize("version", [0, -1, True, False, 1.0, "1", [1]])
+async def test_delete_refuses_invalid_versions_and_deletes_nothing(
+    store: SessionStore, version: object
+) -> None:
+    """delete(version=0, negative, bool, non-int) is a ValueError on every store; nothing goes."""
+    await store.save("c1", {"ok": True}, version=0)
+    with pytest.raises(ValueError, match="version must be a positive integer"):
+        await store.delete("c1", version=version)  # type: ignore[arg-type]  # hostile input
+    with pytest.raises(ValueError, match="version must be a positive integer"):
+        await store.delete("never-saved", version=version)  # type: ignore[arg-type]  # same
+    loaded = await store.load("c1")
+    assert loaded is not None
+    assert (loaded.state, loaded.version) == ({"ok": True}, 1)
+    assert await store.delete("c1", version=1)  # a valid version still deletes
+
+
 async def test_a_closed_store_refuses_work_with_a_store_error(store: SessionStore) -> None:
     """After aclose(), a database store raises StoreError (a memory store has nothing to close)."""
     await store.save("c1", {}, version=0)
