@@ -83,6 +83,7 @@ from conjure_async._turn import (
     dump_turn,
     file_key,
     load_engine_parts,
+    new_tool_call,
     record_of,
     replace_or_add,
 )
@@ -147,20 +148,6 @@ NO_BACKEND: Final = "none"
 
 _PAUSES = frozenset({"pause_turn", "compaction"})  # continued: a long turn, a compaction
 _CUT_OFF = "max_tokens"
-_SET_ID, _SET_NAME, _SET_INPUT = (ToolCall.__dict__[f].__set__ for f in ("id", "name", "input"))
-
-
-def _tool_call(call_id: str, name: str, input: dict[str, Any]) -> ToolCall:
-    """``ToolCall(call_id, name, input)``, built through its slots.
-
-    A frozen dataclass's ``__init__`` sets each field with ``object.__setattr__``:
-    three times slower, paid per call. A test compares the two.
-    """
-    call: ToolCall = object.__new__(ToolCall)
-    _SET_ID(call, call_id)
-    _SET_NAME(call, name)
-    _SET_INPUT(call, input)
-    return call
 
 
 class TurnEngine(SharedHistory, ApprovalRules):
@@ -461,7 +448,7 @@ class TurnEngine(SharedHistory, ApprovalRules):
     # -- steps -------------------------------------------------------------
 
     def _hand_out(self, turn: Turn, uses: list[ToolUseBlock]) -> RunTools | Finished:
-        calls = tuple([_tool_call(b.id, b.name, b.input) for b in uses])
+        calls = tuple([new_tool_call(b.id, b.name, b.input) for b in uses])
         refusals: dict[str, str] | None = None
         checks = self._checks
         for call in calls:

@@ -559,9 +559,9 @@ def test_a_tool_call_built_for_the_hot_path_equals_the_constructors() -> None:
     """The engine's slot-built ToolCall is equal to ToolCall(...) and has every field set."""
     import dataclasses
 
-    from conjure_async._engine import _tool_call
+    from conjure_async._turn import new_tool_call
 
-    built = _tool_call("toolu_1", "noop", {"i": 1})
+    built = new_tool_call("toolu_1", "noop", {"i": 1})
     assert built == ToolCall("toolu_1", "noop", {"i": 1})
     assert [f.name for f in dataclasses.fields(ToolCall)] == ["id", "name", "input"]
     with pytest.raises(dataclasses.FrozenInstanceError):
