@@ -31,6 +31,7 @@ __all__ = [
     "encode_state",
     "from_row",
     "join_state",
+    "prepare_append",
     "split_state",
 ]
 
@@ -168,6 +169,16 @@ def check_kept(state: Mapping[str, Any], kept: int) -> list[Any]:
     if not isinstance(messages, list):
         raise TypeError("an appended state needs its new messages as a list under 'messages'")
     return messages
+
+
+def prepare_append(
+    conversation_id: str, state: Mapping[str, Any], version: int, kept: int
+) -> tuple[str, list[str]]:
+    """Check an append's arguments; return :func:`split_state` of its state."""
+    check_id(conversation_id)
+    check_version(version)
+    check_kept(state, kept)
+    return split_state(state)
 
 
 def split_state(state: Mapping[str, Any]) -> tuple[str, list[str]]:

@@ -12,12 +12,11 @@ from conjure_async.store._base import (
     StoredConversation,
     check_delete_version,
     check_id,
-    check_kept,
     check_version,
     decode_state,
     encode_state,
     join_state,
-    split_state,
+    prepare_append,
 )
 
 __all__ = ["MemoryStore"]
@@ -77,10 +76,7 @@ class MemoryStore(SessionStore):
         self, conversation_id: str, state: Mapping[str, Any], *, version: int, kept: int
     ) -> int:
         """Save only what is new; see :meth:`SessionStore.append`."""
-        check_id(conversation_id)
-        check_version(version)
-        check_kept(state, kept)
-        rest, new = split_state(state)
+        rest, new = prepare_append(conversation_id, state, version, kept)
         current = self._check(conversation_id, version, state)
         old: tuple[str, ...] = ()
         if kept and current is not None:

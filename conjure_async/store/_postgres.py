@@ -31,12 +31,11 @@ from conjure_async.store._base import (
     StoredConversation,
     check_delete_version,
     check_id,
-    check_kept,
     check_version,
     decode_state,
     encode_state,
     join_state,
-    split_state,
+    prepare_append,
 )
 
 __all__ = ["PostgresStore"]
@@ -218,10 +217,7 @@ class PostgresStore(SessionStore):
         self, conversation_id: str, state: Mapping[str, Any], *, version: int, kept: int
     ) -> int:
         """Save only what is new; see :meth:`SessionStore.append`."""
-        check_id(conversation_id)
-        check_version(version)
-        check_kept(state, kept)
-        rest, new = split_state(state)
+        rest, new = prepare_append(conversation_id, state, version, kept)
         pool = await self._get_pool()
         sql = self._sql
         try:

@@ -36,12 +36,11 @@ from conjure_async.store._base import (
     StoredConversation,
     check_delete_version,
     check_id,
-    check_kept,
     check_version,
     decode_state,
     encode_state,
     join_state,
-    split_state,
+    prepare_append,
 )
 
 __all__ = ["SQLiteStore"]
@@ -209,10 +208,7 @@ class SQLiteStore(SessionStore):
         self, conversation_id: str, state: Mapping[str, Any], *, version: int, kept: int
     ) -> int:
         """Save only what is new; see :meth:`SessionStore.append`."""
-        check_id(conversation_id)
-        check_version(version)
-        check_kept(state, kept)
-        rest, new = split_state(state)
+        rest, new = prepare_append(conversation_id, state, version, kept)
 
         def write(db: sqlite3.Connection) -> int:
             with _write_lock(db):
