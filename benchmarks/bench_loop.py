@@ -31,7 +31,7 @@ import httpx2
 from benchmarks._targets import mark, record
 from benchmarks.peers_common import Stamps
 from benchmarks.peers_hand import loop as hand_loop
-from benchmarks.peers_http import mock_anthropic_transport
+from benchmarks.peers_http import mock_anthropic_model, mock_anthropic_transport
 from conjure_async import Session
 from conjure_async.backends import (
     Backend,
@@ -241,17 +241,10 @@ def per_call_lines(results: list[PerCall], rounds: int) -> list[str]:
 
 async def http_conversation(n: int) -> float:
     """Client CPU seconds of one ``n``-call chat through ``AnthropicModel`` on a mock transport."""
-    from conjure_async.models import AnthropicModel
 
     transport = mock_anthropic_transport(n, Stamps())
     async with httpx2.AsyncClient(transport=transport) as client:
-        model = AnthropicModel(
-            "claude-sonnet-4-5",
-            api_key="bench-key",
-            base_url="http://anthropic.bench",
-            stream=False,
-            http_client=client,
-        )
+        model = mock_anthropic_model(client, "claude-sonnet-4-5")
         async with Session(TrivialBackend(), model=model, max_iterations=n + 1) as session:
             gc.collect()
             start = CPU()

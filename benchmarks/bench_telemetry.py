@@ -28,9 +28,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from benchmarks._targets import mark, record
 from benchmarks.bench_loop import TrivialBackend
 from benchmarks.peers_common import Stamps
-from benchmarks.peers_http import mock_anthropic_transport
+from benchmarks.peers_http import mock_anthropic_model, mock_anthropic_transport
 from conjure_async import Session
-from conjure_async.models import AnthropicModel
 
 CPU = time.process_time
 TARGET = 1.5
@@ -71,13 +70,7 @@ async def conversation(n: int, *, capture: bool) -> tuple[float, float]:
     transport = mock_anthropic_transport(n, Stamps())
     try:
         async with httpx2.AsyncClient(transport=transport) as client:
-            model = AnthropicModel(
-                "claude-sonnet-4-5",
-                api_key="bench-key",
-                base_url="http://anthropic.bench",
-                stream=False,
-                http_client=client,
-            )
+            model = mock_anthropic_model(client, "claude-sonnet-4-5")
             async with Session(
                 TrivialBackend(),
                 model=model,

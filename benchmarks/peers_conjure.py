@@ -20,7 +20,7 @@ from benchmarks.peers_common import (
     anthropic_message,
     call_id,
 )
-from benchmarks.peers_http import mock_anthropic_transport
+from benchmarks.peers_http import mock_anthropic_model, mock_anthropic_transport
 from conjure_async import Session
 from conjure_async.backends import Backend, ToolCall, ToolContext, ToolEvent, ToolResult
 from conjure_async.messages import MessagesRequest, MessagesResponse, ToolDefinition
@@ -79,17 +79,10 @@ async def conversation(n: int, stamps: Stamps) -> None:
 
 async def http_conversation(n: int, stamps: Stamps) -> None:
     """One ``n``-call chat through ``AnthropicModel`` over an ``httpx2.MockTransport``."""
-    from conjure_async.models import AnthropicModel
 
     transport = mock_anthropic_transport(n, stamps)
     async with httpx2.AsyncClient(transport=transport) as client:
-        model = AnthropicModel(
-            MODEL_NAME,
-            api_key="bench-key",
-            base_url="http://anthropic.bench",
-            stream=False,
-            http_client=client,
-        )
+        model = mock_anthropic_model(client, MODEL_NAME)
         async with Session(NoopBackend(), model=model, max_iterations=n + 1) as session:
             reply = await session.chat(PROMPT)
     if reply.text != FINAL_TEXT or transport.calls != n + 1:

@@ -9,6 +9,7 @@ bodies are pre-encoded JSON.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx2
 
@@ -37,3 +38,17 @@ def mock_anthropic_transport(n: int, stamps: Stamps) -> CountingTransport:
 
     transport = CountingTransport(handler)
     return transport
+
+
+def mock_anthropic_model(client: httpx2.AsyncClient, model: str = "claude-sonnet-4-5") -> Any:
+    """conjure_async's ``AnthropicModel`` (not streaming) on ``client``, whose transport is the
+    mock: every benchmark over HTTP builds it the same way."""
+    from conjure_async.models import AnthropicModel
+
+    return AnthropicModel(
+        model,
+        api_key="bench-key",
+        base_url="http://anthropic.bench",
+        stream=False,
+        http_client=client,
+    )

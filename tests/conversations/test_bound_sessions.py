@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -13,10 +11,11 @@ import pytest
 
 from conjure_async import ConversationConflictError, Session
 from conjure_async.backends import NativeBackend
-from conjure_async.messages import MessagesRequest, MessagesResponse, ToolResultBlock
+from conjure_async.messages import MessagesRequest, MessagesResponse
 from conjure_async.store import MemoryStore, SQLiteStore
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
-from tests.helpers import FuncBackend, wait_for_file
+from tests.conversations.crash import kill_once_saved, tool_results
+from tests.helpers import FuncBackend
 
 pytestmark = pytest.mark.anyio
 
@@ -115,19 +114,7 @@ async def test_a_process_killed_mid_turn_leaves_a_valid_history_with_its_results
 ) -> None:
     """SIGKILL during a call: the next session has the done call's result, the other cancelled."""
     db, marker = tmp_path / "c.db", tmp_path / "hanging"
-    process = await anyio.open_process([sys.executable, "-c", CRASHING, str(db), str(marker)])
-    try:
-        await wait_for_file(marker, timeout=60)
-        async with SQLiteStore(db) as store:
-            with anyio.fail_after(30):
-                while True:
-                    row = await store.load("c")
-                    if row is not None and "turn" in row.state:
-                        break
-                    await anyio.sleep(0.02)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
+    await kill_once_saved(CRASHING, db, marker, lambda state: "turn" in state)
     model = ScriptedModel([said])
     async with (
         SQLiteStore(db) as store,
@@ -138,13 +125,7 @@ async def test_a_process_killed_mid_turn_leaves_a_valid_history_with_its_results
             conversation_id="c",
         ) as session,
     ):
-        results = [
-            (b.tool_use_id, b.content, b.is_error)
-            for m in session.history
-            if isinstance(m.content, list)
-            for b in m.content
-            if isinstance(b, ToolResultBlock)
-        ]
+        results = tool_results(session.history)
         reply = await session.chat("are you there?")
     assert results == [
         ("t1", "fast done", None),

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +13,10 @@ import pytest
 
 from conjure_async import ConversationConflictError, Session
 from conjure_async.backends import NativeBackend
-from conjure_async.messages import MessagesRequest, MessagesResponse, ToolResultBlock
+from conjure_async.messages import MessagesRequest, MessagesResponse
 from conjure_async.store import SessionStore, SQLiteStore, StoredConversation
 from conjure_async.testing import ScriptedModel, text_response, tool_call, tool_use_response
-from tests.helpers import wait_for_file
+from tests.conversations.crash import kill_once_saved, tool_results
 
 pytestmark = pytest.mark.anyio
 
@@ -234,23 +232,9 @@ async def test_a_process_killed_mid_turn_after_appends_leaves_a_valid_history(
 ) -> None:
     """SIGKILL in a second turn, saves appending: turn one, t1's result, t2 cancelled."""
     db, marker = tmp_path / "c.db", tmp_path / "hanging"
-    process = await anyio.open_process([sys.executable, "-c", CRASHING, str(db), str(marker)])
-    try:
-        await wait_for_file(marker, timeout=60)
-        async with SQLiteStore(db) as store:
-            with anyio.fail_after(30):
-                while True:
-                    row = await store.load("c")
-                    if (
-                        row is not None
-                        and "turn" in row.state
-                        and "fast done" in json.dumps(row.state)
-                    ):
-                        break
-                    await anyio.sleep(0.02)
-    finally:
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
+    await kill_once_saved(
+        CRASHING, db, marker, lambda state: "turn" in state and "fast done" in json.dumps(state)
+    )
     with sqlite3.connect(db) as raw:
         logged = raw.execute("SELECT logged FROM conjure_conversations").fetchone()
     raw.close()
@@ -274,13 +258,7 @@ async def test_a_process_killed_mid_turn_after_appends_leaves_a_valid_history(
             conversation_id="c",
         ) as session,
     ):
-        results = [
-            (b.tool_use_id, b.content, b.is_error)
-            for m in session.history
-            if isinstance(m.content, list)
-            for b in m.content
-            if isinstance(b, ToolResultBlock)
-        ]
+        results = tool_results(session.history)
         reply = await session.chat("are you there?")
         assert (await store.load("c")) is not None
     assert results == [

@@ -258,13 +258,7 @@ async def test_a_sqlite_file_from_before_the_log_loads_and_takes_appends(tmp_pat
         )
     db.close()
     async with SQLiteStore(path) as store:
-        loaded = await store.load("c")
-        assert loaded is not None
-        assert (loaded.state, loaded.version) == (OLD_STATE, 3)
-        await store.append("c", state([message(2)]), version=3, kept=2)
-        loaded = await store.load("c")
-    assert loaded is not None
-    assert (loaded.state, loaded.version) == (state([message(n) for n in range(3)]), 4)
+        await _old_row_loads_and_grows(store)
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT logged FROM conjure_conversations").fetchone() == (3,)
         assert db.execute("SELECT count(*) FROM conjure_conversations_messages").fetchone() == (3,)
@@ -290,13 +284,7 @@ async def test_a_postgres_table_from_before_the_log_loads_and_takes_appends(
             f"INSERT INTO {table} VALUES ('c', 3, $1, 1.0)", json.dumps(OLD_STATE)
         )
         async with PostgresStore(postgres_dsn, table=table) as store:
-            loaded = await store.load("c")
-            assert loaded is not None
-            assert (loaded.state, loaded.version) == (OLD_STATE, 3)
-            await store.append("c", state([message(2)]), version=3, kept=2)
-            loaded = await store.load("c")
-        assert loaded is not None
-        assert (loaded.state, loaded.version) == (state([message(n) for n in range(3)]), 4)
+            await _old_row_loads_and_grows(store)
         assert await connection.fetchval(f"SELECT logged FROM {table}") == 3
     finally:
         await connection.execute(f"DROP TABLE IF EXISTS {table}, {table}_messages")
@@ -313,3 +301,14 @@ async def test_a_sqlite_log_missing_rows_is_a_store_error(tmp_path: Path) -> Non
         db.close()
         with pytest.raises(StoreError, match="'c': 2 messages saved, 1 found"):
             await store.load("c")
+
+
+async def _old_row_loads_and_grows(store: SessionStore) -> None:
+    """Conversation ``c`` saved whole before the log (version 3) loads, then takes an append."""
+    loaded = await store.load("c")
+    assert loaded is not None
+    assert (loaded.state, loaded.version) == (OLD_STATE, 3)
+    await store.append("c", state([message(2)]), version=3, kept=2)
+    loaded = await store.load("c")
+    assert loaded is not None
+    assert (loaded.state, loaded.version) == (state([message(n) for n in range(3)]), 4)
