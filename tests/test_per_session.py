@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from conjure_async._per_session import new_id, new_lock, new_task_group
@@ -92,5 +93,8 @@ async def test_a_session_whose_background_task_failed_still_raises_it_at_close()
         async with Session(model=ScriptedModel([text_response("hi")])) as session:
             assert session._tg is not None
             session._tg.start_soon(fail)
-            await anyio.sleep(0.01)  # the task fails and ends before the close
+            with anyio.fail_after(10):
+                # Until the task has ended (its failure stays in the group): anyio's own set.
+                while session._tg._tasks:  # type: ignore[attr-defined]
+                    await anyio.lowlevel.checkpoint()
     assert "background work failed" in repr(caught.value)
